@@ -1,0 +1,68 @@
+"""Run predictors over benchmark sets and score them: GT Dice / IoU / NSD and FP-fidelity (Dice of a
+model's mask against the reference (FP) model's mask for the same prompt — DESIGN §6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .datasets import BenchmarkSet
+from .metrics import METRICS, dice
+
+Masks = list[np.ndarray]  # one bool (N, H, W) array per benchmark image
+
+
+def predict_set(predictor, bset: BenchmarkSet, on_image: Callable[[], None] | None = None) -> Masks:
+    out = []
+    for item in bset.images:
+        out.append(predictor.predict(item.image, item.boxes))
+        if on_image is not None:
+            on_image()
+    return out
+
+
+def per_prompt(bset: BenchmarkSet, masks: Masks, reference: Masks | None = None) -> dict[str, np.ndarray]:
+    scores: dict[str, list[float]] = {name: [] for name in METRICS}
+    if reference is not None:
+        scores["fidelity"] = []
+    for i, item in enumerate(bset.images):
+        for k in range(len(item.boxes)):
+            for name, fn in METRICS.items():
+                scores[name].append(fn(masks[i][k], item.masks[k]))
+            if reference is not None:
+                scores["fidelity"].append(dice(masks[i][k], reference[i][k]))
+    return {k: np.asarray(v) for k, v in scores.items()}
+
+
+@dataclass
+class EvalReport:
+    """``results[set][model] = {"dice": mean, "iou": ..., "nsd": ..., "fidelity": ... (non-reference)}``."""
+
+    results: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    masks: dict[str, dict[str, Masks]] = field(default_factory=dict)
+    reference: str = "fp"
+
+    def to_dict(self) -> dict:
+        return {"reference": self.reference, "results": self.results}
+
+
+def evaluate(predictors: Mapping[str, object], sets: Sequence[BenchmarkSet], reference: str | None = "fp",
+             on_image: Callable[[], None] | None = None) -> EvalReport:
+    """Evaluate every predictor on every set with the same prompts. ``reference`` names the predictor whose
+    masks the others' FP-fidelity is measured against (None: no fidelity)."""
+    if reference is not None and reference not in predictors:
+        raise ValueError(f"reference predictor {reference!r} is not among {list(predictors)}")
+    report = EvalReport(reference=reference or "")
+    for bset in sets:
+        masks = {name: predict_set(p, bset, on_image) for name, p in predictors.items()}
+        report.masks[bset.name] = masks
+        ref = masks[reference] if reference else None
+        report.results[bset.name] = {}
+        for name, m in masks.items():
+            scores = per_prompt(bset, m, None if name == reference else ref)
+            summary = {k: float(v.mean()) for k, v in scores.items()}
+            summary["prompts"] = int(len(scores["dice"]))
+            report.results[bset.name][name] = summary
+    return report
