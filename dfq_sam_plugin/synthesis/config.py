@@ -1,0 +1,65 @@
+"""Synthesis hyper-parameters (DESIGN §4) and the baselines as switches of the same loop."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+METHODS = ("dfq-sam", "psaq", "gaussian", "uniform")
+
+
+@dataclass
+class SynthesisConfig:
+    """``method``: ``dfq-sam`` (segmentation + patch-similarity entropy + TV, label evolution),
+    ``psaq`` (patch similarity + TV only), ``gaussian`` / ``uniform`` (noise, no optimisation).
+
+    Pixels are optimised in raw intensity units [0, 1] (the image before the model's normalisation).
+    ``lr`` 0.05 there equals the authors' 0.2 in SAM's mean/std units (std ≈ 58/255).
+    """
+
+    method: str = "dfq-sam"
+    channels: int = 1  # 1: grey modality, repeated to 3; 3: RGB
+    boxes_per_image: int = 4
+    stages: int = 3
+    iterations: int = 500  # per stage
+    warmup: int = 100  # per stage, capped at a fifth of the stage
+    lr: float = 0.05
+    betas: tuple[float, float] = (0.5, 0.9)
+    roll: tuple[int, ...] = (15, 15, 30)  # px at 256 input, scaled with the input side; one per stage
+    flip: bool = True
+    lambda_seg: float = 1.0
+    lambda_pse: float = 0.05
+    lambda_tv: float = 0.01
+    tv_rms_step: float = 0.04  # TV target: RMS neighbour difference in [0, 1] units
+    evolve_every: int = 50  # label evolution period, stage 1 only (capped at a quarter of the stage)
+    evolve_area: tuple[float, float] = (0.003, 0.35)
+    box_jitter: float = 5.0  # px at 256 input
+    init_mean: float = 0.5
+    init_std: float = 0.25
+    max_pse_tokens: int = 256
+    batch_size: int = 8
+    amp: str = "auto"  # auto: bf16 autocast on CUDA, off on CPU | bf16 | off
+    activation_checkpointing: bool = False
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grey) or 3 (RGB); got {self.channels}")
+        for name in ("boxes_per_image", "stages", "iterations", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"amp must be auto, bf16 or off; got {self.amp!r}")
+        self.betas = tuple(self.betas)
+        self.roll = tuple(self.roll)
+        self.evolve_area = tuple(self.evolve_area)
+
+    @property
+    def optimises(self) -> bool:
+        return self.method in ("dfq-sam", "psaq")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

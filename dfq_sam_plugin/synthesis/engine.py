@@ -1,0 +1,214 @@
+"""The DFQ-SAM optimisation loop: batched over images and box prompts, seeded, AMP, NaN-guarded.
+
+Every random draw of an image (initial noise, labels, augmentation, PSE sub-sampling, box jitter) comes
+from that image's own generators, seeded by (seed, index), and losses are sums over images, so each
+image's gradient is its own: an image does not depend on which batch, rank or restart produced it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from ..models.spec import SamBundle
+from .config import SynthesisConfig
+from .hooks import AttentionCapture
+from .labels import augment_images, boxes_from_masks, evolve_masks, random_masks, shift_labels
+from .losses import patch_similarity_entropy, segmentation_loss, total_variation, tv_target
+
+TERMS = ("seg", "pse", "tv", "total")
+
+
+def derived_generator(*keys: int) -> torch.Generator:
+    seed = int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class SynthesizedBatch:
+    indices: list[int]
+    pixels: np.ndarray  # (B, C, S, S) float32 in [0, 1] raw intensity
+    boxes: np.ndarray  # (B, K, 4) float32, model input pixels
+    masks: np.ndarray  # (B, K, S, S) uint8 pseudo-positive labels
+    losses: dict[str, np.ndarray]  # final per-image terms
+    history: dict[str, list[float]] = field(default_factory=dict)  # batch-mean terms per iteration
+    reinitialised: list[int] = field(default_factory=list)  # image indices reset after NaN/Inf
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def activation_checkpointing(encoder: torch.nn.Module, enabled: bool):
+    """Recompute each encoder block in backward instead of storing its activations."""
+    blocks = [m for name, m in encoder.named_modules()
+              if name.count(".") == 1 and name.split(".")[0] in ("blocks", "layers")] if enabled else []
+    originals = [b.forward for b in blocks]
+    for block, fwd in zip(blocks, originals):
+        block.forward = (lambda f: lambda *a, **k: checkpoint(f, *a, use_reentrant=False, **k))(fwd)
+    try:
+        yield
+    finally:
+        for block, fwd in zip(blocks, originals):
+            block.forward = fwd
+
+
+class Synthesizer:
+    def __init__(self, sam: SamBundle, config: SynthesisConfig, device: str | torch.device = "cpu") -> None:
+        self.sam, self.cfg = sam, config
+        self.device = torch.device(device)
+        self.model = sam.model.to(self.device).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.size = sam.spec.img_size
+        self.scale = self.size / 256.0
+        amp = config.amp == "bf16" or (config.amp == "auto" and self.device.type == "cuda")
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp)
+        self.tv_target = tv_target((config.channels, self.size, self.size), config.tv_rms_step)
+        self.mean = self.std = None
+        if sam.spec.normalisation == "meanstd":
+            self.mean = torch.tensor(sam.spec.pixel_mean, device=self.device).view(1, 3, 1, 1)
+            self.std = torch.tensor(sam.spec.pixel_std, device=self.device).view(1, 3, 1, 1)
+
+    # -- pixels ---------------------------------------------------------------------------------------
+    def to_model_input(self, raw: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) raw [0, 1] -> (B, 3, S, S) encoder input of this SAM family."""
+        x = raw.expand(-1, 3, -1, -1) if raw.shape[1] == 1 else raw
+        return x if self.mean is None else (x * 255.0 - self.mean) / self.std
+
+    def _noise(self, generator: torch.Generator) -> torch.Tensor:
+        shape = (self.cfg.channels, self.size, self.size)
+        if self.cfg.method == "uniform":
+            return torch.rand(shape, generator=generator)
+        return (self.cfg.init_mean + self.cfg.init_std * torch.randn(shape, generator=generator)).clamp(0, 1)
+
+    def initial_state(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g = derived_generator(self.cfg.seed, index)
+        pixels = self._noise(g)
+        masks = random_masks(self.cfg.boxes_per_image, self.size, g)
+        boxes = boxes_from_masks(masks, self.cfg.box_jitter * self.scale, g)
+        return pixels, masks, boxes
+
+    # -- losses ---------------------------------------------------------------------------------------
+    def losses(self, raw: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor,
+               generators: Sequence[torch.Generator], stage: int) -> dict[str, torch.Tensor]:
+        cfg, b = self.cfg, raw.shape[0]
+        zero = torch.zeros(b, device=self.device)
+        if cfg.roll or cfg.flip:
+            amp = int(round(cfg.roll[min(stage, len(cfg.roll) - 1)] * self.scale)) if cfg.roll else 0
+            draws = torch.stack([torch.cat([torch.randint(-amp, amp + 1, (2,), generator=g),
+                                            (torch.rand(1, generator=g) < 0.5).long()]) for g in generators])
+            dy, dx = draws[:, 0].to(self.device), draws[:, 1].to(self.device)
+            flip = (draws[:, 2].bool() & cfg.flip).to(self.device)
+            raw_aug = augment_images(raw, dy, dx, flip)
+            masks, boxes = shift_labels(masks, boxes, dy, dx, flip)
+        else:
+            raw_aug = raw
+        use_seg, use_pse = cfg.method == "dfq-sam" and cfg.lambda_seg > 0, cfg.lambda_pse > 0
+        with self.autocast, AttentionCapture(self.model.image_encoder, enabled=use_pse) as cap, \
+                activation_checkpointing(self.model.image_encoder, cfg.activation_checkpointing):
+            emb = self.model.encode(self.to_model_input(raw_aug))
+            outputs = list(cap.outputs)
+            seg = zero
+            if use_seg:
+                logits, iou = self.model.decode(emb, boxes)
+                if logits.shape[-1] != self.size:
+                    logits = torch.nn.functional.interpolate(logits, size=(self.size, self.size), mode="bilinear")
+                seg = segmentation_loss(logits, iou, masks)
+        pse = -sum(patch_similarity_entropy(u, b, cfg.max_pse_tokens, generators) for u in outputs) \
+            if use_pse else zero
+        tv = (total_variation(raw.float()) - self.tv_target).abs() if cfg.lambda_tv > 0 else zero
+        total = cfg.lambda_seg * seg + cfg.lambda_pse * pse + cfg.lambda_tv * tv
+        return {"seg": seg, "pse": pse, "tv": tv, "total": total}
+
+    @torch.no_grad()
+    def predict_masks(self, raw: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        with self.autocast:
+            logits, _ = self.model(self.to_model_input(raw), boxes)
+        logits = logits.float()
+        if logits.shape[-1] != self.size:
+            logits = torch.nn.functional.interpolate(logits, size=(self.size, self.size), mode="bilinear")
+        return logits
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def _lr(self, step: int) -> float:
+        cfg = self.cfg
+        warm = min(cfg.warmup, cfg.iterations // 5)
+        if step < warm:
+            return cfg.lr * (step + 1) / warm
+        progress = (step - warm) / max(1, cfg.iterations - warm)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def run_batch(self, indices: Sequence[int], on_step: Callable[[dict[str, float]], None] | None = None
+                  ) -> SynthesizedBatch:
+        cfg, start = self.cfg, time.perf_counter()
+        states = [self.initial_state(i) for i in indices]
+        raw = torch.stack([s[0] for s in states]).to(self.device)
+        masks = torch.stack([s[1] for s in states]).to(self.device)
+        boxes = torch.stack([s[2] for s in states]).to(self.device)
+        history: dict[str, list[float]] = {t: [] for t in TERMS}
+        reinit: list[int] = []
+        gens = [derived_generator(cfg.seed, i, 7) for i in indices]
+        if cfg.optimises:
+            raw = raw.requires_grad_(True)
+            evolve_every = max(1, min(cfg.evolve_every, cfg.iterations // 4))
+            for stage in range(cfg.stages):
+                opt = torch.optim.Adam([raw], lr=cfg.lr, betas=cfg.betas)
+                for it in range(cfg.iterations):
+                    for group in opt.param_groups:
+                        group["lr"] = self._lr(it)
+                    terms = self.losses(raw, masks, boxes, gens, stage)
+                    bad = ~torch.isfinite(terms["total"].detach())
+                    opt.zero_grad(set_to_none=True)
+                    terms["total"].masked_fill(bad, 0.0).sum().backward()
+                    bad |= ~torch.isfinite(raw.grad).flatten(1).all(dim=1)
+                    raw.grad[bad] = 0.0
+                    opt.step()
+                    with torch.no_grad():
+                        raw.clamp_(0.0, 1.0)
+                        if bad.any():
+                            reinit += self._reinitialise(raw, opt, bad, indices, len(reinit))
+                        if cfg.method == "dfq-sam" and stage == 0 and (it + 1) % evolve_every == 0:
+                            logits = self.predict_masks(raw, boxes)
+                            masks, _ = evolve_masks(masks.cpu(), logits.cpu(), *cfg.evolve_area)
+                            masks = masks.to(self.device)
+                            boxes = torch.stack([boxes_from_masks(m, cfg.box_jitter * self.scale, g)
+                                                 for m, g in zip(masks.cpu(), gens)]).to(self.device)
+                    step = {k: float(v.detach()[~bad].float().mean()) if (~bad).any() else float("nan")
+                            for k, v in terms.items()}
+                    for k in TERMS:
+                        history[k].append(step[k])
+                    if on_step is not None:
+                        on_step(step)
+        with torch.no_grad():
+            final = self.losses(raw.detach(), masks, boxes, [derived_generator(cfg.seed, i, 11) for i in indices],
+                                cfg.stages - 1) \
+                if cfg.optimises else {t: torch.zeros(len(indices)) for t in TERMS}
+        return SynthesizedBatch(
+            indices=list(indices), pixels=raw.detach().float().cpu().numpy(),
+            boxes=boxes.float().cpu().numpy(), masks=(masks > 0.5).to(torch.uint8).cpu().numpy(),
+            losses={k: v.float().cpu().numpy() for k, v in final.items()}, history=history,
+            reinitialised=reinit, seconds=time.perf_counter() - start,
+        )
+
+    def _reinitialise(self, raw: torch.Tensor, opt: torch.optim.Optimizer, bad: torch.Tensor,
+                      indices: Sequence[int], attempt: int) -> list[int]:
+        """Replace non-finite images by fresh noise and clear their optimiser state."""
+        hit = [i for i, flag in enumerate(bad.tolist()) if flag]
+        state = opt.state.get(raw, {})
+        for j in hit:
+            raw[j] = self._noise(derived_generator(self.cfg.seed, indices[j], 1000 + attempt)).to(self.device)
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in state:
+                    state[key][j] = 0.0
+        return [indices[j] for j in hit]
+
+    def run(self, indices: Sequence[int], on_step: Callable[[dict[str, float]], None] | None = None
+            ) -> Iterator[SynthesizedBatch]:
+        for start in range(0, len(indices), self.cfg.batch_size):
+            yield self.run_batch(indices[start : start + self.cfg.batch_size], on_step)

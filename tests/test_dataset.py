@@ -1,0 +1,70 @@
+import json
+
+import numpy as np
+import pytest
+
+from dfq_sam_plugin.data.dataset import CalibrationSetError, DFQSAMDataset
+
+
+@pytest.fixture(scope="module")
+def small_set(tiny_sam):
+    g = np.random.default_rng(0)
+    return DFQSAMDataset.from_arrays(tiny_sam, g.random((3, 1, 64, 64), np.float32),
+                                     g.random((3, 2, 4), np.float32) * 60, provenance={"method": "test"})
+
+
+def test_is_an_nncf_dataset_of_encoder_inputs(small_set, tiny_sam):
+    import nncf
+
+    assert isinstance(small_set, nncf.Dataset) and small_set.get_length() == 3
+    items = list(small_set.get_inference_data())
+    assert len(items) == 3 and items[0].shape == (1, 3, 64, 64) and items[0].dtype == np.float32
+    lo, hi = (t.numpy() for t in tiny_sam.spec.pixel_range())
+    assert all((x >= lo - 1e-5).all() and (x <= hi + 1e-5).all() for x in items)
+    assert list(small_set.get_inference_data([1]))[0].shape == (1, 3, 64, 64)
+
+
+def test_torch_and_decoder_views(small_set, tiny_sam):
+    batches = list(small_set.torch_batches(batch_size=2))
+    assert [tuple(b.shape) for b in batches] == [(2, 3, 64, 64), (1, 3, 64, 64)]
+    dec = next(small_set.decoder_inputs(tiny_sam))
+    assert dec["image_embeddings"].shape == (1, 256, 4, 4) and dec["boxes"].shape == (2, 4)
+
+
+def test_save_load_round_trip_with_provenance(small_set, tiny_sam, tmp_path):
+    small_set.save(tmp_path / "set")
+    assert (tmp_path / "set" / "data" / "dataset_info.json").exists()  # a datasets.Dataset on disk
+    loaded = DFQSAMDataset.load(tmp_path / "set", tiny_sam)
+    assert len(loaded) == 3 and np.array_equal(loaded.pixels, small_set.pixels)
+    prov = json.loads((tmp_path / "set" / "provenance.json").read_text())
+    assert prov["real_data_used"] is False and prov["weights_sha256"] is None and prov["model"] == "vit_b"
+    assert {"torch", "datasets"} <= set(prov["versions"])
+
+
+def test_load_errors(small_set, tmp_path, litemedsam):
+    with pytest.raises(CalibrationSetError, match="does not exist"):
+        DFQSAMDataset.load(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CalibrationSetError, match="not a DFQ-SAM calibration set"):
+        DFQSAMDataset.load(tmp_path / "empty")
+    small_set.save(tmp_path / "set")
+    with pytest.raises(CalibrationSetError, match="made for vit_b"):
+        DFQSAMDataset.load(tmp_path / "set", litemedsam)
+    (tmp_path / "set" / "provenance.json").write_text("{not json")
+    with pytest.raises(CalibrationSetError, match="not valid JSON"):
+        DFQSAMDataset.load(tmp_path / "set")
+
+
+def test_failed_save_leaves_the_previous_set_intact(small_set, tmp_path, monkeypatch):
+    folder = small_set.save(tmp_path / "set")
+    before = (folder / "provenance.json").read_text()
+    monkeypatch.setattr(json, "dumps", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        small_set.save(folder)
+    assert (folder / "provenance.json").read_text() == before
+    assert not [p for p in folder.iterdir() if p.name.startswith(".saving-")]
+
+
+def test_bad_pixels_shape(tiny_sam):
+    with pytest.raises(CalibrationSetError, match="pixels must be"):
+        DFQSAMDataset.from_arrays(tiny_sam, np.zeros((2, 2, 64, 64)), np.zeros((2, 1, 4)))

@@ -1,0 +1,72 @@
+import torch
+
+from dfq_sam_plugin.synthesis.labels import (augment_images, boxes_from_masks, evolve_masks, random_masks,
+                                             shift_labels)
+from dfq_sam_plugin.synthesis.losses import (dice_loss, focal_loss, kde_entropy, patch_similarity_entropy,
+                                             total_variation, tv_target)
+
+
+def test_kde_entropy_prefers_spread_samples():
+    g = torch.Generator().manual_seed(0)
+    spread = torch.rand(1, 2000, generator=g)
+    peaked = 0.5 + 0.001 * torch.randn(1, 2000, generator=g)
+    assert kde_entropy(spread).item() > kde_entropy(peaked).item()
+
+
+def test_patch_similarity_entropy_per_image_and_windows():
+    u = torch.randn(6, 20, 8)  # 2 images x 3 windows
+    h = patch_similarity_entropy(u, images=2)
+    assert h.shape == (2,) and torch.isfinite(h).all()
+    identical = torch.ones(3, 20, 8) + 1e-3 * torch.randn(3, 20, 8)
+    assert patch_similarity_entropy(identical, 1).item() < h.min().item()
+
+
+def test_tv_and_target():
+    flat = torch.full((1, 1, 32, 32), 0.3)
+    assert total_variation(flat).item() == 0.0
+    stripes = torch.zeros(1, 1, 32, 32)
+    stripes[..., ::2] = 1.0
+    assert total_variation(stripes).item() > 0
+    assert abs(tv_target((1, 64, 64), 0.05) - 4 * 0.05 * 64) < 1e-6
+
+
+def test_focal_and_dice_are_low_for_correct_logits():
+    target = (torch.rand(1, 2, 16, 16) > 0.5).float()
+    good, bad = (target * 2 - 1) * 10, -(target * 2 - 1) * 10
+    assert focal_loss(good, target).max() < 1e-4 < focal_loss(bad, target).min()
+    assert dice_loss(good, target).max() < 0.05 and dice_loss(bad, target).min() > 0.9
+
+
+def test_random_masks_and_boxes_are_inside():
+    g = torch.Generator().manual_seed(1)
+    masks = random_masks(5, 64, g)
+    assert masks.shape == (5, 64, 64) and (masks.flatten(1).sum(1) > 0).all()
+    boxes = boxes_from_masks(masks, 0.0, g)
+    for m, (x0, y0, x1, y1) in zip(masks, boxes):
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        assert (x0, y0, x1, y1) == (xs.min(), ys.min(), xs.max(), ys.max())
+
+
+def test_augmentation_moves_labels_with_the_image():
+    g = torch.Generator().manual_seed(2)
+    masks = random_masks(4, 64, g).view(2, 2, 64, 64)
+    boxes = boxes_from_masks(masks, 0.0, g)
+    dy, dx, flip = torch.tensor([3, -4]), torch.tensor([-5, 2]), torch.tensor([False, True])
+    moved_masks, moved_boxes = shift_labels(masks, boxes, dy, dx, flip)
+    # the image transform applied to the masks as images equals the label transform (away from wrap-round)
+    as_images = augment_images(masks, dy, dx, flip)
+    assert torch.equal(as_images * (moved_masks > 0), moved_masks)
+    torch.testing.assert_close(boxes_from_masks(moved_masks, 0.0, g), moved_boxes)
+
+
+def test_evolution_accepts_plausible_and_rejects_collapsed_predictions():
+    masks = torch.zeros(2, 32, 32)
+    masks[:, 8:16, 8:16] = 1
+    logits = torch.full((2, 32, 32), -5.0)
+    logits[0, 4:20, 10:30] = 5.0  # plausible object
+    logits[0, 0, 0] = 5.0  # a speck: not the largest component
+    # logits[1] all negative: collapsed -> rejected, old mask kept
+    new, ok = evolve_masks(masks, logits, 0.01, 0.5)
+    assert ok.tolist() == [True, False]
+    assert new[0, 4:20, 10:30].all() and new[0].sum() == 16 * 20
+    assert torch.equal(new[1], masks[1])
