@@ -113,6 +113,53 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .data.dataset import DFQSAMDataset
+    from .recipes import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    if args.backend == "nncf":
+        if recipe["backend"] != "openvino":
+            raise ValueError(f"{args.recipe} is a {recipe['backend']} recipe; use --backend {recipe['backend']}")
+    else:
+        raise ValueError("the Brevitas flow is not built yet (issue #5); use --backend nncf")
+    from .backends.nncf import quantize_sam
+
+    sam = _load(args)
+    dataset = DFQSAMDataset.load(args.calib, sam)
+    with console.status(f"quantizing {sam.model_id} with {recipe['name']} on {len(dataset)} calibration images"):
+        quantized = quantize_sam(sam, dataset, recipe)
+        folder = quantized.save(args.out)
+    sizes = {f.name: f.stat().st_size for f in Path(folder).glob("*.bin")}
+    rep = quantized.report
+    console.print(f"[green]wrote[/] {folder}: encoder {sizes['encoder.bin'] / 2**20:.1f} MiB "
+                  f"({rep['encoder_fake_quantize']} FakeQuantize), decoder {sizes['decoder.bin'] / 2**20:.1f} MiB "
+                  f"({rep['decoder_fake_quantize']} FakeQuantize); calibration: "
+                  f"{quantized.calibration.get('method')} (real_data_used={quantized.calibration.get('real_data_used')})")
+    if "reparam" in rep:
+        console.print(f"reparameterized {rep['reparam']['pairs']} LayerNorm->Linear pairs "
+                      f"(channel scale ratios up to {rep['reparam']['max_channel_scale_ratio']:.0f}x)")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .eval.latency import benchmark_export
+
+    with console.status(f"benchmark_app on {args.ir} ({args.device})"):
+        results = benchmark_export(args.ir, args.device, tuple(args.hints), args.niter, args.seconds)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return 0
+    table = Table(title=f"benchmark_app: {args.ir} on {args.device}")
+    for col in ("part", "hint", "precision", "median ms", "FPS"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.part, r.hint, r.precision, f"{r.median_ms:.2f}" if r.median_ms else "—",
+                      f"{r.throughput_fps:.2f}" if r.throughput_fps else "—")
+    console.print(table)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .models import load_sam
     from .runtime import SamBoxPredictor
@@ -179,6 +226,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser(
+        "quantize", help="quantize with a recipe and a calibration set; write an OpenVINO IR pair",
+        description="NNCF flow: reparameterize (recipe `reparam`), ov.convert_model, nncf.quantize on the "
+                    "calibration set, save encoder.xml + decoder.xml + manifest.json with provenance in rt_info.")
+    _add_model_args(p)
+    p.add_argument("--backend", default="nncf", choices=["nncf", "brevitas"])
+    p.add_argument("--calib", required=True, help="a calibration set folder made by `dfq-sam synthesize`")
+    p.add_argument("--recipe", default="recipes/openvino_int8_cpu.yaml", help="YAML recipe (see recipes/)")
+    p.add_argument("--out", required=True, help="export folder")
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("benchmark", help="latency/throughput of an export's IRs with OpenVINO benchmark_app",
+                       description="Runs benchmark_app on encoder.xml and decoder.xml; float IRs are measured with "
+                                   "the default precision and with INFERENCE_PRECISION_HINT=f32.")
+    p.add_argument("--ir", required=True, help="export folder")
+    p.add_argument("--device", default="CPU")
+    p.add_argument("--hints", nargs="+", default=["latency"], choices=["latency", "throughput"])
+    p.add_argument("--niter", type=int, default=20, help="iterations per measurement (0: use --seconds)")
+    p.add_argument("--seconds", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_benchmark)
+
     p = sub.add_parser("demo", help="the end-to-end demo on this CPU (what `make demo` runs)")
     p.add_argument("--out", default="dfq_sam_out", help="output folder (default ./dfq_sam_out)")
     p.set_defaults(func=cmd_demo)
@@ -189,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:  # user-facing errors: one line, no traceback
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:  # user-facing errors: one line, no traceback
         console.print(f"[bold red]error:[/] {exc}")
         return 2
 

@@ -62,3 +62,48 @@ class SamBoxPredictor(BoxPredictor):
                 logits, _ = self.sam.model.decode(embedding, chunk[None])
                 out.append(logits[0].float().cpu().numpy())
         return np.concatenate(out)
+
+
+class OVSamPredictor(BoxPredictor):
+    """OpenVINO predictor over an export folder (``encoder.xml`` + ``decoder.xml`` + ``manifest.json``).
+
+    Runs OpenVINO only: importing and using it never imports torch. The decoder IR has a static box count
+    (``manifest["decoder_boxes"]``); prompts are fed in chunks of that size, the last chunk padded.
+    """
+
+    def __init__(self, folder, device: str = "CPU", config: dict | None = None) -> None:
+        import openvino as ov
+
+        from ..export.openvino import read_manifest
+        from ..models.spec import SamSpec
+
+        self.folder = folder
+        self.manifest = read_manifest(folder)
+        spec = dict(self.manifest["spec"])
+        spec.update({k: tuple(spec[k]) for k in ("pixel_mean", "pixel_std")})
+        self.spec = SamSpec(**spec)
+        self.boxes_per_call = int(self.manifest["decoder_boxes"])
+        core = ov.Core()
+        self.encoder = core.compile_model(f"{folder}/encoder.xml", device, config or {})
+        self.decoder = core.compile_model(f"{folder}/decoder.xml", device, config or {})
+        self._enc_req = self.encoder.create_infer_request()
+        self._dec_req = self.decoder.create_infer_request()
+
+    @property
+    def calibration(self) -> dict:
+        return self.manifest.get("calibration", {})
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        return self._enc_req.infer({0: pixels})[0].copy()
+
+    def decode(self, embedding: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        n, k = len(boxes), self.boxes_per_call
+        out = []
+        for start in range(0, n, k):
+            chunk = boxes[start : start + k]
+            real = len(chunk)
+            if real < k:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], k - real, axis=0)])
+            logits = self._dec_req.infer({0: embedding, 1: chunk.astype(np.float32)})[0]
+            out.append(np.array(logits[:real]))
+        return np.concatenate(out)

@@ -1,0 +1,1 @@
+"""Backend adapters over the backend-free cores: ``backends.nncf`` (OpenVINO IR) and ``backends.brevitas``."""

@@ -1,0 +1,1 @@
+"""Exports: OpenVINO IR pairs (``export.openvino``)."""

@@ -1,0 +1,112 @@
+"""OpenVINO IR export: ``encoder.xml`` + ``decoder.xml`` (static shapes) and ``manifest.json`` in one folder.
+
+Both IRs carry the calibration provenance in ``rt_info["dfq_sam"]`` (method, seed, weights sha256,
+``real_data_used``), so an edge box can tell how its model was calibrated without the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+FORMAT = "dfq-sam-openvino/1"
+ENCODER_INPUT, ENCODER_OUTPUT = "pixels", "image_embeddings"
+DECODER_INPUTS, DECODER_OUTPUTS = ("image_embeddings", "boxes"), ("low_res_logits", "iou")
+
+
+def convert_encoder(sam_model, img_size: int):
+    import openvino as ov
+    import torch
+
+    model = ov.convert_model(sam_model.image_encoder.eval(), example_input=torch.zeros(1, 3, img_size, img_size),
+                             input=[1, 3, img_size, img_size])
+    model.inputs[0].get_tensor().set_names({ENCODER_INPUT})
+    model.outputs[0].get_tensor().set_names({ENCODER_OUTPUT})
+    return model
+
+
+def convert_decoder(sam_model, embed_shape: tuple[int, int, int], boxes: int):
+    import openvino as ov
+    import torch
+
+    from ..models.sam_model import SamDecoder
+
+    example = (torch.zeros(1, *embed_shape), torch.tensor([[8.0, 8.0, 64.0, 64.0]] * boxes))
+    model = ov.convert_model(SamDecoder(sam_model).eval(), example_input=example,
+                             input=[[1, *embed_shape], [boxes, 4]])
+    for port, name in zip(model.inputs, DECODER_INPUTS):
+        port.get_tensor().set_names({name})
+    for port, name in zip(model.outputs, DECODER_OUTPUTS):
+        port.get_tensor().set_names({name})
+    return model
+
+
+def _rt_info(provenance: dict[str, Any]) -> dict[str, str]:
+    keep = ("model", "weights_sha256", "method", "seed", "real_data_used", "num_images", "format")
+    return {k: json.dumps(provenance.get(k)) if not isinstance(provenance.get(k), str) else provenance[k]
+            for k in keep if k in provenance}
+
+
+def count_ops(model, type_name: str) -> int:
+    return sum(1 for op in model.get_ops() if op.get_type_name() == type_name)
+
+
+def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[str, Any], recipe: dict[str, Any],
+                report: dict[str, Any] | None = None) -> Path:
+    """Write the IR pair and manifest into ``folder`` via a staging folder: nothing half-written on failure."""
+    import openvino as ov
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
+    try:
+        for name, model in (("encoder", encoder), ("decoder", decoder)):
+            for key, value in _rt_info(calibration).items():
+                model.set_rt_info(value, ["dfq_sam", key])
+            model.set_rt_info(recipe.get("name", "custom"), ["dfq_sam", "recipe"])
+            ov.save_model(model, staging / f"{name}.xml", compress_to_fp16=False)
+        manifest = {
+            "format": FORMAT,
+            "spec": spec.to_dict(),
+            "decoder_boxes": int(decoder.inputs[1].get_partial_shape()[0].get_length()),
+            "encoder_int8": count_ops(encoder, "FakeQuantize") > 0,
+            "decoder_int8": count_ops(decoder, "FakeQuantize") > 0,
+            "calibration": calibration,
+            "recipe": recipe,
+            "report": report or {},
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_default))
+        for f in ("encoder.xml", "encoder.bin", "decoder.xml", "decoder.bin"):
+            os.replace(staging / f, folder / f)
+        os.replace(staging / MANIFEST, folder / MANIFEST)  # last: its presence marks a complete export
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    missing = [f for f in (MANIFEST, "encoder.xml", "encoder.bin", "decoder.xml", "decoder.bin")
+               if not (folder / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{folder} is not a dfq-sam OpenVINO export (missing {', '.join(missing)}); "
+                                f"make one with `dfq-sam quantize --out {folder}`")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{folder / MANIFEST} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+    return manifest
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    return str(obj)

@@ -1,0 +1,115 @@
+"""YAML recipes: a flat mapping of options (the brevitas_examples convention), validated on load.
+
+Every key has a type, a default and a check; an unknown key, a wrong type or a bad value is one
+``RecipeError`` naming the key and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class RecipeError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    kind: type | tuple[type, ...]
+    choices: tuple | None = None
+    check: Any = None  # callable(value) -> error message or None
+    help: str = ""
+
+
+def _bits(v: int) -> str | None:
+    return None if 2 <= v <= 8 else "must be between 2 and 8"
+
+
+def _positive(v: int) -> str | None:
+    return None if v >= 1 else "must be >= 1"
+
+
+def _alpha(v: float) -> str | None:
+    return None if v == -1 or 0 <= v <= 1 else "must be in [0, 1], or -1 to switch SmoothQuant off"
+
+
+COMMON = {
+    "backend": Option("openvino", str, ("openvino", "brevitas"), help="which flow runs the recipe"),
+    "name": Option("custom", str, help="defaults to the file name"),
+    "description": Option("", str, help="free text"),
+    "reparam": Option(True, bool, help="fold per-channel post-LayerNorm ranges into LayerNorm + Linear"),
+    "subset_size": Option(64, int, check=_positive, help="calibration images used"),
+    "quantize_decoder": Option(False, bool, help="also quantize the prompt/mask decoder"),
+}
+
+OPENVINO = {
+    **COMMON,
+    "target_device": Option("CPU", str, ("CPU", "NPU", "GPU", "ANY"), help="nncf.TargetDevice"),
+    "preset": Option("mixed", str, ("performance", "mixed"), help="nncf.QuantizationPreset"),
+    "weight_bits": Option(8, int, (8,), help="OpenVINO INT8 only"),
+    "activation_bits": Option(8, int, (8,), help="OpenVINO INT8 only"),
+    "smooth_quant_alpha": Option(-1.0, (int, float), check=_alpha, help="SmoothQuant alpha for MatMuls; -1: off"),
+    "overflow_fix": Option("enable", str, ("enable", "disable", "first_layer_only"),
+                           help="nncf OverflowFix (enable on AVX2-only CPUs)"),
+    "fast_bias_correction": Option(True, bool, help="nncf fast bias correction (False: full BiasCorrection)"),
+    "ignored_types": Option([], list, help="OpenVINO op types kept float (nncf.IgnoredScope types)"),
+    "ignored_patterns": Option([], list, help="node-name regexes kept float (nncf.IgnoredScope patterns)"),
+    "decoder_boxes": Option(1, int, check=_positive, help="static box count of the decoder IR"),
+}
+
+BREVITAS = {
+    **COMMON,
+    "weight_bits": Option(8, int, check=_bits),
+    "activation_bits": Option(8, int, check=_bits),
+    "first_last_bits": Option(8, int, check=_bits, help="patch embedding and neck"),
+    "softmax_quantizer": Option("log2sqrt", str, ("log2sqrt", "uniform", "none")),
+    "weight_range": Option("minmax", str, ("minmax", "mse")),
+    "activation_range": Option("percentile_mse", str, ("minmax", "percentile", "percentile_mse")),
+    "bias_correction": Option(False, bool),
+    "gptq": Option(False, bool),
+    "export_onnx": Option(True, bool, help="QCDQ ONNX export (8-bit recipes)"),
+}
+
+SCHEMAS = {"openvino": OPENVINO, "brevitas": BREVITAS}
+
+
+def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: expected a mapping of options, found {type(raw).__name__}")
+    backend = raw.get("backend", "openvino")
+    if backend not in SCHEMAS:
+        raise RecipeError(f"{source}: key 'backend' must be one of {sorted(SCHEMAS)}, found {backend!r}")
+    schema = SCHEMAS[backend]
+    unknown = sorted(set(raw) - set(schema))
+    if unknown:
+        raise RecipeError(f"{source}: unknown key(s) {unknown} for backend {backend!r}; known: {sorted(schema)}")
+    out = {}
+    for key, opt in schema.items():
+        value = raw.get(key, opt.default)
+        if isinstance(value, bool) and opt.kind in (int, (int, float)):
+            raise RecipeError(f"{source}: key {key!r} must be a number, found {value!r}")
+        if not isinstance(value, opt.kind):
+            expected = opt.kind.__name__ if isinstance(opt.kind, type) else "/".join(t.__name__ for t in opt.kind)
+            raise RecipeError(f"{source}: key {key!r} must be {expected}, found {type(value).__name__} {value!r}")
+        if opt.choices is not None and value not in opt.choices:
+            raise RecipeError(f"{source}: key {key!r} must be one of {list(opt.choices)}, found {value!r}")
+        if opt.check is not None and (msg := opt.check(value)):
+            raise RecipeError(f"{source}: key {key!r} {msg}, found {value!r}")
+        out[key] = value
+    return out
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"recipe not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    return validate({"name": path.stem, **raw}, str(path))

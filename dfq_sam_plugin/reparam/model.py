@@ -1,0 +1,126 @@
+"""Scale reparameterization of a SAM image encoder: find the post-LayerNorm -> Linear pairs, collect their
+per-channel ranges on a calibration set, fold (see ``scale``), and keep SAM ViT's window padding exact.
+
+Pairs (DESIGN §3): SAM ViT ``blocks[i].norm1 -> attn.qkv`` and ``norm2 -> mlp.lin1``; TinyViT
+``layers[1..3].blocks[j].attn.norm -> attn.qkv`` and ``mlp.norm -> mlp.fc1``. The mask decoder is
+post-norm with positional encodings added before q/k: it is never folded.
+
+Exactness trap: SAM ViT pads windows with zeros *after* ``norm1``; in the reparameterized space a zero
+activation is d/r, so ``PadCompensation`` gives padded tokens that value. TinyViT pads before its norm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .scale import Fold, apply_fold, channel_params, fold_params, undo_fold
+from .stats import collect_ranges
+
+
+@dataclass
+class Pair:
+    name: str  # the norm's qualified name inside the encoder
+    norm: nn.LayerNorm
+    linear: nn.Linear
+    window_block: nn.Module | None = None  # a SAM ViT block that pads norm1's output into windows
+
+
+class PadCompensation(nn.Module):
+    """Wraps a windowed SAM ViT attention: tokens that window padding filled with 0 get ``pad_value``."""
+
+    def __init__(self, attn: nn.Module, padded: torch.Tensor, pad_value: torch.Tensor) -> None:
+        super().__init__()
+        self.attn = attn
+        self.register_buffer("padded", padded)  # (windows, ws, ws, 1): 1 where the window is padding
+        self.register_buffer("pad_value", pad_value)  # (C,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        reps = x.shape[0] // self.padded.shape[0]
+        fill = self.padded.repeat(reps, 1, 1, 1).to(x.dtype) * self.pad_value.to(x.dtype)
+        return self.attn(x + fill)
+
+
+def _is_sam_vit(encoder: nn.Module) -> bool:
+    return hasattr(encoder, "blocks") and hasattr(encoder, "patch_embed") and hasattr(encoder, "neck")
+
+
+def find_pairs(encoder: nn.Module) -> list[Pair]:
+    pairs: list[Pair] = []
+    if _is_sam_vit(encoder):
+        for i, blk in enumerate(encoder.blocks):
+            attn = blk.attn.attn if isinstance(blk.attn, PadCompensation) else blk.attn
+            pairs.append(Pair(f"blocks.{i}.norm1", blk.norm1, attn.qkv, blk if blk.window_size > 0 else None))
+            pairs.append(Pair(f"blocks.{i}.norm2", blk.norm2, blk.mlp.lin1))
+    elif hasattr(encoder, "layers"):  # TinyViT
+        for li, layer in enumerate(encoder.layers):
+            for bj, blk in enumerate(getattr(layer, "blocks", [])):
+                if hasattr(blk, "attn") and hasattr(blk, "mlp"):
+                    pairs.append(Pair(f"layers.{li}.blocks.{bj}.attn.norm", blk.attn.norm, blk.attn.qkv))
+                    pairs.append(Pair(f"layers.{li}.blocks.{bj}.mlp.norm", blk.mlp.norm, blk.mlp.fc1))
+    if not pairs:
+        raise ValueError(f"no LayerNorm -> Linear pairs found in {type(encoder).__name__}: expected a SAM ViT "
+                         f"(ImageEncoderViT) or a TinyViT encoder")
+    return pairs
+
+
+def _token_grid(encoder: nn.Module) -> int:
+    return encoder.img_size // encoder.patch_embed.proj.stride[0]
+
+
+def _padding_mask(grid: int, window: int) -> torch.Tensor:
+    from segment_anything.modeling.image_encoder import window_partition
+
+    windows, _ = window_partition(torch.ones(1, grid, grid, 1), window)
+    return 1.0 - windows
+
+
+@dataclass
+class Reparameterization:
+    """The folds applied to an encoder (per norm name), enough to undo them."""
+
+    folds: dict[str, Fold] = field(default_factory=dict)
+    bits: int = 8
+
+    def summary(self) -> dict[str, float]:
+        spread = [float(f.r.max() / f.r.min()) for f in self.folds.values()]
+        return {"pairs": len(self.folds), "bits": self.bits,
+                "max_channel_scale_ratio": max(spread) if spread else 1.0}
+
+
+@torch.no_grad()
+def reparameterize(encoder: nn.Module, batches: Iterable[torch.Tensor], bits: int = 8) -> Reparameterization:
+    """Collect per-channel ranges of every post-LayerNorm activation on ``batches`` (encoder inputs) and fold
+    them into the LayerNorm and the next Linear, in place. The float function is unchanged."""
+    if not 2 <= bits <= 16:
+        raise ValueError(f"bits must be in [2, 16]; got {bits}")
+    pairs = find_pairs(encoder)
+    if any(isinstance(getattr(p.window_block, "attn", None), PadCompensation) for p in pairs):
+        raise ValueError("this encoder is already reparameterized; undo() it first")
+    ranges = collect_ranges(encoder, {p.name: p.norm for p in pairs}, batches)
+    result = Reparameterization(bits=bits)
+    for pair in pairs:
+        rng = ranges[pair.name]
+        fold = fold_params(channel_params(rng.min, rng.max, bits), bits)
+        apply_fold(pair.norm, pair.linear, fold)
+        result.folds[pair.name] = fold
+        blk = pair.window_block
+        if blk is not None:
+            grid = _token_grid(encoder)
+            if grid % blk.window_size:
+                mask = _padding_mask(grid, blk.window_size).to(pair.norm.weight.device)
+                blk.attn = PadCompensation(blk.attn, mask, fold.pad_value.to(pair.norm.weight))
+    return result
+
+
+@torch.no_grad()
+def undo(encoder: nn.Module, result: Reparameterization) -> None:
+    """Restore the encoder that ``reparameterize`` changed."""
+    for pair in find_pairs(encoder):
+        if pair.name in result.folds:
+            undo_fold(pair.norm, pair.linear, result.folds[pair.name])
+        if pair.window_block is not None and isinstance(pair.window_block.attn, PadCompensation):
+            pair.window_block.attn = pair.window_block.attn.attn

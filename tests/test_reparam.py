@@ -1,0 +1,77 @@
+import copy
+
+import pytest
+import torch
+
+from dfq_sam_plugin import load_sam
+from dfq_sam_plugin.reparam import PadCompensation, find_pairs, reparameterize, undo
+from dfq_sam_plugin.reparam.stats import collect_ranges
+
+
+def calib(spec, n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    raw = [torch.rand(1, 3, spec.img_size, spec.img_size, generator=g) for _ in range(n)]
+    if spec.normalisation == "meanstd":
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (spec.pixel_mean, spec.pixel_std))
+        raw = [(r * 255 - mean) / std for r in raw]
+    return raw
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize("name,kw", [("litemedsam", {}), ("vit_b", {"random_init": True, "img_size": 256}),
+                                     ("vit_b", {"random_init": True, "img_size": 1024})])
+def test_fold_is_exact_and_undoable(name, kw, litemedsam):
+    sam = litemedsam if name == "litemedsam" else load_sam(name, **kw)
+    enc = copy.deepcopy(sam.model.image_encoder)
+    x = calib(sam.spec, 1, seed=5)[0]
+    with torch.no_grad():
+        ref = enc(x)
+        result = reparameterize(enc, calib(sam.spec))
+        out = enc(x)
+    assert len(result.folds) == (20 if name == "litemedsam" else 24)
+    assert rel_err(out, ref) <= 1e-3
+    with torch.no_grad():
+        undo(enc, result)
+        back = enc(x)
+    assert rel_err(back, ref) <= 1e-3
+    assert not any(isinstance(m, PadCompensation) for m in enc.modules())
+
+
+def test_every_channel_shares_one_grid_after_the_fold(litemedsam):
+    enc = copy.deepcopy(litemedsam.model.image_encoder)
+    data = calib(litemedsam.spec)
+    result = reparameterize(enc, data)
+    pairs = find_pairs(enc)
+    ranges = collect_ranges(enc, {p.name: p.norm for p in pairs}, data)
+    for p in pairs:
+        f = result.folds[p.name]
+        lo, hi = -f.tensor_scale * f.tensor_zero_point, f.tensor_scale * (2**8 - 1 - f.tensor_zero_point)
+        tol = 0.5 * f.tensor_scale + 1e-6  # zero points are rounded to the grid: half a step
+        assert (ranges[p.name].min >= lo - tol).all() and (ranges[p.name].max <= hi + tol).all(), p.name
+    assert result.summary()["max_channel_scale_ratio"] > 100  # LiteMedSAM's channels really differ
+
+
+def test_sam_vit_window_padding_needs_compensation():
+    sam = load_sam("vit_b", random_init=True, img_size=256)  # 16x16 tokens, 14x14 windows: padded
+    enc = sam.model.image_encoder
+    x = calib(sam.spec, 1, seed=3)[0]
+    with torch.no_grad():
+        ref = enc(x)
+        reparameterize(enc, calib(sam.spec))
+        assert rel_err(enc(x), ref) <= 1e-3
+        for blk in enc.blocks:  # drop the compensation: padded tokens become W'0 + c' != c
+            if isinstance(blk.attn, PadCompensation):
+                blk.attn = blk.attn.attn
+        assert rel_err(enc(x), ref) > 1e-3
+
+
+def test_twice_and_foreign_encoders_are_refused(litemedsam):
+    enc = copy.deepcopy(load_sam("vit_b", random_init=True, img_size=256).model.image_encoder)
+    reparameterize(enc, calib(load_sam("vit_b", random_init=True, img_size=256).spec, 1))
+    with pytest.raises(ValueError, match="already reparameterized"):
+        reparameterize(enc, [torch.zeros(1, 3, 256, 256)])
+    with pytest.raises(ValueError, match="no LayerNorm -> Linear pairs"):
+        reparameterize(torch.nn.Sequential(torch.nn.Linear(2, 2)), [torch.zeros(1, 2)])
