@@ -19,6 +19,9 @@ case "$1" in
       --iterations 20 --json "$OUT/throughput_litemedsam.json"
     python3 benchmarks/synthesis_throughput.py --models vit_b --batches 1 4 8 --precisions bf16 --checkpointing 0 1 \
       --iterations 10 --json "$OUT/throughput_vit_b.json" ;;
+  throughput-long)  # 200 iterations: label evolution every 50, as in the default schedule's stage 1
+    python3 benchmarks/synthesis_throughput.py --models litemedsam --batches 16 32 --precisions bf16 \
+      --iterations 200 --json "$OUT/throughput_litemedsam_200it.json" ;;
   profile)
     python3 - <<'PY'
 import torch, warnings

@@ -5,7 +5,13 @@ import torch.nn.functional as F
 
 from dfq_sam_plugin.models.litemedsam import LITEMEDSAM_SPEC
 from dfq_sam_plugin.models.preprocess import (
-    boxes_from_model, boxes_to_model, geometry, postprocess_masks, preprocess_image, resize)
+    boxes_from_model,
+    boxes_to_model,
+    geometry,
+    postprocess_masks,
+    preprocess_image,
+    resize,
+)
 from dfq_sam_plugin.models.segment_anything import sam_spec
 
 

@@ -1,9 +1,20 @@
 import torch
 
-from dfq_sam_plugin.synthesis.labels import (augment_images, boxes_from_masks, evolve_masks, random_masks,
-                                             shift_labels)
-from dfq_sam_plugin.synthesis.losses import (dice_loss, focal_loss, kde_entropy, patch_similarity_entropy,
-                                             total_variation, tv_target)
+from dfq_sam_plugin.synthesis.labels import (
+    augment_images,
+    boxes_from_masks,
+    evolve_masks,
+    random_masks,
+    shift_labels,
+)
+from dfq_sam_plugin.synthesis.losses import (
+    dice_loss,
+    focal_loss,
+    kde_entropy,
+    patch_similarity_entropy,
+    total_variation,
+    tv_target,
+)
 
 
 def test_kde_entropy_prefers_spread_samples():

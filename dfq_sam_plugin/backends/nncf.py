@@ -38,7 +38,10 @@ def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int 
 
 def _advanced(recipe: dict[str, Any]):
     from nncf import OverflowFix
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        AdvancedSmoothQuantParameters,
+    )
 
     overflow = {"enable": OverflowFix.ENABLE, "disable": OverflowFix.DISABLE,
                 "first_layer_only": OverflowFix.FIRST_LAYER}[recipe["overflow_fix"]]

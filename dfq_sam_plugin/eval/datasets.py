@@ -118,10 +118,9 @@ def mni_set(fractions: tuple[float, ...] = (0.4, 0.5, 0.6), per_tissue: int = 3,
         for frac in fractions:
             index = int(round(frac * (t1.shape[axis] - 1)))
 
-            def cut(vol: np.ndarray) -> np.ndarray:
-                return np.rot90(np.take(vol, index, axis=axis))  # superior / anterior up
-
-            image, g, w = cut(t1), cut(gm) > 127, cut(wm) > 127
+            # rot90: superior / anterior up
+            image, g, w = (np.rot90(np.take(vol, index, axis=axis)) for vol in (t1, gm, wm))
+            g, w = g > 127, w > 127
             brain = ndimage.binary_fill_holes(g | w)
             masks, names = [], []
             for mask, tissue, keep in ((brain, "brain", 1), (w, "white matter", per_tissue),

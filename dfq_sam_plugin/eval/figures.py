@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._plot import pyplot, save
 from .datasets import BenchmarkSet
 from .harness import Masks
 
@@ -18,11 +19,7 @@ def _outline(ax, masks: np.ndarray, color: str) -> None:
 
 def overlay_figure(bset: BenchmarkSet, masks: dict[str, Masks], path: str | Path, max_images: int = 3) -> Path:
     """One row per image: the image with its boxes, GT outlines, then each model's predicted outlines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     items = bset.images[:max_images]
     cols = 2 + len(masks)
     fig, axes = plt.subplots(len(items), cols, figsize=(2.6 * cols, 2.6 * len(items)), squeeze=False)
@@ -44,9 +41,4 @@ def overlay_figure(bset: BenchmarkSet, masks: dict[str, Masks], path: str | Path
             ax.set_yticks([])
         axes[r, 0].set_ylabel(item.name, fontsize=7)
     fig.suptitle(f"{bset.name}: {bset.source}", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)

@@ -11,7 +11,6 @@ matrices of torch's ``interpolate(mode="bilinear", align_corners=False)`` (``ant
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from functools import lru_cache
 
 import numpy as np

@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from ..models.preprocess import boxes_to_model, postprocess_masks, preprocess_image, validate_boxes, validate_image
+from ..models.preprocess import (
+    boxes_to_model,
+    postprocess_masks,
+    preprocess_image,
+    validate_boxes,
+    validate_image,
+)
 from ..models.spec import SamSpec
 
 

@@ -6,19 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .._plot import pyplot, save
 
 
 def samples_figure(pixels: np.ndarray, boxes: np.ndarray, masks: np.ndarray, path: str | Path,
                    max_images: int = 8, title: str = "") -> Path:
-    plt = _plt()
+    plt = pyplot()
     n = min(max_images, len(pixels))
     cols = min(4, n)
     rows = (n + cols - 1) // cols
@@ -36,16 +29,12 @@ def samples_figure(pixels: np.ndarray, boxes: np.ndarray, masks: np.ndarray, pat
                 ax.contour(masks[i][k].astype(float), levels=[0.5], colors=[color], linewidths=0.6)
         ax.set_title(f"#{i}", fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def losses_figure(history: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
     """history[term]: (batches, iterations) curves; plotted as mean ± range over batches."""
-    plt = _plt()
+    plt = pyplot()
     terms = [t for t in ("seg", "pse", "tv", "total") if t in history and np.size(history[t])]
     fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.8), squeeze=False)
     for ax, term in zip(axes[0], terms):
@@ -57,8 +46,4 @@ def losses_figure(history: dict[str, np.ndarray], path: str | Path, title: str =
         ax.set_title(term, fontsize=9)
         ax.set_xlabel("iteration", fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -76,7 +76,8 @@ def synthesize_shards(sam: SamBundle, config: SynthesisConfig, num_images: int, 
 
     for first in range(0, len(mine), config.batch_size):
         idx = mine[first : first + config.batch_size]
-        batch = engine.run_batch(idx, on_step=lambda t, n=len(idx): step(t, n))
+        size = len(idx)
+        batch = engine.run_batch(idx, on_step=lambda terms, size=size: step(terms, size))
         store.write(f"r{rank.rank}-{idx[0]:06d}", batch_arrays(batch, device_name(engine.device)))
         if not config.optimises and on_progress is not None:
             on_progress(len(idx) * config.stages * config.iterations, {})

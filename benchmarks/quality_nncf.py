@@ -1,0 +1,99 @@
+"""NNCF/OpenVINO INT8 quality of LiteMedSAM: calibration source x reparameterization x NNCF options, all on
+the same prompts of the real benchmark sets, in one run (DESIGN §6-7).
+
+    python benchmarks/quality_nncf.py --dfqsam calib/dfqsam32 --json benchmarks/results/quality_nncf.json
+
+Rows: FP-fidelity (Dice of INT8 vs FP masks) and GT Dice per set. The encoder is INT8, the decoder float.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+
+CONFIGS = {
+    # name: (calibration, reparam, recipe overrides)
+    "nncf-default/dfq-sam": ("dfq-sam", False, {"smooth_quant_alpha": 0.95, "overflow_fix": "first_layer_only"}),
+    "nncf-default/gaussian": ("gaussian", False, {"smooth_quant_alpha": 0.95, "overflow_fix": "first_layer_only"}),
+    "no-reparam/dfq-sam": ("dfq-sam", False, {}),
+    "reparam/gaussian": ("gaussian", True, {}),
+    "reparam/real-mni": ("real-mni", True, {}),
+    "reparam/dfq-sam": ("dfq-sam", True, {}),
+    "reparam+sq/dfq-sam": ("dfq-sam", True, {"smooth_quant_alpha": 0.95}),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dfqsam", required=True, help="a DFQ-SAM calibration set folder (dfq-sam synthesize)")
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--sets", nargs="+", default=["nuclei", "mni"])
+    ap.add_argument("--recipe", default="recipes/openvino_int8_cpu.yaml")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    from dfq_sam_plugin import DFQSAMDataset, load_sam
+    from dfq_sam_plugin.backends.nncf import quantize_sam, reparameterize_sam
+    from dfq_sam_plugin.eval import evaluate, load_benchmark
+    from dfq_sam_plugin.eval.real_calibration import mni_calibration_set
+    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.runtime import OVSamPredictor, SamBoxPredictor
+
+    sam = load_sam("litemedsam")
+    dfq = DFQSAMDataset.load(args.dfqsam, sam)
+    n = len(dfq)
+    calib = {"dfq-sam": lambda: dfq,
+             "gaussian": lambda: DFQSAMDataset.synthesize(sam, num_images=n, method="gaussian", progress=False),
+             "real-mni": lambda: mni_calibration_set(sam)}
+    made, reparams = {}, {}
+    base = load_recipe(args.recipe)
+    tmp = Path(tempfile.mkdtemp(prefix="quality-"))
+    predictors = {"fp": SamBoxPredictor(sam)}
+    facts = {}
+    for name in args.configs:
+        source, reparam, overrides = CONFIGS[name]
+        ds = made.setdefault(source, calib[source]())
+        model = sam
+        if reparam:
+            if source not in reparams:
+                reparams[source] = reparameterize_sam(sam, ds, subset_size=base["subset_size"])[0]
+            model = reparams[source]
+        recipe = {**base, **overrides, "reparam": False, "name": name.replace("/", "_")}
+        t0 = time.perf_counter()
+        q = quantize_sam(model, ds, recipe)
+        folder = q.save(tmp / recipe["name"])
+        facts[name] = {"calibration": source, "images": len(ds), "reparam": reparam, "overrides": overrides,
+                       "quantize_s": round(time.perf_counter() - t0, 1),
+                       "real_data_used": ds.provenance["real_data_used"]}
+        predictors[name] = OVSamPredictor(folder)
+        print(f"quantized {name} in {facts[name]['quantize_s']} s", flush=True)
+    report = evaluate(predictors, [load_benchmark(s) for s in args.sets])
+    rows = []
+    for name in args.configs:
+        row = {"config": name, **facts[name]}
+        for s in args.sets:
+            r = report.results[s][name]
+            row[f"{s}_fidelity"], row[f"{s}_gt_dice"] = r["fidelity"], r["dice"]
+            row[f"{s}_gt_dice_change_pt"] = 100 * (r["dice"] - report.results[s]["fp"]["dice"])
+        rows.append(row)
+    header = "| config | calib | " + " | ".join(f"{s} fidelity | {s} GT Dice (Δ pt)" for s in args.sets) + " |"
+    print(header)
+    print("|" + "---|" * (2 + 2 * len(args.sets)))
+    for row in rows:
+        cells = " | ".join(f"{row[f'{s}_fidelity']:.4f} | {row[f'{s}_gt_dice']:.4f} ({row[f'{s}_gt_dice_change_pt']:+.2f})"
+                           for s in args.sets)
+        print(f"| {row['config']} | {row['calibration']} ({row['images']}) | {cells} |")
+    fp = {s: report.results[s]["fp"]["dice"] for s in args.sets}
+    print("FP GT Dice:", fp)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"fp_gt_dice": fp, "rows": rows, "sets": args.sets}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
