@@ -18,7 +18,7 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 
 CONFIGS = {
-    # name: (calibration, reparam, recipe overrides)
+    # name: (calibration, reparam (False | True | strength), recipe overrides)
     "nncf-default/dfq-sam": ("dfq-sam", False, {"smooth_quant_alpha": 0.95, "overflow_fix": "first_layer_only"}),
     "nncf-default/gaussian": ("gaussian", False, {"smooth_quant_alpha": 0.95, "overflow_fix": "first_layer_only"}),
     "no-reparam/dfq-sam": ("dfq-sam", False, {}),
@@ -26,6 +26,7 @@ CONFIGS = {
     "reparam/real-mni": ("real-mni", True, {}),
     "reparam/dfq-sam": ("dfq-sam", True, {}),
     "reparam+sq/dfq-sam": ("dfq-sam", True, {"smooth_quant_alpha": 0.95}),
+    "reparam0.5/dfq-sam": ("dfq-sam", 0.5, {}),
 }
 
 
@@ -61,9 +62,11 @@ def main() -> None:
         ds = made.setdefault(source, calib[source]())
         model = sam
         if reparam:
-            if source not in reparams:
-                reparams[source] = reparameterize_sam(sam, ds, subset_size=base["subset_size"])[0]
-            model = reparams[source]
+            strength = 1.0 if reparam is True else float(reparam)
+            if (source, strength) not in reparams:
+                reparams[source, strength] = reparameterize_sam(sam, ds, subset_size=base["subset_size"],
+                                                                strength=strength)[0]
+            model = reparams[source, strength]
         recipe = {**base, **overrides, "reparam": False, "name": name.replace("/", "_")}
         t0 = time.perf_counter()
         q = quantize_sam(model, ds, recipe)

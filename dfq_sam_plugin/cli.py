@@ -173,8 +173,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name, path in figures.items():
         console.print(f"overlay ({name}): {path}")
     (out / "results.json").write_text(json.dumps({"model": sam.model_id, **report.to_dict()}, indent=2))
-    console.print("[yellow]not built yet:[/] data-free synthesis, reparameterization, NNCF INT8 export and "
-                  "latency (see the open issues); this demo shows the FP baseline only.")
+    console.print("[yellow]not wired into the demo yet (issue #6):[/] the data-free INT8 part. Run it step by step: "
+                  "`dfq-sam synthesize` (a GPU helps), `dfq-sam quantize`, `dfq-sam evaluate --ir`, `dfq-sam benchmark`.")
     return 0
 
 

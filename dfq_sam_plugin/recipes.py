@@ -43,6 +43,8 @@ COMMON = {
     "name": Option("custom", str, help="defaults to the file name"),
     "description": Option("", str, help="free text"),
     "reparam": Option(True, bool, help="fold per-channel post-LayerNorm ranges into LayerNorm + Linear"),
+    "reparam_strength": Option(1.0, (int, float), check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]",
+                               help="fold r**strength (1: RepQ-ViT, every channel on one grid)"),
     "subset_size": Option(64, int, check=_positive, help="calibration images used"),
     "quantize_decoder": Option(False, bool, help="also quantize the prompt/mask decoder"),
 }

@@ -20,7 +20,8 @@ def test_shipped_recipes_are_valid(path):
     ({"backend": "brevitas", "weight_bits": 1}, "key 'weight_bits' must be between 2 and 8"),
     ({"backend": "openvino", "subset_size": "many"}, "key 'subset_size' must be int"),
     ({"backend": "openvino", "reparam": 1}, "key 'reparam' must be bool"),
-    ({"backend": "openvino", "smooth_quant_alpha": 3}, "key 'smooth_quant_alpha' must be in"),
+    ({"backend": "openvino", "smooth_quant_alpha": 3}, "key .smooth_quant_alpha. must be in"),
+    ({"backend": "openvino", "reparam_strength": 2}, "key .reparam_strength. must be in"),
     ({"backend": "tflite"}, "key 'backend' must be one of"),
 ])
 def test_bad_recipes_name_the_key(raw, match):

@@ -75,3 +75,18 @@ def test_twice_and_foreign_encoders_are_refused(litemedsam):
         reparameterize(enc, [torch.zeros(1, 3, 256, 256)])
     with pytest.raises(ValueError, match="no LayerNorm -> Linear pairs"):
         reparameterize(torch.nn.Sequential(torch.nn.Linear(2, 2)), [torch.zeros(1, 2)])
+
+
+def test_partial_strength_is_exact_and_leaves_part_of_the_spread(litemedsam):
+    enc_full = copy.deepcopy(litemedsam.model.image_encoder)
+    enc_half = copy.deepcopy(litemedsam.model.image_encoder)
+    data, x = calib(litemedsam.spec), calib(litemedsam.spec, 1, seed=7)[0]
+    with torch.no_grad():
+        ref = litemedsam.model.image_encoder(x)
+        full = reparameterize(enc_full, data)
+        half = reparameterize(enc_half, data, strength=0.5)
+        assert rel_err(enc_half(x), ref) <= 1e-3
+    ratio = full.summary()["max_channel_scale_ratio"]
+    assert half.summary()["max_channel_scale_ratio"] == pytest.approx(ratio**0.5, rel=1e-6)
+    with pytest.raises(ValueError, match="strength must be in"):
+        reparameterize(copy.deepcopy(litemedsam.model.image_encoder), data, strength=1.5)

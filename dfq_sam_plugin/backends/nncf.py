@@ -23,14 +23,15 @@ from ..models.spec import SamBundle
 from ..recipes import load_recipe, validate
 
 
-def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int | None = None
-                       ) -> tuple[SamBundle, dict[str, Any]]:
+def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int | None = None,
+                       strength: float = 1.0) -> tuple[SamBundle, dict[str, Any]]:
     """A reparameterized copy of ``sam`` (the original is untouched) and a summary of the folds."""
     from ..reparam import reparameterize
 
     dataset.check_model(sam)
     model = copy.deepcopy(sam.model).eval()
-    result = reparameterize(model.image_encoder, dataset.torch_batches(1, limit=subset_size), bits=bits)
+    result = reparameterize(model.image_encoder, dataset.torch_batches(1, limit=subset_size), bits=bits,
+                            strength=strength)
     bundle = SamBundle(sam.name, model, sam.spec, sam.weights_sha256, sam.checkpoint,
                        {**sam.extra, "reparameterization": result})
     return bundle, result.summary()
@@ -119,7 +120,8 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     work = sam
     if recipe["reparam"]:
         work, report["reparam"] = reparameterize_sam(sam, dataset, bits=recipe["activation_bits"],
-                                                     subset_size=recipe["subset_size"])
+                                                     subset_size=recipe["subset_size"],
+                                                     strength=recipe["reparam_strength"])
     timings["reparam_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     encoder = convert_encoder(work.model, sam.spec.img_size)

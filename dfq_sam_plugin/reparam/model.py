@@ -92,11 +92,14 @@ class Reparameterization:
 
 
 @torch.no_grad()
-def reparameterize(encoder: nn.Module, batches: Iterable[torch.Tensor], bits: int = 8) -> Reparameterization:
+def reparameterize(encoder: nn.Module, batches: Iterable[torch.Tensor], bits: int = 8,
+                   strength: float = 1.0) -> Reparameterization:
     """Collect per-channel ranges of every post-LayerNorm activation on ``batches`` (encoder inputs) and fold
     them into the LayerNorm and the next Linear, in place. The float function is unchanged."""
     if not 2 <= bits <= 16:
         raise ValueError(f"bits must be in [2, 16]; got {bits}")
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1]; got {strength}")
     pairs = find_pairs(encoder)
     if any(isinstance(getattr(p.window_block, "attn", None), PadCompensation) for p in pairs):
         raise ValueError("this encoder is already reparameterized; undo() it first")
@@ -104,7 +107,7 @@ def reparameterize(encoder: nn.Module, batches: Iterable[torch.Tensor], bits: in
     result = Reparameterization(bits=bits)
     for pair in pairs:
         rng = ranges[pair.name]
-        fold = fold_params(channel_params(rng.min, rng.max, bits), bits)
+        fold = fold_params(channel_params(rng.min, rng.max, bits), bits, strength)
         apply_fold(pair.norm, pair.linear, fold)
         result.folds[pair.name] = fold
         blk = pair.window_block

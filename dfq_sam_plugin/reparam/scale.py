@@ -51,10 +51,13 @@ class Fold:
         return self.d / self.r
 
 
-def fold_params(params: ChannelQuantParams, bits: int) -> Fold:
+def fold_params(params: ChannelQuantParams, bits: int, strength: float = 1.0) -> Fold:
+    """``strength`` alpha in [0, 1] folds r**alpha: 1 is RepQ-ViT (one per-tensor grid), smaller values leave
+    part of the channel spread in the activation instead of moving all of it into the next Linear's input
+    columns (which per-output-channel weight quantization then has to cover). The fold is exact for any alpha."""
     s_tilde = params.scale.mean()
     z_tilde = torch.round(params.zero_point.mean())
-    r = params.scale / s_tilde
+    r = (params.scale / s_tilde) ** strength
     d = params.scale * (params.zero_point - z_tilde)
     return Fold(r, d, float(s_tilde), int(z_tilde), bits)
 
