@@ -60,11 +60,11 @@ def synthesize(sam: SamBundle, num_images: int = 32, device: str = "cpu", seed: 
                 if terms:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items()}, refresh=False)
 
-        facts = synthesize_shards(sam, cfg, num_images, folder, device=device, rank=rank, on_progress=on_progress)
+        synthesize_shards(sam, cfg, num_images, folder, device=device, rank=rank, on_progress=on_progress)
     barrier(rank)
     if not rank.is_main or shards_only:
         return None
-    ds = merge(sam, cfg, folder, num_images, facts, rank.world_size, time.perf_counter() - started)
+    ds = merge(sam, cfg, folder, num_images, rank.world_size, time.perf_counter() - started)
     if out is None:
         shutil.rmtree(folder, ignore_errors=True)
     return ds
@@ -84,8 +84,7 @@ def _finished_set(sam: SamBundle, cfg: SynthesisConfig, num_images: int, folder:
     return ds
 
 
-def merge(sam: SamBundle, cfg: SynthesisConfig, folder: Path, num_images: int, facts: dict, world_size: int,
-          seconds: float):
+def merge(sam: SamBundle, cfg: SynthesisConfig, folder: Path, num_images: int, world_size: int, seconds: float):
     from ..data.dataset import DFQSAMDataset
     from ..data.shards import ShardStore
     from .figures import losses_figure, samples_figure

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import torch
 import torch.distributed as dist
 
 
@@ -50,6 +49,3 @@ def finish(info: RankInfo) -> None:
         dist.barrier()
         dist.destroy_process_group()
 
-
-def cuda_available() -> bool:
-    return torch.cuda.is_available()
