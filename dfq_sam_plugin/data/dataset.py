@@ -66,9 +66,7 @@ class DFQSAMDataset(nncf.Dataset):
     def __init__(self, table, provenance: dict[str, Any]) -> None:
         self._table = table.with_format("numpy")
         self.provenance = provenance
-        spec = dict(provenance["spec"])
-        spec.update({k: tuple(spec[k]) for k in ("pixel_mean", "pixel_std") if k in spec})
-        self.spec = SamSpec(**spec)
+        self.spec = SamSpec.from_dict(provenance["spec"])
         super().__init__(self._table, self._encoder_input)
 
     # -- construction -----------------------------------------------------------------------------------
@@ -123,11 +121,7 @@ class DFQSAMDataset(nncf.Dataset):
     def encoder_input(self, raw: np.ndarray) -> np.ndarray:
         """(C, S, S) raw [0, 1] -> (1, 3, S, S) float32 in the model's input space."""
         x = np.asarray(raw, np.float32)
-        x = np.repeat(x, 3, axis=0) if x.shape[0] == 1 else x
-        if self.spec.normalisation == "meanstd":
-            mean = np.asarray(self.spec.pixel_mean, np.float32).reshape(3, 1, 1)
-            std = np.asarray(self.spec.pixel_std, np.float32).reshape(3, 1, 1)
-            x = (x * 255.0 - mean) / std
+        x = self.spec.normalise(np.repeat(x, 3, axis=0) if x.shape[0] == 1 else x)
         return np.ascontiguousarray(x[None], dtype=np.float32)
 
     def torch_batches(self, batch_size: int = 1, device: str = "cpu", limit: int | None = None):

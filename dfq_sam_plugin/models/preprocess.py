@@ -61,11 +61,7 @@ def preprocess_image(image: np.ndarray, spec: SamSpec) -> tuple[np.ndarray, Geom
     geo = geometry(image.shape[0], image.shape[1], spec.img_size)
     lo, hi = float(image.min()), float(image.max())
     image = (image - lo) / max(hi - lo, 1e-8)  # [0, 1] for every input dtype
-    chw = resize(np.ascontiguousarray(image.transpose(2, 0, 1)), geo.resized, antialias=True)
-    if spec.normalisation == "meanstd":
-        mean = np.asarray(spec.pixel_mean, dtype=np.float32).reshape(3, 1, 1)
-        std = np.asarray(spec.pixel_std, dtype=np.float32).reshape(3, 1, 1)
-        chw = (chw * 255.0 - mean) / std
+    chw = spec.normalise(resize(np.ascontiguousarray(image.transpose(2, 0, 1)), geo.resized, antialias=True))
     out = np.zeros((1, 3, spec.img_size, spec.img_size), dtype=np.float32)
     out[0, :, : geo.resized[0], : geo.resized[1]] = chw
     return out, geo

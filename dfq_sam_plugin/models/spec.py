@@ -45,8 +45,28 @@ class SamSpec:
             lo, hi = (0.0 - mean) / std, (255.0 - mean) / std
         return lo.view(1, 3, 1, 1), hi.view(1, 3, 1, 1)
 
+    def normalise(self, raw):
+        """Raw intensities in [0, 1], channels first ((3, H, W) or (B, 3, H, W), numpy or torch) -> encoder
+        input space: unchanged for min-max, ``(x * 255 - mean) / std`` for mean/std."""
+        if self.normalisation == "minmax":
+            return raw
+        if hasattr(raw, "new_tensor"):  # torch, without importing it here
+            mean, std = raw.new_tensor(self.pixel_mean), raw.new_tensor(self.pixel_std)
+        else:
+            import numpy as np
+
+            mean, std = np.asarray(self.pixel_mean, raw.dtype), np.asarray(self.pixel_std, raw.dtype)
+        return (raw * 255.0 - mean.reshape(3, 1, 1)) / std.reshape(3, 1, 1)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SamSpec":
+        """Inverse of ``to_dict`` after a JSON round trip (lists back to tuples)."""
+        data = dict(data)
+        data.update({k: tuple(data[k]) for k in ("pixel_mean", "pixel_std") if k in data})
+        return cls(**data)
 
 
 @dataclass

@@ -85,9 +85,7 @@ class OVSamPredictor(BoxPredictor):
 
         self.folder = folder
         self.manifest = read_manifest(folder)
-        spec = dict(self.manifest["spec"])
-        spec.update({k: tuple(spec[k]) for k in ("pixel_mean", "pixel_std")})
-        self.spec = SamSpec(**spec)
+        self.spec = SamSpec.from_dict(self.manifest["spec"])
         self.boxes_per_call = int(self.manifest["decoder_boxes"])
         core = ov.Core()
         self.encoder = core.compile_model(f"{folder}/encoder.xml", device, config or {})

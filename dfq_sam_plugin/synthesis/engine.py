@@ -70,16 +70,11 @@ class Synthesizer:
         amp = config.amp == "bf16" or (config.amp == "auto" and self.device.type == "cuda")
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp)
         self.tv_target = tv_target((config.channels, self.size, self.size), config.tv_rms_step)
-        self.mean = self.std = None
-        if sam.spec.normalisation == "meanstd":
-            self.mean = torch.tensor(sam.spec.pixel_mean, device=self.device).view(1, 3, 1, 1)
-            self.std = torch.tensor(sam.spec.pixel_std, device=self.device).view(1, 3, 1, 1)
 
     # -- pixels ---------------------------------------------------------------------------------------
     def to_model_input(self, raw: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) raw [0, 1] -> (B, 3, S, S) encoder input of this SAM family."""
-        x = raw.expand(-1, 3, -1, -1) if raw.shape[1] == 1 else raw
-        return x if self.mean is None else (x * 255.0 - self.mean) / self.std
+        return self.sam.spec.normalise(raw.expand(-1, 3, -1, -1) if raw.shape[1] == 1 else raw)
 
     def _noise(self, generator: torch.Generator) -> torch.Tensor:
         shape = (self.cfg.channels, self.size, self.size)
