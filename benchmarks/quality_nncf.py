@@ -27,6 +27,11 @@ CONFIGS = {
     "reparam/dfq-sam": ("dfq-sam", True, {}),
     "reparam+sq/dfq-sam": ("dfq-sam", True, {"smooth_quant_alpha": 0.95}),
     "reparam0.5/dfq-sam": ("dfq-sam", 0.5, {}),
+    # stage-0 depthwise-conv inputs (post-GELU, 64x64) are the single most sensitive per-tensor activation
+    "reparam+fp-dw0/dfq-sam": ("dfq-sam", True, {"ignored_patterns": [r".*layers\.0\..*conv2.*"]}),
+    "reparam+fp-dw/dfq-sam": ("dfq-sam", True, {"ignored_types": ["GroupConvolution"]}),
+    "no-reparam+fp-dw/dfq-sam": ("dfq-sam", False, {"ignored_types": ["GroupConvolution"]}),
+    "reparam0.5+fp-dw/dfq-sam": ("dfq-sam", 0.5, {"ignored_types": ["GroupConvolution"]}),
 }
 
 

@@ -78,6 +78,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from .runtime import OVSamPredictor
 
         predictors[Path(args.ir).name or "ir"] = OVSamPredictor(args.ir, device=args.device)
+    if args.brevitas:
+        from .backends.brevitas import load_quantized
+
+        predictors[Path(args.brevitas).name or "brevitas"] = SamBoxPredictor(load_quantized(args.brevitas, sam).sam)
     report, figures = run_evaluation(predictors, args.sets, Path(args.out))
     payload = {"model": sam.model_id, **report.to_dict(), "figures": figures}
     if args.json:
@@ -118,16 +122,18 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .recipes import load_recipe
 
     recipe = load_recipe(args.recipe)
-    if args.backend == "nncf":
-        if recipe["backend"] != "openvino":
-            raise ValueError(f"{args.recipe} is a {recipe['backend']} recipe; use --backend {recipe['backend']}")
-    else:
-        raise ValueError("the Brevitas flow is not built yet (issue #5); use --backend nncf")
-    from .backends.nncf import quantize_sam
-
+    wanted = {"nncf": "openvino", "brevitas": "brevitas"}[args.backend]
+    if recipe["backend"] != wanted:
+        flag = {v: k for k, v in {"nncf": "openvino", "brevitas": "brevitas"}.items()}[recipe["backend"]]
+        raise ValueError(f"{args.recipe} is a {recipe['backend']} recipe; use --backend {flag}")
     sam = _load(args)
     dataset = DFQSAMDataset.load(args.calib, sam)
-    with console.status(f"quantizing {sam.model_id} with {recipe['name']} on {len(dataset)} calibration images"):
+    what = f"{sam.model_id} with {recipe['name']} on {min(len(dataset), recipe['subset_size'])} calibration images"
+    if args.backend == "brevitas":
+        return _quantize_brevitas(sam, dataset, recipe, args.out, what)
+    from .backends.nncf import quantize_sam
+
+    with console.status(f"quantizing {what}"):
         quantized = quantize_sam(sam, dataset, recipe)
         folder = quantized.save(args.out)
     sizes = {f.name: f.stat().st_size for f in Path(folder).glob("*.bin")}
@@ -136,9 +142,29 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                   f"({rep['encoder_fake_quantize']} FakeQuantize), decoder {sizes['decoder.bin'] / 2**20:.1f} MiB "
                   f"({rep['decoder_fake_quantize']} FakeQuantize); calibration: "
                   f"{quantized.calibration.get('method')} (real_data_used={quantized.calibration.get('real_data_used')})")
-    if "reparam" in rep:
-        console.print(f"reparameterized {rep['reparam']['pairs']} LayerNorm->Linear pairs "
-                      f"(channel scale ratios up to {rep['reparam']['max_channel_scale_ratio']:.0f}x)")
+    _print_reparam(rep)
+    return 0
+
+
+def _print_reparam(report: dict) -> None:
+    if "reparam" in report:
+        console.print(f"reparameterized {report['reparam']['pairs']} LayerNorm->Linear pairs "
+                      f"(channel scale ratios up to {report['reparam']['max_channel_scale_ratio']:.0f}x)")
+
+
+def _quantize_brevitas(sam, dataset, recipe: dict, out: str, what: str) -> int:
+    from .backends.brevitas import quantize_sam
+
+    with _progress() as progress:
+        steps = min(len(dataset), recipe["subset_size"]) * (1 + recipe["bias_correction"])
+        task = progress.add_task(f"Brevitas calibration of {what}", total=steps)
+        quantized = quantize_sam(sam, dataset, recipe, progress=lambda _label: progress.advance(task))
+    with console.status("saving" + (" and exporting QCDQ ONNX -> OpenVINO IR" if quantized.exportable else "")):
+        folder = quantized.save(out)
+    console.print(f"[green]wrote[/] {folder}: {', '.join(sorted(p.name for p in Path(folder).iterdir()))}")
+    if not quantized.exportable:
+        console.print("no ONNX/OpenVINO export: only 8-bit recipes with export_onnx: true export (QCDQ is 8-bit)")
+    _print_reparam(quantized.report)
     return 0
 
 
@@ -220,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "real benchmark sets with identical box prompts; writes overlay figures.")
     _add_model_args(p)
     p.add_argument("--ir", default=None, help="an export folder (encoder.xml + decoder.xml) to compare with FP")
+    p.add_argument("--brevitas", default=None,
+                   help="a `dfq-sam quantize --backend brevitas` folder: its fake-quantized torch model")
     p.add_argument("--device", default="CPU", help="OpenVINO device for --ir (default CPU)")
     p.add_argument("--sets", nargs="+", default=["nuclei", "mni"], choices=["nuclei", "mni"])
     p.add_argument("--out", default="dfq_sam_out/evaluate", help="folder for overlay figures")
@@ -227,14 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
-        "quantize", help="quantize with a recipe and a calibration set; write an OpenVINO IR pair",
-        description="NNCF flow: reparameterize (recipe `reparam`), ov.convert_model, nncf.quantize on the "
-                    "calibration set, save encoder.xml + decoder.xml + manifest.json with provenance in rt_info.")
+        "quantize", help="quantize with a recipe and a calibration set (NNCF -> OpenVINO IR, or Brevitas)",
+        description="--backend nncf: reparameterize (recipe `reparam`), ov.convert_model, nncf.quantize on the "
+                    "calibration set, save encoder.xml + decoder.xml + manifest.json with provenance in rt_info. "
+                    "--backend brevitas: reparameterize, Brevitas quantizers (log2sqrt softmax), calibration_mode; "
+                    "save the state dict + recipe, and for 8-bit recipes a QCDQ ONNX encoder and its IR pair.")
     _add_model_args(p)
     p.add_argument("--backend", default="nncf", choices=["nncf", "brevitas"])
     p.add_argument("--calib", required=True, help="a calibration set folder made by `dfq-sam synthesize`")
-    p.add_argument("--recipe", default="recipes/openvino_int8_cpu.yaml", help="YAML recipe (see recipes/)")
-    p.add_argument("--out", required=True, help="export folder")
+    p.add_argument("--recipe", default="recipes/openvino_int8_cpu.yaml",
+                   help="YAML recipe (recipes/openvino_int8_{cpu,npu}.yaml for nncf, recipes/brevitas_w{8,6,4}a*.yaml "
+                        "for brevitas)")
+    p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("benchmark", help="latency/throughput of an export's IRs with OpenVINO benchmark_app",

@@ -34,6 +34,19 @@ def _positive(v: int) -> str | None:
     return None if v >= 1 else "must be >= 1"
 
 
+def _regexes(v: list) -> str | None:
+    import re
+
+    for item in v:
+        if not isinstance(item, str):
+            return f"must be a list of regex strings ({item!r} is not a string)"
+        try:
+            re.compile(item)
+        except re.error as exc:
+            return f"holds an invalid regex {item!r} ({exc})"
+    return None
+
+
 def _alpha(v: float) -> str | None:
     return None if v == -1 or 0 <= v <= 1 else "must be in [0, 1], or -1 to switch SmoothQuant off"
 
@@ -60,7 +73,7 @@ OPENVINO = {
                            help="nncf OverflowFix (enable on AVX2-only CPUs)"),
     "fast_bias_correction": Option(True, bool, help="nncf fast bias correction (False: full BiasCorrection)"),
     "ignored_types": Option([], list, help="OpenVINO op types kept float (nncf.IgnoredScope types)"),
-    "ignored_patterns": Option([], list, help="node-name regexes kept float (nncf.IgnoredScope patterns)"),
+    "ignored_patterns": Option([], list, check=_regexes, help="node-name regexes kept float (nncf.IgnoredScope patterns)"),
     "decoder_boxes": Option(1, int, check=_positive, help="static box count of the decoder IR"),
 }
 
@@ -75,6 +88,7 @@ BREVITAS = {
     "bias_correction": Option(False, bool),
     "gptq": Option(False, bool),
     "export_onnx": Option(True, bool, help="QCDQ ONNX export (8-bit recipes)"),
+    "ignored_modules": Option([], list, check=_regexes, help="regexes of encoder module names kept float (Linear/Conv2d)"),
 }
 
 SCHEMAS = {"openvino": OPENVINO, "brevitas": BREVITAS}

@@ -110,13 +110,23 @@ def reparameterize(encoder: nn.Module, batches: Iterable[torch.Tensor], bits: in
         fold = fold_params(channel_params(rng.min, rng.max, bits), bits, strength)
         apply_fold(pair.norm, pair.linear, fold)
         result.folds[pair.name] = fold
-        blk = pair.window_block
-        if blk is not None:
-            grid = _token_grid(encoder)
-            if grid % blk.window_size:
-                mask = _padding_mask(grid, blk.window_size).to(pair.norm.weight.device)
-                blk.attn = PadCompensation(blk.attn, mask, fold.pad_value.to(pair.norm.weight))
+    add_pad_compensation(encoder, {name: fold.pad_value for name, fold in result.folds.items()})
     return result
+
+
+def add_pad_compensation(encoder: nn.Module, pad_values: dict[str, torch.Tensor] | None = None) -> None:
+    """Wrap every SAM ViT windowed attention whose windows need padding in a ``PadCompensation`` (TinyViT: no
+    change). ``pad_values`` per norm name; without them the values are 0, for a state dict to fill in."""
+    for pair in find_pairs(encoder):
+        blk = pair.window_block
+        if blk is None or isinstance(blk.attn, PadCompensation):
+            continue
+        grid = _token_grid(encoder)
+        if grid % blk.window_size:
+            weight = pair.norm.weight
+            mask = _padding_mask(grid, blk.window_size).to(weight.device)
+            value = pad_values[pair.name] if pad_values else torch.zeros(weight.shape[0], dtype=torch.float64)
+            blk.attn = PadCompensation(blk.attn, mask, value.to(weight))
 
 
 @torch.no_grad()

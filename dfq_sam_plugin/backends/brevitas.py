@@ -1,0 +1,319 @@
+"""Brevitas adapter: fake-quantized SAM from a recipe, calibrated on a ``DFQSAMDataset``.
+
+The flow (``quantize_sam``):
+
+1. reparameterized scales (the shared ``reparam`` core): per-channel ranges of every post-LayerNorm
+   activation are measured on the calibration set and folded into LayerNorm + the next Linear, so the
+   per-tensor activation quantizer that Brevitas then calibrates on that input sees one grid for all channels;
+2. attention made reachable (``models.attention.QuantPointAttention``): q, k, v and the softmax probabilities
+   get quantizers, the probabilities a **log√2 quantizer** (``Log2SqrtSoftmaxQuant``) or a uniform one;
+3. ``brevitas.graph.quantize.layerwise_quantize`` swaps every Linear/Conv2d of the image encoder (and of the
+   mask decoder if the recipe says so) for ``QuantLinear``/``QuantConv2d``: per-output-channel weights,
+   per-tensor asymmetric input activations, float bias; patch embedding and neck at ``first_last_bits``;
+4. ``brevitas.graph.calibrate.calibration_mode`` over the calibration images (percentile, MSE or min-max
+   ranges), then optional ``bias_correction_mode`` and ``gptq_mode``.
+
+``BrevitasQuantizedSam.save`` writes the state dict + recipe (``load_quantized`` rebuilds it) and, for 8-bit
+recipes, a QCDQ ONNX encoder (``export_onnx_qcdq(..., dynamo=False)``) converted to an OpenVINO IR pair that
+``OVSamPredictor`` and ``benchmark_app`` run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
+from brevitas.graph.quantize import layerwise_quantize
+from brevitas.inject import ExtendedInjector
+from brevitas.inject.enum import QuantType
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from brevitas.proxy import ActQuantProxyFromInjector
+from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerChannelFloatMSE
+from brevitas.quant.shifted_scaled_int import ShiftedUint8ActPerTensorFloat, ShiftedUint8ActPerTensorFloatMSE
+from torch import nn
+
+from ..models.attention import QuantPointAttention, wrap_attention
+from ..models.spec import SamBundle
+from ..recipes import load_recipe, validate
+
+STATE_DICT, RECIPE, CALIBRATION, ONNX = "quantized_state_dict.pt", "recipe.json", "calibration.json", "encoder.onnx"
+FIRST_LAST = ("patch_embed", "neck")  # the encoder's first and last layers (SAM ViT and TinyViT)
+
+
+# --- quantizers (declarative, in Brevitas' own style) ---------------------------------------------------
+
+class Log2SqrtQuant(nn.Module):
+    """x̂ = s·(√2)^(−q), q = round(−2·log2(x/s)) in [0, 2^b − 1]; below the last level x̂ = 0.
+
+    Post-softmax probabilities are mostly tiny with a few large ones: a √2-spaced grid keeps both, where a
+    uniform 4-bit grid rounds every small probability to 0. s = 1 (a softmax output never exceeds 1).
+    Deviation from DESIGN §5's clamp: values past the last level go to 0 (as RepQ-ViT does), since clamping
+    them up to s·√2^−(2^b−1) would add mass to every tiny probability (≈0.0055 each at 4 bits). The straight-
+    through estimator makes it usable under GPTQ/QAT too.
+    """
+
+    def __init__(self, bit_width: int) -> None:
+        super().__init__()
+        self.bits = int(bit_width)
+        self.register_buffer("scale", torch.tensor(1.0))
+
+    def forward(self, x: torch.Tensor):
+        q = torch.round(-2.0 * torch.log2(x.clamp_min(1e-30) / self.scale))
+        y = torch.where(q <= 2**self.bits - 1, self.scale * torch.exp2(-q.clamp_min(0) / 2), torch.zeros_like(x))
+        y = x + (y - x).detach()
+        return y, self.scale, torch.zeros_like(self.scale), torch.tensor(float(self.bits), device=x.device)
+
+
+class Log2SqrtSoftmaxQuant(ExtendedInjector):
+    """log√2 quantizer for attention probabilities (``QuantIdentity(act_quant=Log2SqrtSoftmaxQuant)``)."""
+
+    proxy_class = ActQuantProxyFromInjector
+    tensor_quant = Log2SqrtQuant
+    quant_type = QuantType.INT
+    bit_width = 8
+    signed = False
+    narrow_range = False
+
+
+class ShiftedUintActMinMax(ShiftedUint8ActPerTensorFloat):
+    """Per-tensor asymmetric activations, range = calibration min/max (the percentile quantizer at its ends)."""
+
+    high_percentile_q = 100.0
+    low_percentile_q = 1e-9
+
+
+ACT_RANGES = {"minmax": ShiftedUintActMinMax, "percentile": ShiftedUint8ActPerTensorFloat,
+              "percentile_mse": ShiftedUint8ActPerTensorFloatMSE}
+WEIGHT_RANGES = {"minmax": Int8WeightPerChannelFloat, "mse": Int8WeightPerChannelFloatMSE}
+
+
+def act_quant(bits: int, kind: str):
+    return ACT_RANGES[kind].let(bit_width=bits)
+
+
+def weight_quant(bits: int, kind: str):
+    return WEIGHT_RANGES[kind].let(bit_width=bits)
+
+
+def layer_map(weight_bits: int, act_bits: int, recipe: dict[str, Any]) -> dict:
+    common = {"weight_quant": weight_quant(weight_bits, recipe["weight_range"]),
+              "input_quant": act_quant(act_bits, recipe["activation_range"]),
+              "bias_quant": None, "return_quant_tensor": False}
+    return {nn.Linear: (QuantLinear, common), nn.Conv2d: (QuantConv2d, common)}
+
+
+def softmax_quantizer(recipe: dict[str, Any]) -> nn.Module:
+    kind, bits = recipe["softmax_quantizer"], recipe["activation_bits"]
+    if kind == "log2sqrt":
+        return QuantIdentity(act_quant=Log2SqrtSoftmaxQuant.let(bit_width=bits), return_quant_tensor=False)
+    if kind == "uniform":
+        return QuantIdentity(act_quant=act_quant(bits, recipe["activation_range"]), return_quant_tensor=False)
+    return nn.Identity()
+
+
+# --- building the quantized model ----------------------------------------------------------------------
+
+def _present(encoder: nn.Module, names: Iterable[str]) -> list[str]:
+    return [n for n in names if hasattr(encoder, n)]
+
+
+def ignored_modules(encoder: nn.Module, patterns: list[str]) -> list[str]:
+    """Qualified names of the Linear/Conv2d modules that ``patterns`` (regexes, ``re.search``) keep float."""
+    regexes = [re.compile(p) for p in patterns]
+    return [name for name, m in encoder.named_modules()
+            if isinstance(m, (nn.Linear, nn.Conv2d)) and any(r.search(name) for r in regexes)]
+
+
+def build_quantized(model: nn.Module, recipe: dict[str, Any]) -> nn.Module:
+    """Insert the recipe's quantizers into ``model`` (a ``SamModel``), in place; nothing is calibrated yet."""
+    encoder = model.image_encoder
+    abits = recipe["activation_bits"]
+    wrap_attention(encoder)
+    for m in encoder.modules():
+        if isinstance(m, QuantPointAttention):
+            for slot in ("q", "k", "v"):
+                setattr(m, slot, QuantIdentity(act_quant=act_quant(abits, recipe["activation_range"]),
+                                               return_quant_tensor=False))
+            m.probs = softmax_quantizer(recipe)
+    kept = ignored_modules(encoder, recipe["ignored_modules"])
+    edge = _present(encoder, FIRST_LAST)
+    edge_bits = recipe["first_last_bits"]
+    for name in edge:
+        inner = [k[len(name) + 1:] for k in kept if k.startswith(name + ".")]
+        layerwise_quantize(getattr(encoder, name), layer_map(edge_bits, edge_bits, recipe), name_blacklist=inner)
+    layerwise_quantize(encoder, layer_map(recipe["weight_bits"], abits, recipe), name_blacklist=edge + kept)
+    if recipe["quantize_decoder"]:
+        layerwise_quantize(model.mask_decoder, layer_map(recipe["weight_bits"], abits, recipe))
+    return model
+
+
+def _calibration_items(dataset, limit: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(encoder input (1, 3, S, S), boxes (1, K, 4)) per calibration image."""
+    n = min(limit, len(dataset))
+    return [(torch.from_numpy(dataset.encoder_input(dataset[i]["pixels"])),
+             torch.as_tensor(dataset[i]["boxes"], dtype=torch.float32)[None]) for i in range(n)]
+
+
+@torch.no_grad()
+def _run(model: nn.Module, items, with_decoder: bool, progress: Callable[[str], None] | None, label: str) -> None:
+    for x, boxes in items:
+        emb = model.image_encoder(x)
+        if with_decoder:
+            model.decode(emb, boxes)
+        if progress:
+            progress(label)
+
+
+def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) -> dict[str, float]:
+    """Brevitas calibration passes over ``items``: ranges, then bias correction and GPTQ if the recipe asks."""
+    timings = {}
+    for key in ("gptq", "bias_correction"):
+        if recipe[key] and hasattr(model.image_encoder, "blocks"):
+            raise ValueError(f"{key}: Brevitas 0.13 treats Linear inputs as (B, N, C) and SAM ViT's tokens are "
+                             f"(B, H, W, C); set {key}: false for vit_b/l/h (TinyViT/LiteMedSAM is supported)")
+    target = model if recipe["quantize_decoder"] else model.image_encoder
+    t0 = time.perf_counter()
+    with calibration_mode(target):
+        _run(model, items, recipe["quantize_decoder"], progress, "ranges")
+    timings["ranges_s"] = time.perf_counter() - t0
+    if recipe["gptq"]:
+        from brevitas.graph.gptq import gptq_mode
+
+
+        t0 = time.perf_counter()
+        with gptq_mode(target, use_quant_activations=True) as gptq:
+            for _ in range(gptq.num_layers):
+                _run(model, items, recipe["quantize_decoder"], None, "gptq")
+                gptq.update()
+        timings["gptq_s"] = time.perf_counter() - t0
+    if recipe["bias_correction"]:
+        t0 = time.perf_counter()
+        with bias_correction_mode(target):
+            _run(model, items, recipe["quantize_decoder"], progress, "bias correction")
+        timings["bias_correction_s"] = time.perf_counter() - t0
+    return timings
+
+
+@dataclass
+class BrevitasQuantizedSam:
+    """A fake-quantized SAM (``sam.model`` holds Brevitas layers) with its recipe and calibration facts."""
+
+    sam: SamBundle
+    recipe: dict[str, Any]
+    calibration: dict[str, Any]
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exportable(self) -> bool:
+        r = self.recipe
+        return r["export_onnx"] and min(r["weight_bits"], r["activation_bits"], r["first_last_bits"]) == 8
+
+    def save(self, folder: str | Path) -> Path:
+        """State dict + recipe + calibration facts and, for 8-bit recipes with ``export_onnx``, ``encoder.onnx``
+        and an OpenVINO IR pair (``OVSamPredictor``-ready). Written via a staging folder."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".brevitas-", dir=folder))
+        try:
+            torch.save(self.sam.model.state_dict(), staging / STATE_DICT)
+            (staging / RECIPE).write_text(json.dumps(self.recipe, indent=2))
+            (staging / CALIBRATION).write_text(json.dumps({**self.calibration, "report": self.report}, indent=2,
+                                                          default=str))
+            names = [STATE_DICT, RECIPE, CALIBRATION]
+            if self.exportable:
+                self._export(staging)
+                names += [ONNX, "encoder.xml", "encoder.bin", "decoder.xml", "decoder.bin", "manifest.json"]
+            for name in names:
+                os.replace(staging / name, folder / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return folder
+
+    def _export(self, folder: Path) -> None:
+        import openvino as ov
+        from brevitas.export import export_onnx_qcdq
+
+        from ..export.openvino import ENCODER_INPUT, ENCODER_OUTPUT, convert_decoder, save_export
+
+        encoder = copy.deepcopy(self.sam.model.image_encoder).eval()
+        log2 = [m for m in encoder.modules() if isinstance(m, QuantPointAttention)
+                and isinstance(m.probs, QuantIdentity) and self.recipe["softmax_quantizer"] == "log2sqrt"]
+        for m in log2:  # OpenVINO has no log√2 kernel: the IR keeps these probabilities float
+            m.probs = nn.Identity()
+        size = self.sam.spec.img_size
+        with torch.no_grad():
+            export_onnx_qcdq(encoder, args=torch.zeros(1, 3, size, size), export_path=str(folder / ONNX),
+                             dynamo=False, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT])
+        ov_encoder = ov.convert_model(str(folder / ONNX))
+        if self.recipe["quantize_decoder"]:
+            raise NotImplementedError("ONNX export of a Brevitas-quantized decoder is not supported; set "
+                                      "quantize_decoder: false or export_onnx: false")
+        ov_decoder = convert_decoder(self.sam.model, self.sam.spec.embed_shape, 1)
+        report = {**self.report, "onnx": "QCDQ (brevitas export_onnx_qcdq, dynamo=False)",
+                  "softmax_in_ir": "float (no log2sqrt kernel in OpenVINO)" if log2 else
+                  self.recipe["softmax_quantizer"]}
+        save_export(folder, ov_encoder, ov_decoder, self.sam.spec, self.calibration,
+                    {**self.recipe, "name": self.recipe["name"]}, report)
+
+
+def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = "recipes/brevitas_w8a8.yaml",
+                 progress: Callable[[str], None] | None = None) -> BrevitasQuantizedSam:
+    """The Brevitas flow for one SAM and one calibration set (a ``DFQSAMDataset``); ``sam`` is untouched."""
+    from ..reparam import reparameterize
+    from .nncf import calibration_summary
+
+    recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else validate(recipe)
+    if recipe["backend"] != "brevitas":
+        raise ValueError(f"recipe {recipe['name']!r} is for backend {recipe['backend']!r}; use the NNCF flow")
+    dataset.check_model(sam)
+    model = copy.deepcopy(sam.model).eval()
+    items = _calibration_items(dataset, recipe["subset_size"])
+    report: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    if recipe["reparam"]:
+        result = reparameterize(model.image_encoder, (x for x, _ in items), bits=recipe["activation_bits"],
+                                strength=recipe["reparam_strength"])
+        report["reparam"] = result.summary()
+    report["reparam_s"] = time.perf_counter() - t0
+    build_quantized(model, recipe)
+    report.update(calibrate(model, items, recipe, progress))
+    report["calibration_images"] = len(items)
+    bundle = SamBundle(sam.name, model, sam.spec, sam.weights_sha256, sam.checkpoint, dict(sam.extra))
+    return BrevitasQuantizedSam(bundle, recipe, calibration_summary(dataset), report)
+
+
+def load_quantized(folder: str | Path, sam: SamBundle) -> BrevitasQuantizedSam:
+    """Rebuild a saved Brevitas-quantized SAM on ``sam``'s architecture and load its state dict."""
+    from ..reparam import add_pad_compensation
+
+    folder = Path(folder)
+    missing = [f for f in (STATE_DICT, RECIPE, CALIBRATION) if not (folder / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{folder} is not a Brevitas-quantized SAM (missing {', '.join(missing)})")
+    recipe = validate(json.loads((folder / RECIPE).read_text()), str(folder / RECIPE))
+    calibration = json.loads((folder / CALIBRATION).read_text())
+    report = calibration.pop("report", {})
+    if calibration.get("model") != sam.name:
+        raise ValueError(f"{folder} quantizes {calibration.get('model')}, not {sam.name}")
+    model = copy.deepcopy(sam.model).eval()
+    if recipe["reparam"]:
+        add_pad_compensation(model.image_encoder)
+    build_quantized(model, recipe)
+    state = torch.load(folder / STATE_DICT, map_location="cpu", weights_only=True)
+    for key, value in state.items():  # bias correction gives bias-free layers a bias
+        if key.endswith(".bias") and getattr(model.get_submodule(key[: -len(".bias")]), "bias", 0) is None:
+            model.get_submodule(key[: -len(".bias")]).bias = nn.Parameter(torch.zeros_like(value))
+    model.load_state_dict(state)
+    bundle = SamBundle(sam.name, model.eval(), sam.spec, sam.weights_sha256, sam.checkpoint, dict(sam.extra))
+    return BrevitasQuantizedSam(bundle, recipe, calibration, report)

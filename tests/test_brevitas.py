@@ -1,0 +1,138 @@
+"""Brevitas flow on a random-weight SAM ViT-B at 64x64 (every SAM ViT path, incl. window padding) and the
+quantizers on their own. The real-weight LiteMedSAM flow and its OpenVINO export are in integration_tests/."""
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+RECIPES = Path(__file__).parent.parent / "recipes"
+
+
+def test_brevitas_runs_on_the_pinned_torch():
+    import brevitas
+    from brevitas.nn import QuantLinear
+
+    assert torch.__version__.startswith("2.14.1"), torch.__version__  # the pin brevitas does not declare
+    layer = QuantLinear(8, 4, bias=True, return_quant_tensor=False)
+    out = layer(torch.randn(3, 8))
+    assert out.shape == (3, 4) and torch.isfinite(out).all()
+    assert brevitas.__version__.startswith("0.13")
+
+
+def test_log2sqrt_quantizer_grid_underflow_and_ste():
+    from brevitas.nn import QuantIdentity
+
+    from dfq_sam_plugin.backends.brevitas import Log2SqrtSoftmaxQuant
+
+    q = QuantIdentity(act_quant=Log2SqrtSoftmaxQuant.let(bit_width=4), return_quant_tensor=False)
+    levels = torch.tensor([1.0, 2**-0.5, 0.5, 2**-7.5])  # q = 0, 1, 2, 15: on the grid
+    assert torch.allclose(q(levels), levels, rtol=1e-6)
+    assert torch.allclose(q(torch.tensor([0.6, 0.45])), torch.tensor([2**-0.5, 0.5]))  # nearest in log space
+    assert q(torch.tensor([2**-8.5, 0.0])).abs().max() == 0  # past the 16th level: 0, not clamped up
+    x = torch.softmax(torch.randn(4, 16), -1).requires_grad_()
+    q(x).sum().backward()
+    assert torch.allclose(x.grad, torch.ones_like(x))  # straight-through
+
+
+def test_quant_point_attention_is_float_identical(tiny_sam, litemedsam):
+    from dfq_sam_plugin.models.attention import QuantPointAttention, wrap_attention
+
+    for sam in (tiny_sam, litemedsam):
+        enc = sam.model.image_encoder.eval()
+        x = torch.randn(1, 3, sam.spec.img_size, sam.spec.img_size, generator=torch.Generator().manual_seed(0))
+        wrapped = copy.deepcopy(enc)
+        names = wrap_attention(wrapped)
+        wrapped.eval()
+        assert len(names) == sum(isinstance(m, QuantPointAttention) for m in wrapped.modules()) > 0
+        with torch.no_grad():
+            ref, out = enc(x), wrapped(x)
+        assert (out - ref).abs().max() <= 1e-5 * ref.abs().max()
+    with pytest.raises(ValueError, match="no SAM ViT or TinyViT attention"):
+        wrap_attention(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+@pytest.fixture(scope="module")
+def tiny_calib(tiny_sam):
+    from dfq_sam_plugin import DFQSAMDataset
+
+    rng = np.random.default_rng(0)
+    pixels = rng.random((3, 1, 64, 64), dtype=np.float32)
+    boxes = np.tile(np.array([[8, 8, 40, 40], [20, 10, 60, 50]], np.float32), (3, 1, 1))
+    return DFQSAMDataset.from_arrays(tiny_sam, pixels, boxes, provenance={"method": "test"})
+
+
+def _recipe(name, **overrides):
+    from dfq_sam_plugin.recipes import load_recipe
+
+    return {**load_recipe(RECIPES / f"{name}.yaml"), "activation_range": "percentile", "subset_size": 3,
+            **overrides}
+
+
+def _rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+@torch.no_grad()
+def test_w4a4_quantizes_and_round_trips(tiny_sam, tiny_calib, tmp_path):
+    from brevitas.graph.calibrate import quantization_status_manager
+    from brevitas.nn import QuantConv2d, QuantLinear
+
+    from dfq_sam_plugin.backends.brevitas import Log2SqrtQuant, load_quantized, quantize_sam
+    from dfq_sam_plugin.reparam import PadCompensation
+
+    before = {k: v.clone() for k, v in tiny_sam.model.state_dict().items()}
+    q = quantize_sam(tiny_sam, tiny_calib, _recipe("brevitas_w4a4", ignored_modules=[r"blocks\.11\.mlp\.lin2$"]))
+    assert all(torch.equal(before[k], v) for k, v in tiny_sam.model.state_dict().items())  # input untouched
+    enc = q.sam.model.image_encoder
+    layers = [m for m in enc.modules() if isinstance(m, (QuantLinear, QuantConv2d))]
+    assert len(layers) == 12 * 4 + 1 + 2 - 1  # qkv, proj, lin1, lin2 per block + patch embed + neck, one kept
+    assert isinstance(enc.blocks[11].mlp.lin2, torch.nn.Linear) and not isinstance(enc.blocks[11].mlp.lin2,
+                                                                                     QuantLinear)
+    assert sum(isinstance(m, Log2SqrtQuant) for m in enc.modules()) == 12
+    assert any(isinstance(m, PadCompensation) for m in enc.modules())  # 4x4 tokens, 14x14 windows: padded
+    assert enc.blocks[0].attn.attn.attn.qkv.weight_quant.bit_width() == 4
+    assert enc.patch_embed.proj.weight_quant.bit_width() == 8  # first layer at first_last_bits
+    assert q.report["reparam"]["pairs"] == 24 and not q.exportable
+
+    x = torch.from_numpy(tiny_calib.encoder_input(tiny_calib[0]["pixels"]))
+    ref = tiny_sam.model.image_encoder(x)
+    out = enc(x)
+    with quantization_status_manager(enc, disable_act_quant=True, disable_weight_quant=True):
+        float_out = enc(x)  # reparameterized + wrapped, quantizers off: the FP function
+    assert _rel(float_out, ref) < 1e-4
+    assert 1e-3 < _rel(out, ref) < 1.0  # quantized: different, still related
+
+    q.save(tmp_path / "w4a4")
+    assert sorted(p.name for p in (tmp_path / "w4a4").iterdir()) == [
+        "calibration.json", "quantized_state_dict.pt", "recipe.json"]
+    loaded = load_quantized(tmp_path / "w4a4", tiny_sam)
+    assert torch.allclose(loaded.sam.model.image_encoder(x), out, atol=1e-5)
+    assert loaded.calibration["model"] == "vit_b"
+    with pytest.raises(FileNotFoundError, match="not a Brevitas-quantized SAM"):
+        load_quantized(tmp_path, tiny_sam)
+
+
+def test_gptq_and_bias_correction_refuse_sam_vit_tokens(tiny_sam, tiny_calib):
+    from dfq_sam_plugin.backends.brevitas import quantize_sam
+
+    for key in ("gptq", "bias_correction"):
+        with pytest.raises(ValueError, match=f"{key}: Brevitas 0.13 treats Linear inputs as"):
+            quantize_sam(tiny_sam, tiny_calib, _recipe("brevitas_w6a6", subset_size=1, reparam=False, **{key: True}))
+
+
+def test_recipes_and_errors(tiny_sam, tiny_calib):
+    from dfq_sam_plugin.backends.brevitas import quantize_sam
+    from dfq_sam_plugin.recipes import RecipeError, load_recipe, validate
+
+    for bits in (8, 6, 4):
+        r = load_recipe(RECIPES / f"brevitas_w{bits}a{bits}.yaml")
+        assert (r["backend"], r["weight_bits"], r["activation_bits"]) == ("brevitas", bits, bits)
+    with pytest.raises(RecipeError, match="'ignored_modules' holds an invalid regex"):
+        validate({"backend": "brevitas", "ignored_modules": ["("]})
+    with pytest.raises(RecipeError, match="'softmax_quantizer' must be one of"):
+        validate({"backend": "brevitas", "softmax_quantizer": "log"})
+    with pytest.raises(ValueError, match="use the NNCF flow"):
+        quantize_sam(tiny_sam, tiny_calib, load_recipe(RECIPES / "openvino_int8_cpu.yaml"))
