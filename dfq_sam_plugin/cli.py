@@ -187,20 +187,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .models import load_sam
-    from .runtime import SamBoxPredictor
+    from .demo import run
 
     console.rule("[bold]dfq-sam demo")
-    sam = load_sam("litemedsam")
-    console.print(f"loaded {sam.model_id} (bundled weights, sha256 verified)")
-    out = Path(args.out)
-    report, figures = run_evaluation({"fp": SamBoxPredictor(sam)}, ["nuclei", "mni"], out, reference=None)
-    console.print(results_table("LiteMedSAM FP32 on the real benchmark sets", report.results))
-    for name, path in figures.items():
-        console.print(f"overlay ({name}): {path}")
-    (out / "results.json").write_text(json.dumps({"model": sam.model_id, **report.to_dict()}, indent=2))
-    console.print("[yellow]not wired into the demo yet (issue #6):[/] the data-free INT8 part. Run it step by step: "
-                  "`dfq-sam synthesize` (a GPU helps), `dfq-sam quantize`, `dfq-sam evaluate --ir`, `dfq-sam benchmark`.")
+    run(args.out, console, _progress, calib=args.calib, synthesize=args.synthesize, recipe=args.recipe,
+        niter=args.niter)
     return 0
 
 
@@ -280,8 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_benchmark)
 
-    p = sub.add_parser("demo", help="the end-to-end demo on this CPU (what `make demo` runs)")
+    p = sub.add_parser(
+        "demo", help="the end-to-end demo on this CPU (what `make demo` runs)",
+        description="Bundled LiteMedSAM -> data-free calibration set (the one bundled in the package, made on a GPU "
+                    "with `dfq-sam synthesize`) -> reparameterize + NNCF INT8 -> OpenVINO IR pairs -> FP vs INT8 on "
+                    "the real nuclei/MNI sets -> benchmark_app latency -> table + report.md with figures.")
     p.add_argument("--out", default="dfq_sam_out", help="output folder (default ./dfq_sam_out)")
+    p.add_argument("--calib", default=None, help="a calibration set folder instead of the bundled one")
+    p.add_argument("--synthesize", type=int, default=0, metavar="N",
+                   help="make an N-image set now on the CPU instead (short schedule: slow and weak, shows the path)")
+    p.add_argument("--recipe", default=None, help="OpenVINO recipe (default recipes/openvino_int8_cpu.yaml)")
+    p.add_argument("--niter", type=int, default=5, help="benchmark_app iterations per measurement (default 5)")
     p.set_defaults(func=cmd_demo)
     return parser
 

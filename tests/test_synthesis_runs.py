@@ -121,3 +121,17 @@ def test_privacy_no_file_opened_but_weights_code_and_output(tmp_path):
     assert weights in [Path(p).resolve() for p, _ in record["opened"]], "the weights must be read"
     assert not reads_outside, f"files read outside code/weights/output: {reads_outside[:10]}"
     assert not writes_outside, f"files written outside the output folder: {writes_outside[:10]}"
+
+
+def test_a_run_extended_to_more_images_keeps_its_shards(tmp_path):
+    from dfq_sam_plugin.data.shards import ShardStore
+
+    key = {"model": "m", "weights_sha256": "x", "num_images": 32, "config": {"seed": 0}}
+    store = ShardStore(tmp_path)
+    store.start(key)
+    store.start({**key, "num_images": 64})  # same settings, more images: the first 32 are reused
+    assert json.loads((tmp_path / ".shards" / "run.json").read_text())["num_images"] == 64
+    with pytest.raises(ValueError, match="other settings \\(num_images\\)"):
+        store.start(key)  # fewer images than the run holds: refused
+    with pytest.raises(ValueError, match="other settings \\(config\\)"):
+        store.start({**key, "num_images": 64, "config": {"seed": 1}})

@@ -192,6 +192,22 @@ class DFQSAMDataset(nncf.Dataset):
         return folder
 
     @classmethod
+    def bundled(cls, sam: SamBundle, name: str = "litemedsam_dfqsam16") -> "DFQSAMDataset":
+        """A data-free set shipped inside the package (made on a GPU with ``dfq-sam synthesize``; its
+        provenance says how), for CPU-only users and the demo. ``bundled_sets()`` lists them."""
+        assets = Path(__file__).resolve().parent.parent / "assets"
+        if not (assets / f"{name}.npz").exists():
+            raise CalibrationSetError(f"no bundled calibration set {name!r}; bundled: {bundled_sets()}")
+        provenance = json.loads((assets / f"{name}.json").read_text())
+        if provenance.get("model") != sam.name:
+            raise CalibrationSetError(f"bundled set {name!r} was made for {provenance.get('model')}, not {sam.name}")
+        with np.load(assets / f"{name}.npz") as arrays:
+            losses = {t: arrays[f"loss_{t}"] for t in ("seg", "pse", "tv", "total")}
+            ds = cls.from_arrays(sam, arrays["pixels"], arrays["boxes"], arrays["masks"], losses, provenance)
+        ds.check_model(sam)
+        return ds
+
+    @classmethod
     def load(cls, folder: str | Path, sam: SamBundle | None = None) -> "DFQSAMDataset":
         """Load a saved set; with ``sam`` given, refuse a set made for another model."""
         import datasets
@@ -227,6 +243,11 @@ class DFQSAMDataset(nncf.Dataset):
         p = self.provenance
         return (f"DFQSAMDataset({len(self)} images, model={p.get('model')}, method={p.get('method')}, "
                 f"real_data_used={p.get('real_data_used')})")
+
+
+def bundled_sets() -> list[str]:
+    assets = Path(__file__).resolve().parent.parent / "assets"
+    return sorted(p.stem for p in assets.glob("*.npz"))
 
 
 def base_provenance(sam: SamBundle) -> dict[str, Any]:

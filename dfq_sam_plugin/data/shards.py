@@ -23,7 +23,11 @@ class ShardStore:
         key_file = self.dir / "run.json"
         if key_file.exists():
             previous = json.loads(key_file.read_text())
-            if previous != run_key:
+            if {**previous, "num_images": run_key.get("num_images")} == run_key and \
+                    previous.get("num_images", 0) <= run_key.get("num_images", 0):
+                # an image depends only on the seed and its index: a run extended to more images keeps its shards
+                _atomic_write(key_file, json.dumps(run_key, indent=1, sort_keys=True).encode())
+            elif previous != run_key:
                 diff = sorted(k for k in set(previous) | set(run_key) if previous.get(k) != run_key.get(k))
                 raise ValueError(
                     f"{self.dir.parent} holds an unfinished run with other settings ({', '.join(diff)}); "

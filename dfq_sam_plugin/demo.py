@@ -1,0 +1,170 @@
+"""The end-to-end demo (``dfq-sam demo``, what ``make demo`` runs) on a CPU, no GPU, no network:
+
+bundled LiteMedSAM -> data-free calibration set (bundled, made on a GPU with ``dfq-sam synthesize``; or one
+made now) -> reparameterized scales + NNCF INT8 -> OpenVINO IR pairs (INT8 and FP32) -> FP vs INT8 on the
+real benchmark sets -> ``benchmark_app`` latency -> one table and ``report.md`` with the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "openvino_int8_cpu.yaml"
+
+
+def _recipe(path: str | Path | None) -> dict[str, Any]:
+    from .recipes import load_recipe
+
+    if path is not None:
+        return load_recipe(path)
+    if DEFAULT_RECIPE.exists():  # a source checkout
+        return load_recipe(DEFAULT_RECIPE)
+    from .recipes import validate  # an installed wheel without recipes/: the same defaults
+
+    return validate({"backend": "openvino", "name": "openvino_int8_cpu", "reparam_strength": 0.5})
+
+
+def calibration_set(sam, console: Console, calib: str | None, synthesize: int):
+    from .data.dataset import DFQSAMDataset
+
+    if calib:
+        return DFQSAMDataset.load(calib, sam)
+    if synthesize:
+        console.print(f"synthesizing {synthesize} images now on the CPU (a short, weak schedule: for the path only; "
+                      f"real sets are made on a GPU)")
+        return DFQSAMDataset.synthesize(sam, num_images=synthesize, iterations=20, stages=1, batch_size=synthesize)
+    return DFQSAMDataset.bundled(sam)
+
+
+def latency_figure(rows: list[dict], path: Path) -> Path:
+    from ._plot import pyplot, save
+
+    plt = pyplot()
+    labels = [f"{r['ir']}\n{r['part']} ({r['precision']})" for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(rows)))
+    ax.barh(labels, [r["median_ms"] or 0 for r in rows], color=["C0" if "int8" in r["ir"] else "C7" for r in rows])
+    ax.set_xlabel("benchmark_app median latency (ms), this CPU")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def run(out: str | Path, console: Console, progress_factory, calib: str | None = None, synthesize: int = 0,
+        recipe: str | None = None, niter: int = 5, float_precisions: tuple[str, ...] | None = None
+        ) -> dict[str, Any]:
+    from .backends.nncf import export_float, quantize_sam
+    from .eval import evaluate, load_benchmark
+    from .eval.figures import overlay_figure
+    from .eval.latency import benchmark_export
+    from .models import load_sam
+    from .runtime import OVSamPredictor
+    from .synthesis.figures import samples_figure
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    sam = load_sam("litemedsam")
+    console.print(f"[bold]1[/] loaded {sam.model_id} (bundled weights, sha256 verified)")
+
+    t0 = time.perf_counter()
+    ds = calibration_set(sam, console, calib, synthesize)
+    p = ds.provenance
+    samples_figure(ds.pixels, ds.boxes, ds.masks, out / "samples.png",
+                   title=f"calibration set: {p.get('method')}, real_data_used={p.get('real_data_used')}")
+    timings["calibration_set_s"] = time.perf_counter() - t0
+    console.print(f"[bold]2[/] calibration set: {len(ds)} images, method {p.get('method')}, "
+                  f"real_data_used={p.get('real_data_used')} (figure: {out / 'samples.png'})")
+
+    recipe_cfg = _recipe(recipe)
+    t0 = time.perf_counter()
+    with console.status(f"[bold]3[/] reparameterize + nncf.quantize ({recipe_cfg['name']}) on {len(ds)} images"):
+        quantized = quantize_sam(sam, ds, recipe_cfg)
+        int8_dir = quantized.save(out / "int8")
+        fp_dir = export_float(sam, out / "fp32")
+    timings["quantize_s"] = time.perf_counter() - t0
+    console.print(f"[bold]3[/] INT8 IR pair: {int8_dir} ({quantized.report['encoder_fake_quantize']} FakeQuantize "
+                  f"in the encoder); FP32 IR pair: {fp_dir}")
+
+    t0 = time.perf_counter()
+    sets = [load_benchmark(n) for n in ("nuclei", "mni")]
+    # FP reference: the FP32 IR (same masks as torch to float error, and faster on a CPU)
+    predictors = {"fp": OVSamPredictor(fp_dir), "int8": OVSamPredictor(int8_dir)}
+    with progress_factory() as progress:
+        task = progress.add_task("[bold]4[/] FP vs INT8 on the real sets", total=2 * sum(len(s.images) for s in sets))
+        report = evaluate(predictors, sets, on_image=lambda: progress.advance(task))
+    figures = {s.name: overlay_figure(s, report.masks[s.name], out / f"overlay_{s.name}.png") for s in sets}
+    timings["evaluate_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rows = []
+    with console.status(f"[bold]5[/] benchmark_app (latency hint, {niter} iterations) on both IR pairs"):
+        for name, folder in (("fp32 IR", fp_dir), ("int8 IR", int8_dir)):
+            for r in benchmark_export(folder, niter=niter, float_precisions=float_precisions):
+                rows.append({**r.to_dict(), "folder": r.ir, "ir": name})
+    latency_figure(rows, out / "latency.png")
+    timings["benchmark_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_all
+
+    summary = {"model": sam.model_id, "calibration": quantized.calibration, "recipe": recipe_cfg,
+               "results": report.results, "latency": rows, "timings": timings,
+               "sizes_mb": {f"{d.name}/{f.name}": f.stat().st_size / 2**20
+                            for d in (fp_dir, int8_dir) for f in sorted(d.glob("*.bin"))}}
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+    console.print(summary_table(summary))
+    console.print(latency_table(summary["latency"]))
+    write_report(out, summary, figures)
+    console.print(f"report: {out / 'report.md'}  (figures: samples.png, overlay_*.png, latency.png)")
+    return summary
+
+
+def summary_table(summary: dict) -> Table:
+    table = Table(title=f"{summary['model']}: FP32 vs data-free INT8 (calibration real_data_used="
+                        f"{summary['calibration'].get('real_data_used')})")
+    for col in ("set", "prompts", "FP GT Dice", "INT8 GT Dice", "Δ pt", "INT8 FP-fidelity"):
+        table.add_column(col, justify="left" if col == "set" else "right")
+    for name, models in summary["results"].items():
+        fp, q = models["fp"], models["int8"]
+        table.add_row(name, str(fp["prompts"]), f"{fp['dice']:.4f}", f"{q['dice']:.4f}",
+                      f"{100 * (q['dice'] - fp['dice']):+.2f}", f"{q['fidelity']:.4f}")
+    return table
+
+
+def latency_table(rows: list[dict]) -> Table:
+    table = Table(title="benchmark_app latency hint, this CPU")
+    for col in ("IR", "part", "precision", "median ms"):
+        table.add_column(col, justify="right" if col == "median ms" else "left")
+    for r in rows:
+        table.add_row(r["ir"], r["part"], r["precision"], f"{r['median_ms']:.1f}" if r["median_ms"] else "—")
+    return table
+
+
+def write_report(out: Path, summary: dict, figures: dict[str, Path]) -> Path:
+    lines = [f"# dfq-sam demo: {summary['model']}", "",
+             f"Calibration: `{summary['calibration'].get('method')}`, "
+             f"{summary['calibration'].get('num_images')} images, "
+             f"real_data_used = **{summary['calibration'].get('real_data_used')}**. "
+             f"Recipe: `{summary['recipe']['name']}` (reparam {summary['recipe']['reparam']}, "
+             f"strength {summary['recipe']['reparam_strength']}).", "",
+             "| set | prompts | FP GT Dice | INT8 GT Dice | Δ pt | INT8 FP-fidelity |", "|---|---|---|---|---|---|"]
+    for name, models in summary["results"].items():
+        fp, q = models["fp"], models["int8"]
+        lines.append(f"| {name} | {fp['prompts']} | {fp['dice']:.4f} | {q['dice']:.4f} | "
+                     f"{100 * (q['dice'] - fp['dice']):+.2f} | {q['fidelity']:.4f} |")
+    lines += ["", "| IR | part | precision | median latency (ms, this CPU) |", "|---|---|---|---|"]
+    for r in summary["latency"]:
+        lines.append(f"| {r['ir']} | {r['part']} | {r['precision']} | "
+                     f"{r['median_ms']:.1f} |" if r["median_ms"] else f"| {r['ir']} | {r['part']} | — |")
+    lines += ["", "Sizes (MiB): " + ", ".join(f"{k} {v:.1f}" for k, v in summary["sizes_mb"].items()), "",
+              "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in summary["timings"].items()), "",
+              "![calibration samples](samples.png)", "", "![latency](latency.png)", ""]
+    lines += [f"![{name} overlays: FP vs INT8]({Path(p).name})" for name, p in figures.items()]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
