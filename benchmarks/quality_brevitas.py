@@ -26,6 +26,9 @@ CONFIGS = {
     "W4A4/real-mni": ("brevitas_w4a4", "real-mni", {}),
     "W4A4-no-reparam/dfq-sam": ("brevitas_w4a4", "dfq-sam", {"reparam": False}),
     "W4A4-uniform-softmax/dfq-sam": ("brevitas_w4a4", "dfq-sam", {"softmax_quantizer": "uniform"}),
+    # depthwise-conv inputs (TinyViT MBConv conv2, local_conv) are the most sensitive per-tensor activations
+    "W8A8-fp-dw/dfq-sam": ("brevitas_w8a8", "dfq-sam", {"ignored_modules": [r"conv2\.c$", r"local_conv\.c$"]}),
+    "W4A4-fp-dw/dfq-sam": ("brevitas_w4a4", "dfq-sam", {"ignored_modules": [r"conv2\.c$", r"local_conv\.c$"]}),
 }
 
 
