@@ -12,6 +12,7 @@ best float and INT8 IRs next to the JSON when --pc-dir is given.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import subprocess
@@ -80,8 +81,6 @@ def main() -> None:
             model = sam.model
             if reparam:
                 if reparam_model is None:
-                    import copy
-
                     reparam_model = copy.deepcopy(sam.model).eval()
                     reparameterize(reparam_model.image_encoder, (torch.from_numpy(x) for x in images))
                 model = reparam_model

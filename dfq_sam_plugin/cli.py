@@ -13,6 +13,7 @@ from rich.table import Table
 
 # progress and tables go to stderr so that `--json` output on stdout stays machine-readable
 console = Console(stderr=True)
+RECIPE_BACKEND = {"nncf": "openvino", "brevitas": "brevitas"}  # --backend -> the recipe's `backend` key
 warnings.filterwarnings("ignore", category=FutureWarning, module="timm")
 
 
@@ -122,9 +123,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .recipes import load_recipe
 
     recipe = load_recipe(args.recipe)
-    wanted = {"nncf": "openvino", "brevitas": "brevitas"}[args.backend]
-    if recipe["backend"] != wanted:
-        flag = {v: k for k, v in {"nncf": "openvino", "brevitas": "brevitas"}.items()}[recipe["backend"]]
+    if recipe["backend"] != RECIPE_BACKEND[args.backend]:
+        flag = next(k for k, v in RECIPE_BACKEND.items() if v == recipe["backend"])
         raise ValueError(f"{args.recipe} is a {recipe['backend']} recipe; use --backend {flag}")
     sam = _load(args)
     dataset = DFQSAMDataset.load(args.calib, sam)
@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--backend brevitas: reparameterize, Brevitas quantizers (log2sqrt softmax), calibration_mode; "
                     "save the state dict + recipe, and for 8-bit recipes a QCDQ ONNX encoder and its IR pair.")
     _add_model_args(p)
-    p.add_argument("--backend", default="nncf", choices=["nncf", "brevitas"])
+    p.add_argument("--backend", default="nncf", choices=list(RECIPE_BACKEND))
     p.add_argument("--calib", required=True, help="a calibration set folder made by `dfq-sam synthesize`")
     p.add_argument("--recipe", default="recipes/openvino_int8_cpu.yaml",
                    help="YAML recipe (recipes/openvino_int8_{cpu,npu}.yaml for nncf, recipes/brevitas_w{8,6,4}a*.yaml "

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +190,6 @@ def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) ->
     if recipe["gptq"]:
         from brevitas.graph.gptq import gptq_mode
 
-
         t0 = time.perf_counter()
         with gptq_mode(target, use_quant_activations=True) as gptq:
             for _ in range(gptq.num_layers):
@@ -246,25 +245,25 @@ class BrevitasQuantizedSam:
 
         from ..export.openvino import ENCODER_INPUT, ENCODER_OUTPUT, convert_decoder, save_export
 
+        if self.recipe["quantize_decoder"]:
+            raise NotImplementedError("ONNX export of a Brevitas-quantized decoder is not supported; set "
+                                      "quantize_decoder: false or export_onnx: false")
         encoder = copy.deepcopy(self.sam.model.image_encoder).eval()
-        log2 = [m for m in encoder.modules() if isinstance(m, QuantPointAttention)
-                and isinstance(m.probs, QuantIdentity) and self.recipe["softmax_quantizer"] == "log2sqrt"]
-        for m in log2:  # OpenVINO has no log√2 kernel: the IR keeps these probabilities float
-            m.probs = nn.Identity()
+        log2 = self.recipe["softmax_quantizer"] == "log2sqrt"
+        if log2:  # OpenVINO has no log√2 kernel: the IR keeps the attention probabilities float
+            for m in encoder.modules():
+                if isinstance(m, QuantPointAttention):
+                    m.probs = nn.Identity()
         size = self.sam.spec.img_size
         with torch.no_grad():
             export_onnx_qcdq(encoder, args=torch.zeros(1, 3, size, size), export_path=str(folder / ONNX),
                              dynamo=False, input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT])
         ov_encoder = ov.convert_model(str(folder / ONNX))
-        if self.recipe["quantize_decoder"]:
-            raise NotImplementedError("ONNX export of a Brevitas-quantized decoder is not supported; set "
-                                      "quantize_decoder: false or export_onnx: false")
         ov_decoder = convert_decoder(self.sam.model, self.sam.spec.embed_shape, 1)
         report = {**self.report, "onnx": "QCDQ (brevitas export_onnx_qcdq, dynamo=False)",
                   "softmax_in_ir": "float (no log2sqrt kernel in OpenVINO)" if log2 else
                   self.recipe["softmax_quantizer"]}
-        save_export(folder, ov_encoder, ov_decoder, self.sam.spec, self.calibration,
-                    {**self.recipe, "name": self.recipe["name"]}, report)
+        save_export(folder, ov_encoder, ov_decoder, self.sam.spec, self.calibration, self.recipe, report)
 
 
 def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = "recipes/brevitas_w8a8.yaml",
@@ -289,8 +288,8 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     build_quantized(model, recipe)
     report.update(calibrate(model, items, recipe, progress))
     report["calibration_images"] = len(items)
-    bundle = SamBundle(sam.name, model, sam.spec, sam.weights_sha256, sam.checkpoint, dict(sam.extra))
-    return BrevitasQuantizedSam(bundle, recipe, calibration_summary(dataset), report)
+    return BrevitasQuantizedSam(replace(sam, model=model, extra=dict(sam.extra)), recipe,
+                                calibration_summary(dataset), report)
 
 
 def load_quantized(folder: str | Path, sam: SamBundle) -> BrevitasQuantizedSam:
@@ -315,5 +314,4 @@ def load_quantized(folder: str | Path, sam: SamBundle) -> BrevitasQuantizedSam:
         if key.endswith(".bias") and getattr(model.get_submodule(key[: -len(".bias")]), "bias", 0) is None:
             model.get_submodule(key[: -len(".bias")]).bias = nn.Parameter(torch.zeros_like(value))
     model.load_state_dict(state)
-    bundle = SamBundle(sam.name, model.eval(), sam.spec, sam.weights_sha256, sam.checkpoint, dict(sam.extra))
-    return BrevitasQuantizedSam(bundle, recipe, calibration, report)
+    return BrevitasQuantizedSam(replace(sam, model=model.eval(), extra=dict(sam.extra)), recipe, calibration, report)

@@ -28,6 +28,8 @@ import numpy as np
 from ..models.spec import SamBundle, SamSpec
 from .shards import SHARD_DIR
 
+ASSETS = Path(__file__).resolve().parent.parent / "assets"  # bundled calibration sets (npz + provenance json)
+
 FORMAT = "dfq-sam-calibration/1"
 PROVENANCE = "provenance.json"
 DATA_DIR = "data"
@@ -195,13 +197,12 @@ class DFQSAMDataset(nncf.Dataset):
     def bundled(cls, sam: SamBundle, name: str = "litemedsam_dfqsam16") -> "DFQSAMDataset":
         """A data-free set shipped inside the package (made on a GPU with ``dfq-sam synthesize``; its
         provenance says how), for CPU-only users and the demo. ``bundled_sets()`` lists them."""
-        assets = Path(__file__).resolve().parent.parent / "assets"
-        if not (assets / f"{name}.npz").exists():
+        if not (ASSETS / f"{name}.npz").exists():
             raise CalibrationSetError(f"no bundled calibration set {name!r}; bundled: {bundled_sets()}")
-        provenance = json.loads((assets / f"{name}.json").read_text())
+        provenance = json.loads((ASSETS / f"{name}.json").read_text())
         if provenance.get("model") != sam.name:
             raise CalibrationSetError(f"bundled set {name!r} was made for {provenance.get('model')}, not {sam.name}")
-        with np.load(assets / f"{name}.npz") as arrays:
+        with np.load(ASSETS / f"{name}.npz") as arrays:
             losses = {t: arrays[f"loss_{t}"] for t in ("seg", "pse", "tv", "total")}
             ds = cls.from_arrays(sam, arrays["pixels"], arrays["boxes"], arrays["masks"], losses, provenance)
         ds.check_model(sam)
@@ -246,8 +247,7 @@ class DFQSAMDataset(nncf.Dataset):
 
 
 def bundled_sets() -> list[str]:
-    assets = Path(__file__).resolve().parent.parent / "assets"
-    return sorted(p.stem for p in assets.glob("*.npz"))
+    return sorted(p.stem for p in ASSETS.glob("*.npz"))
 
 
 def base_provenance(sam: SamBundle) -> dict[str, Any]:
