@@ -26,6 +26,9 @@ VARIANTS = {
     "int8 ours, performance preset": (True, {"preset": "performance"}),
     "int8 ours, no overflow fix": (True, {"overflow_fix": "disable"}),
     "int8 NNCF default (SmoothQuant 0.95)": (False, {"smooth_quant_alpha": 0.95, "overflow_fix": "first_layer_only"}),
+    "int8 ours + SmoothQuant 0.95": (True, {"smooth_quant_alpha": 0.95}),
+    "int8 no reparam (mixed, overflow fix)": (False, {}),
+    "int8 NNCF default + overflow fix": (False, {"smooth_quant_alpha": 0.95}),
 }
 
 
@@ -45,6 +48,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--calib-images", type=int, default=4)
     ap.add_argument("--seconds", type=int, default=8, help="benchmark_app -t per measurement")
+    ap.add_argument("--hints", nargs="+", default=["latency"], choices=["latency", "throughput"],
+                    help="benchmark_app -hint values; speed-ups compare medians (latency) or FPS (throughput)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--pc-dir", default=None, help="folder for benchmark_app -pc reports")
     args = ap.parse_args()
@@ -92,30 +97,40 @@ def main() -> None:
                   f"({count_ops(q, 'FakeQuantize')} FakeQuantize)", flush=True)
             irs[variant] = (path, "default")
         fp_size = (tmp / f"{name}_fp32.bin").stat().st_size
-        for label, (xml, precision) in irs.items():
-            median, fps, cmd = run_benchmark_app(xml, "CPU", "latency", None, args.seconds, precision)
-            rows.append({"model": name, "ir": label, "median_ms": median, "fps": fps, "command": cmd,
-                         "size_mb": xml.with_suffix(".bin").stat().st_size / 1e6,
-                         "size_vs_fp32": xml.with_suffix(".bin").stat().st_size / fp_size})
-            print(f"{name} | {label} | {median} ms | {rows[-1]['size_mb']:.1f} MB", flush=True)
+        for hint in args.hints:
+            for label, (xml, precision) in irs.items():
+                median, fps, cmd = run_benchmark_app(xml, "CPU", hint, None, args.seconds, precision)
+                rows.append({"model": name, "ir": label, "hint": hint, "median_ms": median, "fps": fps,
+                             "command": cmd, "size_mb": xml.with_suffix(".bin").stat().st_size / 1e6,
+                             "size_vs_fp32": xml.with_suffix(".bin").stat().st_size / fp_size})
+                print(f"{name} | {hint} | {label} | {median} ms | {fps} FPS | {rows[-1]['size_mb']:.1f} MB",
+                      flush=True)
         if args.pc_dir:
             Path(args.pc_dir).mkdir(parents=True, exist_ok=True)
-            for label, tag in ((next(iter(irs)), "bf16"), (args.variants[0], "int8")):
+            for i, label in enumerate([next(iter(irs)), *args.variants]):
+                tag = "bf16" if i == 0 else f"int8_{i}"
                 out = subprocess.run([_benchmark_app(), "-m", str(irs[label][0]), "-d", "CPU", "-hint", "latency",
                                       "-niter", "20", "-pc"], capture_output=True, text=True)
                 Path(args.pc_dir, f"pc_{name}_{tag}.txt").write_text(out.stdout[-200000:])
-    best = {}
+    def speed(r):  # higher is faster
+        return 1000.0 / r["median_ms"] if r["hint"] == "latency" else r["fps"]
+
+    best, f32 = {}, {}
     for r in rows:
+        key = r["model"], r["hint"]
         if r["ir"].startswith("float"):
-            best[r["model"]] = min(best.get(r["model"], 1e9), r["median_ms"])
-    f32 = {r["model"]: r["median_ms"] for r in rows if r["ir"] == "float IR, f32"}
-    print(f"\nCPU: {cpu_name()}\n| model | IR | median latency ms | speed-up vs best float | vs f32 | size MB |")
-    print("|---|---|---|---|---|---|")
+            best[key] = max(best.get(key, 0.0), speed(r))
+        if r["ir"] == "float IR, f32":
+            f32[key] = speed(r)
+    print(f"\nCPU: {cpu_name()}\n| model | hint | IR | median latency ms | FPS | speed-up vs best float | vs f32 | "
+          f"size MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        r["speedup_vs_best_float"] = best[r["model"]] / r["median_ms"]
-        r["speedup_vs_f32"] = f32[r["model"]] / r["median_ms"]
-        print(f"| {r['model']} | {r['ir']} | {r['median_ms']:.2f} | {r['speedup_vs_best_float']:.2f}x | "
-              f"{r['speedup_vs_f32']:.2f}x | {r['size_mb']:.1f} |")
+        key = r["model"], r["hint"]
+        r["speedup_vs_best_float"] = speed(r) / best[key]
+        r["speedup_vs_f32"] = speed(r) / f32[key]
+        print(f"| {r['model']} | {r['hint']} | {r['ir']} | {r['median_ms']:.2f} | {r['fps']:.1f} | "
+              f"{r['speedup_vs_best_float']:.2f}x | {r['speedup_vs_f32']:.2f}x | {r['size_mb']:.1f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cpu_name(), "openvino": ov.__version__, "rows": rows},
                                               indent=1))

@@ -90,3 +90,22 @@ def test_partial_strength_is_exact_and_leaves_part_of_the_spread(litemedsam):
     assert half.summary()["max_channel_scale_ratio"] == pytest.approx(ratio**0.5, rel=1e-6)
     with pytest.raises(ValueError, match="strength must be in"):
         reparameterize(copy.deepcopy(litemedsam.model.image_encoder), data, strength=1.5)
+
+
+def test_window_padding_compensation_adds_no_padding_shaped_constant():
+    """The compensation is a (C,) add: the OpenVINO IR of a reparameterized ViT-B holds no more float
+    constants than the encoder has parameters (an earlier mask * value fill folded into a (windows*ws*ws, C)
+    constant per windowed block: +4.8 M floats at 256 input, +30 M at 1024)."""
+    import numpy as np
+
+    from dfq_sam_plugin.export.openvino import convert_encoder
+
+    sam = load_sam("vit_b", random_init=True, img_size=256)
+    enc = sam.model.image_encoder
+    reparameterize(enc, calib(sam.spec, 1))
+    assert sum(isinstance(m, PadCompensation) for m in enc.modules()) == 8  # the 8 windowed blocks
+    floats = sum(int(np.prod(list(op.get_output_shape(0)) or [1])) for op in
+                 convert_encoder(sam.model, sam.spec.img_size).get_ordered_ops()
+                 if op.get_type_name() == "Constant" and op.get_element_type().is_real())
+    params = sum(t.numel() for t in [*enc.parameters(), *enc.buffers()])
+    assert floats <= params + 100_000, (floats, params)

@@ -6,7 +6,11 @@ Pairs (DESIGN §3): SAM ViT ``blocks[i].norm1 -> attn.qkv`` and ``norm2 -> mlp.l
 post-norm with positional encodings added before q/k: it is never folded.
 
 Exactness trap: SAM ViT pads windows with zeros *after* ``norm1``; in the reparameterized space a zero
-activation is d/r, so ``PadCompensation`` gives padded tokens that value. TinyViT pads before its norm.
+activation is v = d/r, so padded tokens must get v. ``norm1``'s bias gives up v (its output is shifted by
+-v, padding stays 0) and ``PadCompensation`` adds v to every token of the windows: real tokens are back where
+they were, padded ones get v. A (C,) add, not a full padding-shaped constant: an earlier version added
+``mask * v``, which OpenVINO folds into a (windows * ws * ws, C) constant per block — 30 M floats (120 MB)
+and a slower encoder for ViT-B at 1024 (docs/RESULTS.md §5). TinyViT pads before its norm.
 """
 
 from __future__ import annotations
@@ -30,18 +34,16 @@ class Pair:
 
 
 class PadCompensation(nn.Module):
-    """Wraps a windowed SAM ViT attention: tokens that window padding filled with 0 get ``pad_value``."""
+    """Wraps a windowed SAM ViT attention whose ``norm1`` bias gave up ``pad_value``: adds it back to every
+    token, so the tokens that window padding filled with 0 get ``pad_value`` and the others are unchanged."""
 
-    def __init__(self, attn: nn.Module, padded: torch.Tensor, pad_value: torch.Tensor) -> None:
+    def __init__(self, attn: nn.Module, pad_value: torch.Tensor) -> None:
         super().__init__()
         self.attn = attn
-        self.register_buffer("padded", padded)  # (windows, ws, ws, 1): 1 where the window is padding
         self.register_buffer("pad_value", pad_value)  # (C,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        reps = x.shape[0] // self.padded.shape[0]
-        fill = self.padded.repeat(reps, 1, 1, 1).to(x.dtype) * self.pad_value.to(x.dtype)
-        return self.attn(x + fill)
+        return self.attn(x + self.pad_value.to(x.dtype))
 
 
 def _is_sam_vit(encoder: nn.Module) -> bool:
@@ -69,13 +71,6 @@ def find_pairs(encoder: nn.Module) -> list[Pair]:
 
 def _token_grid(encoder: nn.Module) -> int:
     return encoder.img_size // encoder.patch_embed.proj.stride[0]
-
-
-def _padding_mask(grid: int, window: int) -> torch.Tensor:
-    from segment_anything.modeling.image_encoder import window_partition
-
-    windows, _ = window_partition(torch.ones(1, grid, grid, 1), window)
-    return 1.0 - windows
 
 
 @dataclass
@@ -114,26 +109,28 @@ def reparameterize(encoder: nn.Module, batches: Iterable[torch.Tensor], bits: in
     return result
 
 
+@torch.no_grad()
 def add_pad_compensation(encoder: nn.Module, pad_values: dict[str, torch.Tensor] | None = None) -> None:
-    """Wrap every SAM ViT windowed attention whose windows need padding in a ``PadCompensation`` (TinyViT: no
-    change). ``pad_values`` per norm name; without them the values are 0, for a state dict to fill in."""
+    """Wrap every SAM ViT windowed attention whose windows need padding in a ``PadCompensation`` and move
+    ``pad_values[norm name]`` out of that ``norm1``'s bias (TinyViT: no change). Without ``pad_values`` the
+    values are 0 and the biases untouched: the structure for a saved state dict to fill in."""
     for pair in find_pairs(encoder):
         blk = pair.window_block
-        if blk is None or isinstance(blk.attn, PadCompensation):
+        if blk is None or isinstance(blk.attn, PadCompensation) or _token_grid(encoder) % blk.window_size == 0:
             continue
-        grid = _token_grid(encoder)
-        if grid % blk.window_size:
-            weight = pair.norm.weight
-            mask = _padding_mask(grid, blk.window_size).to(weight.device)
-            value = pad_values[pair.name] if pad_values else torch.zeros(weight.shape[0], dtype=torch.float64)
-            blk.attn = PadCompensation(blk.attn, mask, value.to(weight))
+        bias = pair.norm.bias
+        value = pad_values[pair.name] if pad_values else torch.zeros(bias.shape[0], dtype=torch.float64)
+        bias.copy_((bias.double() - value.to(bias.device)).to(bias.dtype))
+        blk.attn = PadCompensation(blk.attn, value.to(bias))
 
 
 @torch.no_grad()
 def undo(encoder: nn.Module, result: Reparameterization) -> None:
     """Restore the encoder that ``reparameterize`` changed."""
     for pair in find_pairs(encoder):
+        if pair.window_block is not None and isinstance(pair.window_block.attn, PadCompensation):
+            comp = pair.window_block.attn
+            pair.norm.bias.copy_((pair.norm.bias.double() + comp.pad_value.double()).to(pair.norm.bias.dtype))
+            pair.window_block.attn = comp.attn
         if pair.name in result.folds:
             undo_fold(pair.norm, pair.linear, result.folds[pair.name])
-        if pair.window_block is not None and isinstance(pair.window_block.attn, PadCompensation):
-            pair.window_block.attn = pair.window_block.attn.attn
