@@ -29,6 +29,9 @@ CONFIGS = {
     # depthwise-conv inputs (TinyViT MBConv conv2, local_conv) are the most sensitive per-tensor activations
     "W8A8-fp-dw/dfq-sam": ("brevitas_w8a8", "dfq-sam", {"ignored_modules": [r"conv2\.c$", r"local_conv\.c$"]}),
     "W4A4-fp-dw/dfq-sam": ("brevitas_w4a4", "dfq-sam", {"ignored_modules": [r"conv2\.c$", r"local_conv\.c$"]}),
+    # ... or quantized after their per-channel input spread moved into their weights (reparam/depthwise.py)
+    "W8A8-eq-dw/dfq-sam": ("brevitas_w8a8", "dfq-sam", {"equalize_depthwise": True}),
+    "W4A4-eq-dw/dfq-sam": ("brevitas_w4a4", "dfq-sam", {"equalize_depthwise": True}),
 }
 
 

@@ -143,13 +143,18 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                   f"({rep['decoder_fake_quantize']} FakeQuantize); calibration: "
                   f"{quantized.calibration.get('method')} (real_data_used={quantized.calibration.get('real_data_used')})")
     _print_reparam(rep)
+    if "synthetic_fidelity" in rep:
+        console.print(f"accuracy control: synthetic FP-fidelity of the INT8 encoder {rep['synthetic_fidelity']:.4f}")
     return 0
 
 
 def _print_reparam(report: dict) -> None:
     if "reparam" in report:
-        console.print(f"reparameterized {report['reparam']['pairs']} LayerNorm->Linear pairs "
-                      f"(channel scale ratios up to {report['reparam']['max_channel_scale_ratio']:.0f}x)")
+        r = report["reparam"]
+        console.print(f"reparameterized {r['pairs']} LayerNorm->Linear pairs "
+                      f"(channel scale ratios up to {r['max_channel_scale_ratio']:.0f}x)"
+                      + (f", equalized {r['depthwise_equalized']} depthwise-conv inputs"
+                         if r.get("depthwise_equalized") else ""))
 
 
 def _quantize_brevitas(sam, dataset, recipe: dict, out: str, what: str) -> int:

@@ -58,6 +58,8 @@ COMMON = {
     "reparam": Option(True, bool, help="fold per-channel post-LayerNorm ranges into LayerNorm + Linear"),
     "reparam_strength": Option(1.0, (int, float), check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]",
                                help="fold r**strength (1: RepQ-ViT, every channel on one grid)"),
+    "equalize_depthwise": Option(False, bool, help="move per-channel input ranges of depthwise convs into their "
+                                 "weights (with reparam; TinyViT)"),
     "subset_size": Option(64, int, check=_positive, help="calibration images used"),
     "quantize_decoder": Option(False, bool, help="also quantize the prompt/mask decoder"),
 }
@@ -75,6 +77,13 @@ OPENVINO = {
     "ignored_types": Option([], list, help="OpenVINO op types kept float (nncf.IgnoredScope types)"),
     "ignored_patterns": Option([], list, check=_regexes, help="node-name regexes kept float (nncf.IgnoredScope patterns)"),
     "decoder_boxes": Option(1, int, check=_positive, help="static box count of the decoder IR"),
+    "accuracy_control": Option(False, bool, help="nncf.quantize_with_accuracy_control on synthetic fidelity: "
+                               "revert the most harmful quantizers to float until max_drop holds"),
+    "max_drop": Option(0.02, (int, float), check=lambda v: None if 0 < v < 1 else "must be in (0, 1)",
+                       help="largest allowed drop of synthetic FP-fidelity (float model = 1.0)"),
+    "validation_images": Option(8, int, check=_positive, help="synthetic images validated by accuracy control"),
+    "ranking_subset_size": Option(8, int, check=_positive, help="images used to rank quantizer groups"),
+    "max_reverted": Option(30, int, check=_positive, help="most quantizer groups accuracy control may revert"),
 }
 
 BREVITAS = {

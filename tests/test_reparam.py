@@ -109,3 +109,29 @@ def test_window_padding_compensation_adds_no_padding_shaped_constant():
                  if op.get_type_name() == "Constant" and op.get_element_type().is_real())
     params = sum(t.numel() for t in [*enc.parameters(), *enc.buffers()])
     assert floats <= params + 100_000, (floats, params)
+
+
+def test_depthwise_equalization_is_exact_undoable_and_evens_the_channels(litemedsam):
+    from dfq_sam_plugin.reparam import EqualizedDepthwise, find_depthwise
+
+    enc = copy.deepcopy(litemedsam.model.image_encoder)
+    data, x = calib(litemedsam.spec), calib(litemedsam.spec, 1, seed=9)[0]
+    names = sorted(find_depthwise(enc))
+    assert len(names) == 15 and names[0] == "layers.0.blocks.0.conv2.c"  # MBConv, PatchMerging, local_conv
+    before = collect_ranges(enc, {}, data, inputs={n: m for n, m in find_depthwise(enc).items()})
+    with torch.no_grad():
+        ref = enc(x)
+        result = reparameterize(enc, data, depthwise=True)
+        assert rel_err(enc(x), ref) <= 1e-3
+    assert result.summary()["depthwise_equalized"] == 15
+    wrappers = {n: m for n, m in enc.named_modules() if isinstance(m, EqualizedDepthwise)}
+    seen = collect_ranges(enc, {}, data, inputs={n: m.conv for n, m in wrappers.items()})
+    for name in names:  # what the conv (and its input quantizer) sees: every channel has the mean width
+        width_before = before[name].max.clamp_min(0) - before[name].min.clamp_max(0)
+        width = seen[f"{name}"].max.clamp_min(0) - seen[f"{name}"].min.clamp_max(0)
+        assert width_before.max() / width_before.min() > (20 if name == names[0] else 1.5), name
+        assert torch.allclose(width, width.mean().expand_as(width), rtol=1e-3), name
+    with torch.no_grad():
+        undo(enc, result)
+        assert rel_err(enc(x), ref) <= 1e-3
+    assert not any(isinstance(m, EqualizedDepthwise) for m in enc.modules())

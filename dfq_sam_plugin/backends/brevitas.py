@@ -282,7 +282,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     t0 = time.perf_counter()
     if recipe["reparam"]:
         result = reparameterize(model.image_encoder, (x for x, _ in items), bits=recipe["activation_bits"],
-                                strength=recipe["reparam_strength"])
+                                strength=recipe["reparam_strength"], depthwise=recipe["equalize_depthwise"])
         report["reparam"] = result.summary()
     report["reparam_s"] = time.perf_counter() - t0
     build_quantized(model, recipe)
@@ -294,7 +294,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
 
 def load_quantized(folder: str | Path, sam: SamBundle) -> BrevitasQuantizedSam:
     """Rebuild a saved Brevitas-quantized SAM on ``sam``'s architecture and load its state dict."""
-    from ..reparam import add_pad_compensation
+    from ..reparam import add_pad_compensation, wrap_depthwise
 
     folder = Path(folder)
     missing = [f for f in (STATE_DICT, RECIPE, CALIBRATION) if not (folder / f).exists()]
@@ -308,6 +308,8 @@ def load_quantized(folder: str | Path, sam: SamBundle) -> BrevitasQuantizedSam:
     model = copy.deepcopy(sam.model).eval()
     if recipe["reparam"]:
         add_pad_compensation(model.image_encoder)
+        if recipe["equalize_depthwise"]:
+            wrap_depthwise(model.image_encoder)
     build_quantized(model, recipe)
     state = torch.load(folder / STATE_DICT, map_location="cpu", weights_only=True)
     for key, value in state.items():  # bias correction gives bias-free layers a bias

@@ -24,14 +24,14 @@ from ..recipes import load_recipe, validate
 
 
 def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int | None = None,
-                       strength: float = 1.0) -> tuple[SamBundle, dict[str, Any]]:
+                       strength: float = 1.0, depthwise: bool = False) -> tuple[SamBundle, dict[str, Any]]:
     """A reparameterized copy of ``sam`` (the original is untouched) and a summary of the folds."""
     from ..reparam import reparameterize
 
     dataset.check_model(sam)
     model = copy.deepcopy(sam.model).eval()
     result = reparameterize(model.image_encoder, dataset.torch_batches(1, limit=subset_size), bits=bits,
-                            strength=strength)
+                            strength=strength, depthwise=depthwise)
     bundle = SamBundle(sam.name, model, sam.spec, sam.weights_sha256, sam.checkpoint,
                        {**sam.extra, "reparameterization": result})
     return bundle, result.summary()
@@ -52,24 +52,32 @@ def _advanced(recipe: dict[str, Any]):
     )
 
 
-def nncf_quantize(ov_model, dataset, recipe: dict[str, Any]):
-    """``nncf.quantize`` with the recipe's knobs mapped to NNCF's own parameters."""
+def nncf_quantize(ov_model, dataset, recipe: dict[str, Any], validation=None):
+    """``nncf.quantize`` with the recipe's knobs mapped to NNCF's own parameters; with ``validation`` (a
+    ``SyntheticFidelity``), ``nncf.quantize_with_accuracy_control`` with the recipe's ``max_drop``."""
     import nncf
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
     ignored = None
     if recipe["ignored_types"] or recipe["ignored_patterns"]:
         ignored = nncf.IgnoredScope(types=list(recipe["ignored_types"]), patterns=list(recipe["ignored_patterns"]),
                                     validate=False)
-    return nncf.quantize(
-        ov_model, dataset,
+    common = dict(
         preset=nncf.QuantizationPreset(recipe["preset"]),
         target_device=nncf.TargetDevice[recipe["target_device"]],
         subset_size=min(recipe["subset_size"], dataset.get_length() or recipe["subset_size"]),
         fast_bias_correction=recipe["fast_bias_correction"],
         model_type=nncf.ModelType.TRANSFORMER,
         ignored_scope=ignored,
-        advanced_parameters=_advanced(recipe),
     )
+    if validation is None:
+        return nncf.quantize(ov_model, dataset, advanced_parameters=_advanced(recipe), **common)
+    restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=recipe["max_reverted"],
+                                                  ranking_subset_size=recipe["ranking_subset_size"])
+    return nncf.quantize_with_accuracy_control(
+        ov_model, dataset, validation.dataset(), validation, max_drop=float(recipe["max_drop"]),
+        drop_type=nncf.DropType.ABSOLUTE, advanced_quantization_parameters=_advanced(recipe),
+        advanced_accuracy_restorer_parameters=restorer, **common)
 
 
 def decoder_dataset(dataset, sam: SamBundle, boxes: int, limit: int):
@@ -121,15 +129,26 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     if recipe["reparam"]:
         work, report["reparam"] = reparameterize_sam(sam, dataset, bits=recipe["activation_bits"],
                                                      subset_size=recipe["subset_size"],
-                                                     strength=recipe["reparam_strength"])
+                                                     strength=recipe["reparam_strength"],
+                                                     depthwise=recipe["equalize_depthwise"])
     timings["reparam_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     encoder = convert_encoder(work.model, sam.spec.img_size)
     decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
     timings["convert_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    encoder = nncf_quantize(encoder, dataset, recipe)
+    validation = None
+    if recipe["accuracy_control"]:
+        from ..eval.synthetic_fidelity import SyntheticFidelity
+
+        validation = SyntheticFidelity(sam, dataset, limit=recipe["validation_images"])
+    encoder = nncf_quantize(encoder, dataset, recipe, validation)
     timings["encoder_quantize_s"] = time.perf_counter() - t0
+    if validation is not None:
+        import openvino as ov
+
+        report["synthetic_fidelity"] = validation(ov.Core().compile_model(encoder, "CPU"),
+                                                  range(len(validation)))[0]
     if recipe["quantize_decoder"]:
         t0 = time.perf_counter()
         decoder = nncf_quantize(decoder, decoder_dataset(dataset, sam, recipe["decoder_boxes"],

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .depthwise import EqualizedDepthwise, channel_scales, find_depthwise, unwrap_depthwise, wrap_depthwise
 from .scale import Fold, apply_fold, channel_params, fold_params, undo_fold
 from .stats import collect_ranges
 
@@ -79,27 +80,34 @@ class Reparameterization:
 
     folds: dict[str, Fold] = field(default_factory=dict)
     bits: int = 8
+    depthwise: dict[str, torch.Tensor] = field(default_factory=dict)  # conv name -> s (depthwise.py)
 
     def summary(self) -> dict[str, float]:
         spread = [float(f.r.max() / f.r.min()) for f in self.folds.values()]
+        dw = [float(s.max() / s.min()) for s in self.depthwise.values()]
         return {"pairs": len(self.folds), "bits": self.bits,
-                "max_channel_scale_ratio": max(spread) if spread else 1.0}
+                "max_channel_scale_ratio": max(spread) if spread else 1.0,
+                "depthwise_equalized": len(self.depthwise), "max_depthwise_scale_ratio": max(dw) if dw else 1.0}
 
 
 @torch.no_grad()
 def reparameterize(encoder: nn.Module, batches: Iterable[torch.Tensor], bits: int = 8,
-                   strength: float = 1.0) -> Reparameterization:
+                   strength: float = 1.0, depthwise: bool = False) -> Reparameterization:
     """Collect per-channel ranges of every post-LayerNorm activation on ``batches`` (encoder inputs) and fold
-    them into the LayerNorm and the next Linear, in place. The float function is unchanged."""
+    them into the LayerNorm and the next Linear, in place; with ``depthwise``, also equalize every depthwise
+    convolution's input (``depthwise.py``, full strength) from the same pass. The float function is unchanged."""
     if not 2 <= bits <= 16:
         raise ValueError(f"bits must be in [2, 16]; got {bits}")
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1]; got {strength}")
     pairs = find_pairs(encoder)
-    if any(isinstance(getattr(p.window_block, "attn", None), PadCompensation) for p in pairs):
+    if (any(isinstance(getattr(p.window_block, "attn", None), PadCompensation) for p in pairs)
+            or any(isinstance(m, EqualizedDepthwise) for m in encoder.modules())):
         raise ValueError("this encoder is already reparameterized; undo() it first")
-    ranges = collect_ranges(encoder, {p.name: p.norm for p in pairs}, batches)
-    result = Reparameterization(bits=bits)
+    convs = find_depthwise(encoder) if depthwise else {}
+    ranges = collect_ranges(encoder, {p.name: p.norm for p in pairs}, batches, inputs=convs)
+    result = Reparameterization(bits=bits, depthwise={name: channel_scales(ranges[name]) for name in convs})
+    wrap_depthwise(encoder, result.depthwise)
     for pair in pairs:
         rng = ranges[pair.name]
         fold = fold_params(channel_params(rng.min, rng.max, bits), bits, strength)
@@ -127,6 +135,7 @@ def add_pad_compensation(encoder: nn.Module, pad_values: dict[str, torch.Tensor]
 @torch.no_grad()
 def undo(encoder: nn.Module, result: Reparameterization) -> None:
     """Restore the encoder that ``reparameterize`` changed."""
+    unwrap_depthwise(encoder)
     for pair in find_pairs(encoder):
         if pair.window_block is not None and isinstance(pair.window_block.attn, PadCompensation):
             comp = pair.window_block.attn
