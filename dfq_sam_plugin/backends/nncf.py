@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,7 @@ def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int 
     model = copy.deepcopy(sam.model).eval()
     result = reparameterize(model.image_encoder, dataset.torch_batches(1, limit=subset_size), bits=bits,
                             strength=strength, depthwise=depthwise)
-    bundle = SamBundle(sam.name, model, sam.spec, sam.weights_sha256, sam.checkpoint,
-                       {**sam.extra, "reparameterization": result})
-    return bundle, result.summary()
+    return replace(sam, model=model, extra={**sam.extra, "reparameterization": result}), result.summary()
 
 
 def _advanced(recipe: dict[str, Any]):

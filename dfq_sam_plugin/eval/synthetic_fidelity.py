@@ -1,4 +1,4 @@
-"""Data-free validation: mask agreement with the float SAM on the synthetic set's own box prompts.
+"""Data-free validation: mask agreement with the float SAM on random box prompts over the synthetic images.
 
 NNCF's accuracy control (``nncf.quantize_with_accuracy_control``) needs a validation set and a metric, and a
 hospital has no labelled images to give it. The float model itself supplies the labels: the metric is
@@ -9,8 +9,8 @@ prompts. The float model scores 1.0 by construction, so NNCF's ``max_drop`` is a
 
 The prompts are random boxes (seeded; sides log-uniform between 1/32 and 1/2 of the input), not the boxes
 the images were optimised for: SAM segments those with wide logit margins, and an INT8 encoder whose
-nuclei/MNI FP-fidelity is 0.91 still scores 0.998 on them, while random boxes give 0.925 — a proxy that
-tracks the real sets (docs/RESULTS.md §4).
+nuclei/MNI FP-fidelity is 0.91 still scores 0.998 on them, while random boxes give 0.928 — a proxy that
+tracks the real sets (docs/RESULTS.md §4.1).
 
 ``SyntheticFidelity(sam, dataset)`` is the ``validation_fn``; ``.dataset()`` is the matching
 ``validation_dataset``. The decoder is the float torch decoder, so only the encoder under test varies.

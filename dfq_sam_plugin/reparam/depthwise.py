@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .scale import zero_inclusive
 from .stats import ChannelRange
 
 
@@ -46,8 +47,7 @@ def find_depthwise(encoder: nn.Module) -> dict[str, nn.Conv2d]:
 
 def channel_scales(rng: ChannelRange, strength: float = 1.0) -> torch.Tensor:
     """s_c = (range_c / mean range) ** strength, float64; ranges include 0 (as quantizer ranges do)."""
-    lo = torch.minimum(rng.min.double(), torch.zeros_like(rng.min, dtype=torch.float64))
-    hi = torch.maximum(rng.max.double(), torch.zeros_like(rng.max, dtype=torch.float64))
+    lo, hi = zero_inclusive(rng.min, rng.max)
     width = (hi - lo).clamp_min(1e-8)
     return (width / width.mean()) ** strength
 
@@ -63,9 +63,7 @@ def wrap_depthwise(encoder: nn.Module, scales: dict[str, torch.Tensor] | None = 
         s = scales[name] if scales is not None else torch.ones(conv.out_channels, dtype=torch.float64)
         w = conv.weight
         w.copy_((w.double() * s.to(w.device).view(-1, 1, 1, 1)).to(w.dtype))
-        parent, _, child = name.rpartition(".")
-        owner = encoder.get_submodule(parent) if parent else encoder
-        setattr(owner, child, EqualizedDepthwise(conv, (1.0 / s).to(w)))
+        encoder.set_submodule(name, EqualizedDepthwise(conv, (1.0 / s).to(w)))
 
 
 @torch.no_grad()
@@ -75,5 +73,4 @@ def unwrap_depthwise(encoder: nn.Module) -> None:
         if isinstance(m, EqualizedDepthwise):
             w = m.conv.weight
             w.copy_((w.double() * m.inv_scale.double().view(-1, 1, 1, 1)).to(w.dtype))
-            parent, _, child = name.rpartition(".")
-            setattr(encoder.get_submodule(parent) if parent else encoder, child, m.conv)
+            encoder.set_submodule(name, m.conv)

@@ -25,10 +25,16 @@ class ChannelQuantParams:
     zero_point: torch.Tensor  # (C,) integer-valued float
 
 
-def channel_params(minimum: torch.Tensor, maximum: torch.Tensor, bits: int) -> ChannelQuantParams:
-    """Asymmetric uniform per-channel params covering [min_j, max_j] (ranges always include 0)."""
+def zero_inclusive(minimum: torch.Tensor, maximum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel [min, max] widened to include 0, float64 (what an asymmetric quantizer range covers)."""
     lo = torch.minimum(minimum.double(), torch.zeros_like(minimum, dtype=torch.float64))
     hi = torch.maximum(maximum.double(), torch.zeros_like(maximum, dtype=torch.float64))
+    return lo, hi
+
+
+def channel_params(minimum: torch.Tensor, maximum: torch.Tensor, bits: int) -> ChannelQuantParams:
+    """Asymmetric uniform per-channel params covering [min_j, max_j] (ranges always include 0)."""
+    lo, hi = zero_inclusive(minimum, maximum)
     levels = 2**bits - 1
     scale = ((hi - lo) / levels).clamp_min(1e-8)
     zero = torch.round(-lo / scale).clamp(0, levels)
