@@ -259,9 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--backend", default="nncf", choices=list(RECIPE_BACKEND))
     p.add_argument("--calib", required=True, help="a calibration set folder made by `dfq-sam synthesize`")
-    p.add_argument("--recipe", default="recipes/openvino_int8_cpu.yaml",
-                   help="YAML recipe (recipes/openvino_int8_{cpu,npu}.yaml for nncf, recipes/brevitas_w{8,6,4}a*.yaml "
-                        "for brevitas)")
+    p.add_argument("--recipe", default="openvino_int8_cpu",
+                   help="a YAML recipe file, or a packaged recipe's name: openvino_int8_cpu (AVX2-safe), "
+                        "openvino_int8_cpu_vnni (VNNI/AMX CPUs), openvino_int8_cpu_vit (SAM ViT), openvino_int8_npu "
+                        "for nncf; brevitas_w8a8, brevitas_w6a6, brevitas_w4a4 for brevitas (default %(default)s)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_quantize)
 
@@ -285,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", default=None, help="a calibration set folder instead of the bundled one")
     p.add_argument("--synthesize", type=int, default=0, metavar="N",
                    help="make an N-image set now on the CPU instead (short schedule: slow and weak, shows the path)")
-    p.add_argument("--recipe", default=None, help="OpenVINO recipe (default recipes/openvino_int8_cpu.yaml)")
+    p.add_argument("--recipe", default=None, help="OpenVINO recipe file or packaged name (default openvino_int8_cpu)")
     p.add_argument("--niter", type=int, default=5, help="benchmark_app iterations per measurement (default 5)")
     p.set_defaults(func=cmd_demo)
     return parser

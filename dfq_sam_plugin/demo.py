@@ -15,19 +15,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "openvino_int8_cpu.yaml"
+DEFAULT_RECIPE = "openvino_int8_cpu"  # packaged (dfq_sam_plugin/assets/recipes), also recipes/ in a checkout
 
 
 def _recipe(path: str | Path | None) -> dict[str, Any]:
     from .recipes import load_recipe
 
-    if path is not None:
-        return load_recipe(path)
-    if DEFAULT_RECIPE.exists():  # a source checkout
-        return load_recipe(DEFAULT_RECIPE)
-    from .recipes import validate  # an installed wheel without recipes/: the same defaults
-
-    return validate({"backend": "openvino", "name": "openvino_int8_cpu", "reparam_strength": 0.5})
+    return load_recipe(DEFAULT_RECIPE if path is None else path)
 
 
 def calibration_set(sam, console: Console, calib: str | None, synthesize: int):

@@ -62,6 +62,8 @@ COMMON = {
                                  "weights (with reparam; TinyViT)"),
     "subset_size": Option(64, int, check=_positive, help="calibration images used"),
     "quantize_decoder": Option(False, bool, help="also quantize the prompt/mask decoder"),
+    "ignored_modules": Option([], list, check=_regexes, help="regexes (re.search) of encoder module names kept "
+                              "float, e.g. '^patch_embed\\.' (OpenVINO: every node converted from them)"),
 }
 
 OPENVINO = {
@@ -74,6 +76,9 @@ OPENVINO = {
     "overflow_fix": Option("enable", str, ("enable", "disable", "first_layer_only"),
                            help="nncf OverflowFix (enable on AVX2-only CPUs)"),
     "fast_bias_correction": Option(True, bool, help="nncf fast bias correction (False: full BiasCorrection)"),
+    "activation_range": Option("default", str, ("default", "minmax", "histogram"),
+                               help="activation ranges: NNCF's default (per-tensor: mean of per-image min/max; "
+                               "per-channel: min/max), or one nncf RangeEstimatorParametersSet for all"),
     "ignored_types": Option([], list, help="OpenVINO op types kept float (nncf.IgnoredScope types)"),
     "ignored_patterns": Option([], list, check=_regexes, help="node-name regexes kept float (nncf.IgnoredScope patterns)"),
     "decoder_boxes": Option(1, int, check=_positive, help="static box count of the decoder IR"),
@@ -97,7 +102,6 @@ BREVITAS = {
     "bias_correction": Option(False, bool),
     "gptq": Option(False, bool),
     "export_onnx": Option(True, bool, help="QCDQ ONNX export (8-bit recipes)"),
-    "ignored_modules": Option([], list, check=_regexes, help="regexes of encoder module names kept float (Linear/Conv2d)"),
 }
 
 SCHEMAS = {"openvino": OPENVINO, "brevitas": BREVITAS}
@@ -129,10 +133,27 @@ def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
     return out
 
 
-def load_recipe(path: str | Path) -> dict[str, Any]:
+PACKAGED = Path(__file__).resolve().parent / "assets" / "recipes"  # ``recipes/`` in a checkout links here
+
+
+def packaged_recipes() -> list[str]:
+    return sorted(p.stem for p in PACKAGED.glob("*.yaml"))
+
+
+def resolve_recipe(path: str | Path) -> Path:
+    """A recipe file: ``path`` itself, else the packaged recipe of that name (``openvino_int8_cpu``,
+    ``recipes/openvino_int8_cpu.yaml``), so the shipped recipes work from any folder and from a wheel."""
     path = Path(path)
-    if not path.exists():
-        raise RecipeError(f"recipe not found: {path}")
+    if path.exists():
+        return path
+    packaged = PACKAGED / f"{path.stem}.yaml"
+    if path.suffix in ("", ".yaml") and path.parent.name in ("", "recipes") and packaged.exists():
+        return packaged
+    raise RecipeError(f"recipe not found: {path} (packaged recipes: {', '.join(packaged_recipes())})")
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    path = resolve_recipe(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

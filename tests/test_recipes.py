@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from dfq_sam_plugin.recipes import RecipeError, load_recipe, validate
+from dfq_sam_plugin.recipes import PACKAGED, RecipeError, load_recipe, packaged_recipes, validate
 
 RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 
@@ -36,3 +36,18 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("backend: [unclosed")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(bad)
+
+
+def test_checkout_recipes_are_the_packaged_ones():
+    assert [p.stem for p in RECIPES] == packaged_recipes() and len(RECIPES) >= 7
+    assert (Path(__file__).parents[1] / "recipes").resolve() == PACKAGED
+
+
+def test_packaged_recipes_load_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no recipes/ here: the names resolve to the package's own files
+    assert load_recipe("openvino_int8_cpu")["name"] == "openvino_int8_cpu"
+    assert load_recipe("recipes/brevitas_w8a8.yaml")["backend"] == "brevitas"
+    with pytest.raises(RecipeError, match="packaged recipes: brevitas_w4a4"):
+        load_recipe("recipes/openvino_int4.yaml")
+    with pytest.raises(RecipeError, match="recipe not found"):
+        load_recipe(tmp_path / "elsewhere" / "openvino_int8_cpu.yaml")  # a real folder is not a packaged name

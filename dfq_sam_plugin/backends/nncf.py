@@ -41,11 +41,15 @@ def _advanced(recipe: dict[str, Any]):
         AdvancedQuantizationParameters,
         AdvancedSmoothQuantParameters,
     )
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     overflow = {"enable": OverflowFix.ENABLE, "disable": OverflowFix.DISABLE,
                 "first_layer_only": OverflowFix.FIRST_LAYER}[recipe["overflow_fix"]]
+    ranges = {} if recipe["activation_range"] == "default" else {
+        "activations_range_estimator_params": getattr(RangeEstimatorParametersSet, recipe["activation_range"].upper())}
     return AdvancedQuantizationParameters(
         overflow_fix=overflow,
+        **ranges,
         smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=-1, matmul=recipe["smooth_quant_alpha"]),
     )
 
@@ -56,10 +60,15 @@ def nncf_quantize(ov_model, dataset, recipe: dict[str, Any], validation=None):
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
+    from ..export.openvino import module_nodes
+
     ignored = None
-    if recipe["ignored_types"] or recipe["ignored_patterns"]:
-        ignored = nncf.IgnoredScope(types=list(recipe["ignored_types"]), patterns=list(recipe["ignored_patterns"]),
-                                    validate=False)
+    names = module_nodes(ov_model, recipe["ignored_modules"]) if recipe["ignored_modules"] else []
+    if recipe["ignored_modules"] and not names:
+        raise ValueError(f"recipe key 'ignored_modules' {recipe['ignored_modules']} matches no node of the model")
+    if recipe["ignored_types"] or recipe["ignored_patterns"] or names:
+        ignored = nncf.IgnoredScope(names=names, types=list(recipe["ignored_types"]),
+                                    patterns=list(recipe["ignored_patterns"]), validate=False)
     common = dict(
         preset=nncf.QuantizationPreset(recipe["preset"]),
         target_device=nncf.TargetDevice[recipe["target_device"]],

@@ -58,6 +58,37 @@ def count_ops(model, type_name: str) -> int:
     return sum(1 for op in model.get_ops() if op.get_type_name() == type_name)
 
 
+_FUSED_INTO = ("Convolution", "GroupConvolution", "MatMul")
+
+
+def module_of(node_name: str) -> str | None:
+    """The torch module a converted node came from: ``__module.layers.0.conv1.bn/aten::...`` -> ``layers.0.conv1.bn``."""
+    if not node_name.startswith("__module."):
+        return None
+    return node_name[len("__module."):].split("/", 1)[0]
+
+
+def module_nodes(model, patterns: list[str]) -> list[str]:
+    """Friendly names of the nodes of ``model`` converted from torch modules whose name matches one of
+    ``patterns`` (``re.search``). ``convert_model`` folds BatchNorm into the convolution before it and renames
+    that convolution (``Multiply_123``), so a matched node's unnamed Convolution/GroupConvolution/MatMul
+    producer is included too: ignoring a Conv2d_BN module keeps its convolution float."""
+    import re
+
+    regexes = [re.compile(p) for p in patterns]
+    names = []
+    for op in model.get_ordered_ops():
+        module = module_of(op.get_friendly_name())
+        if module is None or not any(r.search(module) for r in regexes):
+            continue
+        names.append(op.get_friendly_name())
+        for port in op.inputs():
+            producer = port.get_source_output().get_node()
+            if producer.get_type_name() in _FUSED_INTO and module_of(producer.get_friendly_name()) is None:
+                names.append(producer.get_friendly_name())
+    return list(dict.fromkeys(names))
+
+
 def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[str, Any], recipe: dict[str, Any],
                 report: dict[str, Any] | None = None) -> Path:
     """Write the IR pair and manifest into ``folder`` via a staging folder: nothing half-written on failure."""

@@ -1,0 +1,115 @@
+"""OpenVINO recipe keys that map to NNCF parameters, checked on a tiny Conv+BN net with real OpenVINO and NNCF.
+
+``ignored_modules``: torch module names -> OpenVINO nodes -> nncf.IgnoredScope. ``convert_model`` folds
+BatchNorm into the convolution before it and renames that convolution, so a plain name pattern cannot reach
+it; the module names still do. ``activation_range``: NNCF's RangeEstimatorParametersSet for activations.
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dfq_sam_plugin.recipes import validate
+
+
+class ConvBN(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.c = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return self.bn(self.c(x))
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = ConvBN(3, 8)
+        self.act = nn.GELU()
+        self.body = ConvBN(8, 8)
+
+    def forward(self, x):
+        return self.body(self.act(self.stem(x)))
+
+
+@pytest.fixture(scope="module")
+def tiny_ov():
+    import openvino as ov
+
+    torch.manual_seed(0)
+    model = Tiny().eval()
+    for bn in (model.stem.bn, model.body.bn):  # non-trivial statistics, so the fold changes the weights
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    return ov.convert_model(model, example_input=torch.zeros(1, 3, 16, 16), input=[1, 3, 16, 16])
+
+
+def _convs_with_quantized_input(ov_model) -> set[str]:
+    out = set()
+    for op in ov_model.get_ops():
+        if op.get_type_name() == "Convolution":
+            src = op.input(0).get_source_output().get_node()
+            if src.get_type_name() == "FakeQuantize":
+                out.add(op.output(0).get_target_inputs().pop().get_node().get_friendly_name())
+    return out
+
+
+def test_module_nodes_reach_the_convolution_batchnorm_was_folded_into(tiny_ov):
+    from dfq_sam_plugin.export.openvino import module_nodes
+
+    names = module_nodes(tiny_ov, [r"^stem\."])
+    types = {op.get_friendly_name(): op.get_type_name() for op in tiny_ov.get_ops()}
+    assert "Convolution" in {types[n] for n in names}, names
+    assert not any("body" in n for n in names)
+    assert module_nodes(tiny_ov, [r"^nothing$"]) == []
+
+
+def test_nncf_keeps_ignored_modules_float(tiny_ov):
+    import nncf
+
+    from dfq_sam_plugin.backends.nncf import nncf_quantize
+
+    data = nncf.Dataset([np.random.default_rng(i).normal(size=(1, 3, 16, 16)).astype(np.float32)
+                         for i in range(4)])
+    base = validate({"backend": "openvino", "reparam": False, "subset_size": 4, "overflow_fix": "disable"})
+    full = nncf_quantize(tiny_ov.clone(), data, base)
+    kept = nncf_quantize(tiny_ov.clone(), data, {**base, "ignored_modules": [r"^stem\."]})
+    # the consumer of each quantized convolution is its folded BatchNorm's Add, named after the module
+    assert any("stem.bn" in n for n in _convs_with_quantized_input(full))
+    quantized = _convs_with_quantized_input(kept)
+    assert not any("stem.bn" in n for n in quantized) and any("body.bn" in n for n in quantized)
+
+
+def _input_range(ov_model) -> float:
+    """input_high of the FakeQuantize on the model input (the first convolution's activation quantizer)."""
+    fq = next(op for op in ov_model.get_ordered_ops() if op.get_type_name() == "FakeQuantize")
+    return float(fq.input_value(2).get_node().get_data().max())
+
+
+def test_activation_range_maps_to_nncf_range_estimators(tiny_ov):
+    import nncf
+
+    from dfq_sam_plugin.backends.nncf import nncf_quantize
+
+    # four images of growing amplitude: min/max over all of them is 4, the mean of per-image maxima 2.5 (NNCF's
+    # default for a per-tensor activation quantizer)
+    samples = [np.full((1, 3, 16, 16), a, np.float32) * np.sign(np.random.default_rng(a).normal(size=(1, 3, 16, 16)))
+               .astype(np.float32) for a in (1, 2, 3, 4)]
+    base = validate({"backend": "openvino", "reparam": False, "subset_size": 4, "overflow_fix": "disable",
+                     "preset": "performance"})
+    mean = _input_range(nncf_quantize(tiny_ov.clone(), nncf.Dataset(samples), base))
+    full = _input_range(nncf_quantize(tiny_ov.clone(), nncf.Dataset(samples), {**base, "activation_range": "minmax"}))
+    assert full == pytest.approx(4, rel=0.02) and mean == pytest.approx(2.5, rel=0.02)
+
+
+def test_ignored_modules_that_match_nothing_is_a_clear_error(tiny_ov):
+    import nncf
+
+    from dfq_sam_plugin.backends.nncf import nncf_quantize
+
+    data = nncf.Dataset([np.zeros((1, 3, 16, 16), np.float32)])
+    recipe = validate({"backend": "openvino", "reparam": False, "ignored_modules": [r"^neck\."]})
+    with pytest.raises(ValueError, match="'ignored_modules'.*matches no node"):
+        nncf_quantize(tiny_ov.clone(), data, recipe)
