@@ -11,7 +11,7 @@ def calibration_sources(sam, dfqsam: str, psaq: str | None = None) -> dict:
     from dfq_sam_plugin import DFQSAMDataset
     from dfq_sam_plugin.eval.real_calibration import mni_calibration_set
 
-    dfq = DFQSAMDataset.load(dfqsam, sam)
+    dfq = DFQSAMDataset.bundled(sam) if dfqsam == "bundled" else DFQSAMDataset.load(dfqsam, sam)
     n = len(dfq)
     sources = {"dfq-sam": lambda: dfq,
                "gaussian": lambda: DFQSAMDataset.synthesize(sam, num_images=n, method="gaussian", progress=False),

@@ -4,6 +4,8 @@ the same prompts of the real benchmark sets, in one run (DESIGN §6-7).
     python benchmarks/quality_nncf.py --dfqsam calib/dfqsam32 --json benchmarks/results/quality_nncf.json
 
 Rows: FP-fidelity (Dice of INT8 vs FP masks) and GT Dice per set. The encoder is INT8, the decoder float.
+Every row starts from ``--recipe`` with ``ignored_modules`` cleared; ``reparam0.5+fp-stage0`` is the shipped
+``openvino_int8_cpu`` recipe.
 """
 
 from __future__ import annotations
@@ -31,12 +33,29 @@ CONFIGS = {
     "reparam+fp-dw/dfq-sam": ("dfq-sam", True, {"ignored_types": ["GroupConvolution"]}),
     "no-reparam+fp-dw/dfq-sam": ("dfq-sam", False, {"ignored_types": ["GroupConvolution"]}),
     "reparam0.5+fp-dw/dfq-sam": ("dfq-sam", 0.5, {"ignored_types": ["GroupConvolution"]}),
+    # noise injected upstream of stage-0's first depthwise conv is amplified 45-87x on MNI (RESULTS 4.2)
+    "reparam0.5+fp-stem/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": [r"^patch_embed\.", r"^layers\.0\.blocks\.0\."]}),
+    "reparam0.5+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": [r"^patch_embed\.", r"^layers\.0\."]}),
+    # 8-bit weights: saturate on AVX2-only CPUs, not on VNNI/AMX (benchmarks/fidelity_amx.py scores them there)
+    "reparam0.5+of-off/dfq-sam": ("dfq-sam", 0.5, {"overflow_fix": "disable"}),
+    "reparam0.5+of-off+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"overflow_fix": "disable",
+                                                             "ignored_modules": [r"^patch_embed\.", r"^layers\.0\."]}),
+    # full BiasCorrection (layer by layer, upstream quantization included) instead of the fast one
+    "reparam0.5+bc/dfq-sam": ("dfq-sam", 0.5, {"fast_bias_correction": False}),
+    "reparam0.5+bc+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"fast_bias_correction": False,
+                                                         "ignored_modules": [r"^patch_embed\.", r"^layers\.0\."]}),
+    # NNCF's default activation ranges average per-image min/max over the calibration images
+    "reparam0.5+minmax/dfq-sam": ("dfq-sam", 0.5, {"activation_range": "minmax"}),
+    "reparam0.5+histogram/dfq-sam": ("dfq-sam", 0.5, {"activation_range": "histogram"}),
+    "reparam0.5+minmax+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"activation_range": "minmax",
+                                                             "ignored_modules": [r"^patch_embed\.", r"^layers\.0\."]}),
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dfqsam", required=True, help="a DFQ-SAM calibration set folder (dfq-sam synthesize)")
+    ap.add_argument("--dfqsam", required=True,
+                    help="a DFQ-SAM calibration set folder (dfq-sam synthesize), or 'bundled' (the demo's 16 images)")
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     ap.add_argument("--sets", nargs="+", default=["nuclei", "mni"])
     ap.add_argument("--recipe", default="recipes/openvino_int8_cpu.yaml")
@@ -67,7 +86,8 @@ def main() -> None:
                 reparams[source, strength] = reparameterize_sam(sam, ds, subset_size=base["subset_size"],
                                                                 strength=strength)[0]
             model = reparams[source, strength]
-        recipe = {**base, **overrides, "reparam": False, "name": name.replace("/", "_")}
+        # rows are relative to the recipe without its ignored scope, so they keep their meaning across recipe changes
+        recipe = {**base, "ignored_modules": [], **overrides, "reparam": False, "name": name.replace("/", "_")}
         t0 = time.perf_counter()
         q = quantize_sam(model, ds, recipe)
         folder = q.save(tmp / recipe["name"])
