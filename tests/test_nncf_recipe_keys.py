@@ -113,3 +113,24 @@ def test_ignored_modules_that_match_nothing_is_a_clear_error(tiny_ov):
     recipe = validate({"backend": "openvino", "reparam": False, "ignored_modules": [r"^neck\."]})
     with pytest.raises(ValueError, match="'ignored_modules'.*matches no node"):
         nncf_quantize(tiny_ov.clone(), data, recipe)
+
+
+def test_quantize_sam_keeps_the_stem_float_and_still_quantizes_the_decoder(tiny_sam):
+    """The CPU recipe's ``ignored_modules`` (patch embedding, stage 0) on SAM ViT: the patch-embedding conv has no
+    quantized input, the blocks do, and the decoder (whose modules the encoder patterns do not name) quantizes."""
+    from dfq_sam_plugin import DFQSAMDataset
+    from dfq_sam_plugin.backends.nncf import quantize_sam
+    from dfq_sam_plugin.recipes import load_recipe
+
+    rng = np.random.default_rng(0)
+    calib = DFQSAMDataset.from_arrays(tiny_sam, rng.random((2, 1, 64, 64), dtype=np.float32),
+                                      np.tile(np.array([[8, 8, 40, 40]], np.float32), (2, 1, 1)),
+                                      provenance={"method": "test"})
+    recipe = {**load_recipe("openvino_int8_cpu"), "reparam": False, "quantize_decoder": True}
+    q = quantize_sam(tiny_sam, calib, recipe)
+    quantized = {op.get_friendly_name() for op in q.encoder.get_ops() if op.get_type_name() in ("Convolution", "MatMul")
+                 and op.input(0).get_source_output().get_node().get_type_name() == "FakeQuantize"}
+    convs = [op for op in q.encoder.get_ops() if op.get_type_name() == "Convolution"]
+    assert any("patch_embed" in op.get_friendly_name() for op in convs)
+    assert not any("patch_embed" in n for n in quantized) and any("blocks.0" in n for n in quantized)
+    assert q.report["decoder_fake_quantize"] > 0

@@ -158,8 +158,8 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
                                                   range(len(validation)))[0]
     if recipe["quantize_decoder"]:
         t0 = time.perf_counter()
-        decoder = nncf_quantize(decoder, decoder_dataset(dataset, sam, recipe["decoder_boxes"],
-                                                         recipe["subset_size"]), recipe)
+        decoder = nncf_quantize(decoder, decoder_dataset(dataset, sam, recipe["decoder_boxes"], recipe["subset_size"]),
+                                {**recipe, "ignored_modules": []})  # ignored_modules name encoder modules
         timings["decoder_quantize_s"] = time.perf_counter() - t0
     report.update(timings=timings, encoder_fake_quantize=count_ops(encoder, "FakeQuantize"),
                   decoder_fake_quantize=count_ops(decoder, "FakeQuantize"))
