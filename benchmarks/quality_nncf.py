@@ -36,6 +36,7 @@ CONFIGS = {
     # noise injected upstream of stage-0's first depthwise conv is amplified 45-87x on MNI (RESULTS 4.2)
     "reparam0.5+fp-stem/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": [r"^patch_embed\.", r"^layers\.0\.blocks\.0\."]}),
     "reparam0.5+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": [r"^patch_embed\.", r"^layers\.0\."]}),
+    "reparam0.5+fp-stage01/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": [r"^patch_embed\.", r"^layers\.[01]\."]}),
     # 8-bit weights: saturate on AVX2-only CPUs, not on VNNI/AMX (benchmarks/fidelity_amx.py scores them there)
     "reparam0.5+of-off/dfq-sam": ("dfq-sam", 0.5, {"overflow_fix": "disable"}),
     "reparam0.5+of-off+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"overflow_fix": "disable",
