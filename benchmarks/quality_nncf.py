@@ -18,6 +18,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
+STAGE0 = [r"^patch_embed\.", r"^layers\.0\."]  # patch embedding + stage 0 (the shipped CPU recipe's ignored_modules)
 CONFIGS = {
     # name: (calibration, reparam (False | True | strength), recipe overrides)
     "nncf-default/dfq-sam": ("dfq-sam", False, {"smooth_quant_alpha": 0.95, "overflow_fix": "first_layer_only"}),
@@ -35,21 +36,21 @@ CONFIGS = {
     "reparam0.5+fp-dw/dfq-sam": ("dfq-sam", 0.5, {"ignored_types": ["GroupConvolution"]}),
     # noise injected upstream of stage-0's first depthwise conv is amplified 45-87x on MNI (RESULTS 4.2)
     "reparam0.5+fp-stem/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": [r"^patch_embed\.", r"^layers\.0\.blocks\.0\."]}),
-    "reparam0.5+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": [r"^patch_embed\.", r"^layers\.0\."]}),
+    "reparam0.5+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": STAGE0}),
     "reparam0.5+fp-stage01/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": [r"^patch_embed\.", r"^layers\.[01]\."]}),
     # 8-bit weights: saturate on AVX2-only CPUs, not on VNNI/AMX (benchmarks/fidelity_amx.py scores them there)
     "reparam0.5+of-off/dfq-sam": ("dfq-sam", 0.5, {"overflow_fix": "disable"}),
     "reparam0.5+of-off+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"overflow_fix": "disable",
-                                                             "ignored_modules": [r"^patch_embed\.", r"^layers\.0\."]}),
+                                                             "ignored_modules": STAGE0}),
     # full BiasCorrection (layer by layer, upstream quantization included) instead of the fast one
     "reparam0.5+bc/dfq-sam": ("dfq-sam", 0.5, {"fast_bias_correction": False}),
     "reparam0.5+bc+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"fast_bias_correction": False,
-                                                         "ignored_modules": [r"^patch_embed\.", r"^layers\.0\."]}),
+                                                         "ignored_modules": STAGE0}),
     # NNCF's default activation ranges average per-image min/max over the calibration images
     "reparam0.5+minmax/dfq-sam": ("dfq-sam", 0.5, {"activation_range": "minmax"}),
     "reparam0.5+histogram/dfq-sam": ("dfq-sam", 0.5, {"activation_range": "histogram"}),
     "reparam0.5+minmax+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"activation_range": "minmax",
-                                                             "ignored_modules": [r"^patch_embed\.", r"^layers\.0\."]}),
+                                                             "ignored_modules": STAGE0}),
 }
 
 

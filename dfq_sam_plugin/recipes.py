@@ -6,6 +6,7 @@ Every key has a type, a default and a check; an unknown key, a wrong type or a b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,15 @@ def _regexes(v: list) -> str | None:
         except re.error as exc:
             return f"holds an invalid regex {item!r} ({exc})"
     return None
+
+
+def matches_any(patterns: list[str]) -> Callable[[str], bool]:
+    """What a list of name regexes in a recipe (``ignored_modules``) means: True for a name that one of the
+    ``patterns`` finds (``re.search``)."""
+    import re
+
+    regexes = [re.compile(p) for p in patterns]
+    return lambda name: any(r.search(name) for r in regexes)
 
 
 def _alpha(v: float) -> str | None:

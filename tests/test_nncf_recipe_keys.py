@@ -46,14 +46,15 @@ def tiny_ov():
     return ov.convert_model(model, example_input=torch.zeros(1, 3, 16, 16), input=[1, 3, 16, 16])
 
 
+def _quantized(ov_model, types=("Convolution",)) -> list:
+    """The ops of ``types`` whose activation input comes from a FakeQuantize."""
+    return [op for op in ov_model.get_ops() if op.get_type_name() in types
+            and op.input(0).get_source_output().get_node().get_type_name() == "FakeQuantize"]
+
+
 def _convs_with_quantized_input(ov_model) -> set[str]:
-    out = set()
-    for op in ov_model.get_ops():
-        if op.get_type_name() == "Convolution":
-            src = op.input(0).get_source_output().get_node()
-            if src.get_type_name() == "FakeQuantize":
-                out.add(op.output(0).get_target_inputs().pop().get_node().get_friendly_name())
-    return out
+    """Names of the consumers (the folded BatchNorm's Add, named after the module) of quantized convolutions."""
+    return {op.output(0).get_target_inputs().pop().get_node().get_friendly_name() for op in _quantized(ov_model)}
 
 
 def test_module_nodes_reach_the_convolution_batchnorm_was_folded_into(tiny_ov):
@@ -128,8 +129,7 @@ def test_quantize_sam_keeps_the_stem_float_and_still_quantizes_the_decoder(tiny_
                                       provenance={"method": "test"})
     recipe = {**load_recipe("openvino_int8_cpu"), "reparam": False, "quantize_decoder": True}
     q = quantize_sam(tiny_sam, calib, recipe)
-    quantized = {op.get_friendly_name() for op in q.encoder.get_ops() if op.get_type_name() in ("Convolution", "MatMul")
-                 and op.input(0).get_source_output().get_node().get_type_name() == "FakeQuantize"}
+    quantized = {op.get_friendly_name() for op in _quantized(q.encoder, ("Convolution", "MatMul"))}
     convs = [op for op in q.encoder.get_ops() if op.get_type_name() == "Convolution"]
     assert any("patch_embed" in op.get_friendly_name() for op in convs)
     assert not any("patch_embed" in n for n in quantized) and any("blocks.0" in n for n in quantized)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -45,7 +44,7 @@ from torch import nn
 
 from ..models.attention import QuantPointAttention, wrap_attention
 from ..models.spec import SamBundle
-from ..recipes import load_recipe, validate
+from ..recipes import load_recipe, matches_any, validate
 
 STATE_DICT, RECIPE, CALIBRATION, ONNX = "quantized_state_dict.pt", "recipe.json", "calibration.json", "encoder.onnx"
 FIRST_LAST = ("patch_embed", "neck")  # the encoder's first and last layers (SAM ViT and TinyViT)
@@ -130,9 +129,8 @@ def _present(encoder: nn.Module, names: Iterable[str]) -> list[str]:
 
 def ignored_modules(encoder: nn.Module, patterns: list[str]) -> list[str]:
     """Qualified names of the Linear/Conv2d modules that ``patterns`` (regexes, ``re.search``) keep float."""
-    regexes = [re.compile(p) for p in patterns]
-    return [name for name, m in encoder.named_modules()
-            if isinstance(m, (nn.Linear, nn.Conv2d)) and any(r.search(name) for r in regexes)]
+    ignored = matches_any(patterns)
+    return [name for name, m in encoder.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and ignored(name)]
 
 
 def build_quantized(model: nn.Module, recipe: dict[str, Any]) -> nn.Module:

@@ -73,13 +73,13 @@ def module_nodes(model, patterns: list[str]) -> list[str]:
     ``patterns`` (``re.search``). ``convert_model`` folds BatchNorm into the convolution before it and renames
     that convolution (``Multiply_123``), so a matched node's unnamed Convolution/GroupConvolution/MatMul
     producer is included too: ignoring a Conv2d_BN module keeps its convolution float."""
-    import re
+    from ..recipes import matches_any
 
-    regexes = [re.compile(p) for p in patterns]
+    ignored = matches_any(patterns)
     names = []
     for op in model.get_ordered_ops():
         module = module_of(op.get_friendly_name())
-        if module is None or not any(r.search(module) for r in regexes):
+        if module is None or not ignored(module):
             continue
         names.append(op.get_friendly_name())
         for port in op.inputs():
