@@ -76,6 +76,26 @@ COMMON = {
                               "float, e.g. '^patch_embed\\.' (OpenVINO: every node converted from them)"),
 }
 
+def _nonneg(v: float) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+# Data-free distillation (DESIGN §10, dfq_sam_plugin.distill): after PTQ, the quantized encoder learns the FP
+# SAM on the synthetic images. distill_steps 0 = calibration only.
+DISTILL = {
+    "distill_steps": Option(0, int, check=lambda v: None if v >= 0 else "must be >= 0",
+                            help="quantization-aware distillation steps after PTQ (0: PTQ only)"),
+    "distill_batch": Option(8, int, check=_positive, help="global batch of synthetic images per step"),
+    "distill_lr_weights": Option(2e-5, (int, float), check=_nonneg, help="Adam learning rate of the weights"),
+    "distill_lr_quant": Option(1e-3, (int, float), check=_nonneg,
+                               help="relative (log-space) Adam step of quantizer scales/ranges"),
+    "distill_random_boxes": Option(8, int, check=_nonneg, help="random box prompts per image for the mask loss"),
+    "distill_embed_weight": Option(1.0, (int, float), check=_nonneg, help="weight of the embedding rel. MSE"),
+    "distill_mask_weight": Option(1.0, (int, float), check=_nonneg, help="weight of the mask-logit KL"),
+    "distill_augment": Option(True, bool, help="flips, 90° rotations, resized crops, gamma, mixup"),
+    "distill_seed": Option(0, int, help="seed of batches, augmentation and boxes"),
+}
+
 OPENVINO = {
     **COMMON,
     "target_device": Option("CPU", str, ("CPU", "NPU", "GPU", "ANY"), help="nncf.TargetDevice"),
@@ -99,6 +119,7 @@ OPENVINO = {
     "validation_images": Option(8, int, check=_positive, help="synthetic images validated by accuracy control"),
     "ranking_subset_size": Option(8, int, check=_positive, help="images used to rank quantizer groups"),
     "max_reverted": Option(30, int, check=_positive, help="most quantizer groups accuracy control may revert"),
+    **DISTILL,
 }
 
 BREVITAS = {
@@ -115,6 +136,17 @@ BREVITAS = {
 }
 
 SCHEMAS = {"openvino": OPENVINO, "brevitas": BREVITAS}
+
+
+def distill_config(recipe: dict[str, Any]):
+    """The recipe's ``distill_*`` keys as a ``DistillConfig``."""
+    from .distill import DistillConfig
+
+    return DistillConfig(steps=recipe["distill_steps"], batch_size=recipe["distill_batch"],
+                         lr_weights=recipe["distill_lr_weights"], lr_quant=recipe["distill_lr_quant"],
+                         random_boxes=recipe["distill_random_boxes"], embed_weight=recipe["distill_embed_weight"],
+                         mask_weight=recipe["distill_mask_weight"], augment=recipe["distill_augment"],
+                         seed=recipe["distill_seed"])
 
 
 def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:

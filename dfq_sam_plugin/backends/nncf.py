@@ -121,15 +121,19 @@ def calibration_summary(dataset) -> dict[str, Any]:
     return {k: p[k] for k in keys if k in p}
 
 
-def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = "recipes/openvino_int8_cpu.yaml"
-                 ) -> QuantizedSam:
-    """The whole NNCF flow for one SAM and one calibration set (a ``DFQSAMDataset``)."""
+def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = "recipes/openvino_int8_cpu.yaml",
+                 device: str = "cpu", work_dir: str | Path | None = None, progress: bool = False) -> QuantizedSam:
+    """The whole NNCF flow for one SAM and one calibration set (a ``DFQSAMDataset``). A recipe with
+    ``distill_steps > 0`` quantizes through NNCF's torch backend and distils on ``device`` (checkpoints in
+    ``work_dir``, resumable) before ``ov.convert_model``; otherwise ``nncf.quantize`` runs on the OpenVINO model."""
     from ..export.openvino import convert_decoder, convert_encoder, count_ops
 
     recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else validate(recipe)
     if recipe["backend"] != "openvino":
         raise ValueError(f"recipe {recipe['name']!r} is for backend {recipe['backend']!r}; use the Brevitas flow")
     dataset.check_model(sam)
+    if recipe["distill_steps"]:
+        return _quantize_distilled(sam, dataset, recipe, device, work_dir, progress)
     timings, report = {}, {}
     t0 = time.perf_counter()
     work = sam
@@ -166,6 +170,23 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     return QuantizedSam(encoder, decoder, sam, calibration_summary(dataset), recipe, report)
 
 
+def _quantize_distilled(sam: SamBundle, dataset, recipe: dict[str, Any], device: str, work_dir, progress: bool
+                        ) -> QuantizedSam:
+    from ..export.openvino import convert_decoder, count_ops
+
+    student, _work, report = distill_sam(sam, dataset, recipe, device, work_dir, progress)
+    t0 = time.perf_counter()
+    encoder = convert_student(student, sam.spec.img_size)
+    decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
+    report["timings"]["convert_s"] = time.perf_counter() - t0
+    report.update(encoder_fake_quantize=count_ops(encoder, "FakeQuantize"),
+                  decoder_fake_quantize=count_ops(decoder, "FakeQuantize"))
+    calibration = {**calibration_summary(dataset), "distillation": {
+        "steps": report["distill"]["steps"], "final_losses": report["distill"]["final_losses"],
+        "data": "synthetic only", "real_data_used": False}}
+    return QuantizedSam(encoder, decoder, sam, calibration, recipe, report)
+
+
 def export_float(sam: SamBundle, folder: str | Path, decoder_boxes: int = 1) -> Path:
     """The FP32 IR pair (the float baseline for latency and for IR-vs-torch checks)."""
     from ..export.openvino import convert_decoder, convert_encoder, save_export
@@ -175,3 +196,111 @@ def export_float(sam: SamBundle, folder: str | Path, decoder_boxes: int = 1) -> 
     calib = {"model": sam.name, "weights_sha256": sam.weights_sha256, "method": "none (float)",
              "real_data_used": False}
     return save_export(folder, encoder, decoder, sam.spec, calib, {"name": "float32"})
+
+
+# -- data-free distillation through NNCF's torch backend (DESIGN §10) ---------------------------------------
+# nncf.quantize(torch encoder) inserts NNCF's own FakeQuantize modules (the documented QAT path), the backend-free
+# distill core trains them against the FP SAM on synthetic images, ov.convert_model turns the student into the
+# IR. The INT8 encoder is chaotic (a 1e-6 input change moves its output ~9 %: rounding flips amplify), so NNCF's
+# eager and export (traced FakeQuantize) paths, which differ by float ulps per quantizer, give masks that agree
+# at the model's own self-agreement level, not bit for bit: docs/RESULTS.md §9.
+
+
+def torch_ignored_names(encoder, example, patterns: list[str]) -> list[str]:
+    """NNCF torch-graph op names covered by the modules that ``patterns`` (``ignored_modules``) match.
+
+    NNCF 3.4 names ops of modules reached through ``ModuleList`` iteration without their list scope
+    (``layers.0.blocks.1.conv1`` runs ``conv1/c/conv2d/1``), so op names cannot be matched to module names
+    directly; weight constants keep the full name. An op belongs to a matched module when one of its weights
+    does; every op from the first to the last such op (in execution order) is ignored, so the activations
+    between them (GELU, BatchNorm, residual adds) stay float too."""
+    import copy as _copy
+
+    from nncf.torch.function_hook import wrap_model
+    from nncf.torch.function_hook.nncf_graph.nncf_graph_builder import build_nncf_graph
+
+    from ..recipes import matches_any
+
+    if not patterns:
+        return []
+    matched = matches_any(patterns)
+    graph = build_nncf_graph(wrap_model(_copy.deepcopy(encoder)), example)
+    ops, hits = [], []
+    for node in graph.topological_sort():
+        if node.node_type in ("nncf_model_const", "nncf_model_input", "nncf_model_output"):
+            continue
+        weights = [e.from_node.node_name for e in graph.get_input_edges(node)
+                   if e.from_node.node_type == "nncf_model_const" and e.from_node.node_name.endswith(".weight")]
+        if any(matched(w[: -len(".weight")]) for w in weights):
+            hits.append(len(ops))
+        ops.append(node.node_name)
+    if not hits:
+        raise ValueError(f"recipe key 'ignored_modules' {patterns} matches no weighted module of the encoder")
+    return ops[hits[0] : hits[-1] + 1]
+
+
+def is_nncf_quantizer(module) -> bool:
+    from nncf.torch.quantization.layers import BaseQuantizer
+
+    return isinstance(module, BaseQuantizer)
+
+
+def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
+    """(student encoder, reparameterized bundle, report): ``nncf.quantize`` on the (reparameterized) torch
+    encoder with the recipe's knobs; the student holds NNCF's trainable FakeQuantize modules."""
+    import nncf
+
+    recipe = validate(recipe)
+    dataset.check_model(sam)
+    report: dict[str, Any] = {}
+    work = sam
+    if recipe["reparam"]:
+        work, report["reparam"] = reparameterize_sam(sam, dataset, bits=recipe["activation_bits"],
+                                                     subset_size=recipe["subset_size"],
+                                                     strength=recipe["reparam_strength"],
+                                                     depthwise=recipe["equalize_depthwise"])
+    encoder = work.model.image_encoder.eval()
+    inputs = list(dataset.torch_batches(1, limit=recipe["subset_size"]))
+    names = torch_ignored_names(encoder, inputs[0], recipe["ignored_modules"])
+    ignored = None
+    if names or recipe["ignored_patterns"]:
+        ignored = nncf.IgnoredScope(names=names, patterns=list(recipe["ignored_patterns"]), validate=False)
+    student = nncf.quantize(encoder, nncf.Dataset(inputs), preset=nncf.QuantizationPreset(recipe["preset"]),
+                            target_device=nncf.TargetDevice[recipe["target_device"]], subset_size=len(inputs),
+                            model_type=nncf.ModelType.TRANSFORMER, ignored_scope=ignored,
+                            advanced_parameters=_advanced(recipe))
+    report["ignored_ops"] = len(names)
+    return student, work, report
+
+
+def distill_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path, device: str = "cpu",
+                work_dir: str | Path | None = None, progress: bool = True):
+    """PTQ student (``nncf_student``), then ``recipe['distill_steps']`` steps of data-free distillation.
+
+    Returns (student, reparameterized bundle, report). ``work_dir`` holds ``checkpoint.pt``: a run resumes from
+    it, and a finished one (made on a GPU box, say) is only loaded."""
+    from ..distill import Distiller
+    from ..recipes import distill_config
+
+    recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else validate(recipe)
+    t0 = time.perf_counter()
+    student, work, report = nncf_student(sam, dataset, recipe)
+    report.setdefault("timings", {})["ptq_s"] = time.perf_counter() - t0
+    distiller = Distiller(sam, student, dataset.pixels, dataset.boxes, distill_config(recipe),
+                          is_quantizer=is_nncf_quantizer, device=device)
+    result = distiller.run(work_dir, progress=progress)
+    student.cpu().eval()
+    report["distill"] = {**result.summary(), "device": str(device), "data": "synthetic only",
+                         "quantizer_params": distiller.num_quantizer_params, "images": len(dataset.pixels)}
+    report["timings"]["distill_s"] = result.seconds
+    return student, work, report
+
+
+def convert_student(student, img_size: int):
+    """``ov.convert_model`` of an NNCF torch student, with the export's port names."""
+    from ..export.openvino import convert_encoder
+
+    class _Wrapped:  # convert_encoder takes a SAM model and converts its .image_encoder
+        image_encoder = student
+
+    return convert_encoder(_Wrapped, img_size)

@@ -49,7 +49,7 @@ def convert_decoder(sam_model, embed_shape: tuple[int, int, int], boxes: int):
 
 
 def _rt_info(provenance: dict[str, Any]) -> dict[str, str]:
-    keep = ("model", "weights_sha256", "method", "seed", "real_data_used", "num_images", "format")
+    keep = ("model", "weights_sha256", "method", "seed", "real_data_used", "num_images", "format", "distillation")
     return {k: json.dumps(provenance.get(k)) if not isinstance(provenance.get(k), str) else provenance[k]
             for k in keep if k in provenance}
 

@@ -1,0 +1,260 @@
+"""The distillation loop: a quantized student image encoder learns the FP SAM on synthetic images.
+
+Backend-free: the student is any ``nn.Module`` mapping encoder inputs to image embeddings, whichever library
+put its quantizers there; ``is_quantizer(module)`` tells which modules hold quantizer parameters (they get
+relative learning rates). The teacher is the FP ``SamBundle``; its prompt encoder and mask decoder (frozen,
+float) turn both embeddings into mask logits for the mask loss. Seeded per step (batch, augmentation and boxes
+depend only on (seed, step)), resumable from ``out/checkpoint.pt``, ``torchrun`` DDP when a process group
+is initialised (the global batch is split over ranks: the same images as one process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..models.spec import SamBundle
+from ..synthesis.engine import derived_generator
+from .augment import augment, random_boxes
+from .config import DistillConfig
+from .losses import mask_kl, relative_mse
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.json"
+TERMS = ("embed", "mask", "total")
+
+
+@dataclass
+class DistillResult:
+    steps: int
+    seconds: float  # this call's training time (a resumed run counts only its own part)
+    history: dict[str, list[float]] = field(default_factory=dict)  # per logged step: step, embed, mask, total
+    resumed_from: int = 0
+    world_size: int = 1
+
+    def summary(self) -> dict[str, Any]:
+        last = {k: self.history[k][-1] for k in TERMS if self.history.get(k)}
+        first = {k: self.history[k][0] for k in TERMS if self.history.get(k)}
+        return {"steps": self.steps, "seconds": round(self.seconds, 1), "resumed_from": self.resumed_from,
+                "world_size": self.world_size, "first_losses": first, "final_losses": last}
+
+
+def _dist() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class Distiller:
+    def __init__(self, teacher: SamBundle, student: nn.Module, pixels: np.ndarray | torch.Tensor,
+                 boxes: np.ndarray | torch.Tensor, config: DistillConfig | None = None,
+                 is_quantizer: Callable[[nn.Module], bool] = lambda m: False,
+                 device: str | torch.device = "cpu") -> None:
+        """``pixels`` (N, C, S, S) raw [0, 1] synthetic images (C = 1 or 3); ``boxes`` (N, K, 4) their stored
+        box prompts in model input pixels (K may be 0)."""
+        self.cfg = config or DistillConfig()
+        self.device = torch.device(device)
+        self.rank, self.world = _dist()
+        if self.cfg.batch_size % self.world:
+            raise ValueError(f"batch_size {self.cfg.batch_size} must be divisible by the {self.world} DDP ranks")
+        self.pixels = torch.as_tensor(np.asarray(pixels, np.float32))
+        self.boxes = torch.as_tensor(np.asarray(boxes, np.float32))
+        if self.pixels.ndim != 4 or self.pixels.shape[-1] != teacher.spec.img_size or len(self.pixels) == 0:
+            raise ValueError(f"pixels must be (N, C, {teacher.spec.img_size}, {teacher.spec.img_size}) with N >= 1; "
+                             f"got {tuple(self.pixels.shape)}")
+        if self.boxes.ndim != 3 or len(self.boxes) != len(self.pixels) or self.boxes.shape[-1] != 4:
+            raise ValueError(f"boxes must be (N, K, 4) with N = {len(self.pixels)}; got {tuple(self.boxes.shape)}")
+        self.teacher = teacher
+        self.size = teacher.spec.img_size
+        teacher.model.to(self.device).eval()
+        for p in teacher.model.parameters():
+            p.requires_grad_(False)
+        # eval mode: BatchNorm statistics and cached attention biases stay as calibrated; parameters still learn
+        self.student = student.to(self.device).eval()
+        if any(p is q for p in student.parameters() for q in teacher.model.image_encoder.parameters()):
+            raise ValueError("the student shares parameters with the teacher: pass a copy (copy.deepcopy)")
+        for p in student.parameters():  # every student parameter learns (a copy of a frozen teacher included)
+            p.requires_grad_(True)
+        quant_ids = {id(p) for m in student.modules() if is_quantizer(m) for p in m.parameters(recurse=False)}
+        self.groups = self._param_groups(quant_ids)
+        self.optimizer = torch.optim.Adam(self.groups, lr=self.cfg.lr_weights)
+        self.step = 0
+        self.history: dict[str, list[float]] = {"step": [], **{t: [] for t in TERMS}}
+        self._ddp = None
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._ddp = DistributedDataParallel(self.student, device_ids=[self.device.index]
+                                                if self.device.type == "cuda" else None)
+        if self.device.type == "cuda" and self.cfg.tf32:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+    def _param_groups(self, quant_ids: set[int]) -> list[dict[str, Any]]:
+        weights, groups = [], []
+        for p in self.student.parameters():
+            if not p.requires_grad:
+                continue
+            if id(p) in quant_ids:
+                magnitude = float(p.detach().abs().mean()) or 1e-3
+                groups.append({"params": [p], "lr": self.cfg.lr_quant * magnitude, "base_lr": self.cfg.lr_quant
+                               * magnitude, "kind": "quant"})
+            else:
+                weights.append(p)
+        if weights:
+            groups.insert(0, {"params": weights, "lr": self.cfg.lr_weights, "base_lr": self.cfg.lr_weights,
+                              "kind": "weights"})
+        if not groups:
+            raise ValueError("the student has no trainable parameters")
+        return groups
+
+    @property
+    def num_quantizer_params(self) -> int:
+        return sum(1 for g in self.groups if g["kind"] == "quant")
+
+    # -- one step -------------------------------------------------------------------------------------
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's share of step ``step``'s global batch: (encoder inputs (b, 3, S, S), boxes (b, K', 4))."""
+        cfg = self.cfg
+        g = derived_generator(cfg.seed, step)
+        order = torch.randint(len(self.pixels), (cfg.batch_size,), generator=g)
+        share = cfg.batch_size // self.world
+        slots = range(self.rank * share, (self.rank + 1) * share)
+        gens = [derived_generator(cfg.seed, step, slot) for slot in range(cfg.batch_size)]
+        px = self.pixels[order]
+        bx = self.boxes[order] if cfg.stored_boxes else self.boxes[order][:, :0]
+        if cfg.augment:
+            # mixup partners come from the whole global batch: draw on all of it, keep this rank's share
+            px, bx = augment(px, bx, gens, cfg.mixup)
+        px, bx = px[list(slots)], bx[list(slots)]
+        if cfg.random_boxes:
+            extra = random_boxes(share, cfg.random_boxes, self.size, derived_generator(cfg.seed, step, 10**6 + self.rank))
+            bx = torch.cat([bx, extra], dim=1)
+        raw = px.expand(-1, 3, -1, -1) if px.shape[1] == 1 else px
+        return self.teacher.spec.normalise(raw).to(self.device), bx.to(self.device)
+
+    def losses(self, inputs: torch.Tensor, boxes: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, model = self.cfg, self.teacher.model
+        with torch.no_grad():
+            t_emb = model.encode(inputs)
+            t_logits = model.decode(t_emb, boxes)[0] if cfg.mask_weight > 0 and boxes.shape[1] else None
+        s_emb = (self._ddp or self.student)(inputs)
+        embed = relative_mse(s_emb, t_emb)
+        mask = mask_kl(model.decode(s_emb, boxes)[0], t_logits) if t_logits is not None else embed.new_zeros(())
+        return {"embed": embed, "mask": mask, "total": cfg.embed_weight * embed + cfg.mask_weight * mask}
+
+    def _lr_factor(self, step: int) -> float:
+        cfg = self.cfg
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)))
+
+    def train_step(self) -> dict[str, float]:
+        factor = self._lr_factor(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        terms = self.losses(*self.batch(self.step))
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        params = [p for g in self.groups for p in g["params"]]
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        if all(p.grad is None or torch.isfinite(p.grad).all() for p in params):
+            self.optimizer.step()
+        self.step += 1
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def state(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                "history": self.history, "config": self.cfg.resume_key(), "extra": extra or {}}
+
+    def save(self, folder: Path, extra: dict[str, Any] | None = None) -> None:
+        if self.rank:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{CHECKPOINT}.tmp"
+        torch.save(self.state(extra), tmp)
+        os.replace(tmp, folder / CHECKPOINT)
+        (folder / HISTORY).write_text(json.dumps(self.history))
+
+    def load(self, folder: Path) -> bool:
+        """Resume from ``folder/checkpoint.pt`` if there is one; refuse one made with other settings."""
+        path = folder / CHECKPOINT
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state["config"] != self.cfg.resume_key():
+            diff = sorted(k for k in state["config"] if state["config"][k] != self.cfg.resume_key().get(k))
+            raise ValueError(f"{path} was made with other settings ({', '.join(diff)}); use another output folder "
+                             f"or delete it")
+        self.student.load_state_dict(state["student"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.history = int(state["step"]), state["history"]
+        return True
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def run(self, out: str | Path | None = None, progress: bool = True, extra: dict[str, Any] | None = None
+            ) -> DistillResult:
+        """Train to ``config.steps`` (resuming from ``out`` when it holds a checkpoint); checkpoint every
+        ``checkpoint_every`` steps and at the end."""
+        cfg = self.cfg
+        folder = Path(out) if out is not None else None
+        if folder is not None:
+            self.load(folder)
+        resumed = self.step
+        start = time.perf_counter()
+        bar = _progress_bar(progress and self.rank == 0, cfg.steps, self.step)
+        with bar as update:
+            while self.step < cfg.steps:
+                terms = self.train_step()
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    self.history["step"].append(self.step)
+                    for k in TERMS:
+                        self.history[k].append(terms[k])
+                if folder is not None and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+                    self.save(folder, extra)
+                update(terms)
+        return DistillResult(self.step, time.perf_counter() - start, self.history, resumed, self.world)
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int, done: int):
+    if not enabled:
+        yield lambda terms: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]distill"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[loss]}")) as bar:
+        task = bar.add_task("distill", total=total, completed=done, loss="")
+        yield lambda terms: bar.update(task, advance=1, loss=f"embed {terms['embed']:.4f} mask {terms['mask']:.4f}")
+
+
+def loss_figure(history: dict[str, list[float]], path: str | Path, title: str = "distillation") -> Path:
+    from .._plot import pyplot, save
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for k in TERMS:
+        if history.get(k):
+            ax.plot(history["step"], history[k], label=k)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    return save(fig, path)
