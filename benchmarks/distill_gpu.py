@@ -14,7 +14,6 @@ count and budget), `--data bundled` / `dfq-sam` on the bundled DFQ-SAM set, `--n
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import lzma
@@ -70,7 +69,6 @@ def fidelity(sam, encoder, pack_dir: Path, device: str) -> dict[str, float]:
     from dfq_sam_plugin.runtime import SamBoxPredictor
 
     packed = pickle.loads(lzma.decompress((pack_dir / "sets.pkl.xz").read_bytes()))
-    model = copy.copy(sam.model)
     model = type(sam.model)(encoder, sam.model.prompt_encoder, sam.model.mask_decoder)
     pred = SamBoxPredictor(dataclasses.replace(sam, model=model), device=device)
     out = {}

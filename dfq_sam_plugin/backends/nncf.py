@@ -35,6 +35,18 @@ def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int 
     return replace(sam, model=model, extra={**sam.extra, "reparameterization": result}), result.summary()
 
 
+def _reparameterize_per_recipe(sam: SamBundle, dataset, recipe: dict[str, Any], report: dict[str, Any]) -> SamBundle:
+    """The recipe's reparameterization step (``reparam*`` keys): a folded copy, its summary in ``report``; or
+    ``sam`` itself when the recipe has ``reparam: false``."""
+    if not recipe["reparam"]:
+        return sam
+    work, report["reparam"] = reparameterize_sam(sam, dataset, bits=recipe["activation_bits"],
+                                                 subset_size=recipe["subset_size"],
+                                                 strength=recipe["reparam_strength"],
+                                                 depthwise=recipe["equalize_depthwise"])
+    return work
+
+
 def _advanced(recipe: dict[str, Any]):
     from nncf import OverflowFix
     from nncf.quantization.advanced_parameters import (
@@ -136,12 +148,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
         return _quantize_distilled(sam, dataset, recipe, device, work_dir, progress)
     timings, report = {}, {}
     t0 = time.perf_counter()
-    work = sam
-    if recipe["reparam"]:
-        work, report["reparam"] = reparameterize_sam(sam, dataset, bits=recipe["activation_bits"],
-                                                     subset_size=recipe["subset_size"],
-                                                     strength=recipe["reparam_strength"],
-                                                     depthwise=recipe["equalize_depthwise"])
+    work = _reparameterize_per_recipe(sam, dataset, recipe, report)
     timings["reparam_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     encoder = convert_encoder(work.model, sam.spec.img_size)
@@ -253,12 +260,7 @@ def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
     recipe = validate(recipe)
     dataset.check_model(sam)
     report: dict[str, Any] = {}
-    work = sam
-    if recipe["reparam"]:
-        work, report["reparam"] = reparameterize_sam(sam, dataset, bits=recipe["activation_bits"],
-                                                     subset_size=recipe["subset_size"],
-                                                     strength=recipe["reparam_strength"],
-                                                     depthwise=recipe["equalize_depthwise"])
+    work = _reparameterize_per_recipe(sam, dataset, recipe, report)
     encoder = work.model.image_encoder.eval()
     inputs = list(dataset.torch_batches(1, limit=recipe["subset_size"]))
     names = torch_ignored_names(encoder, inputs[0], recipe["ignored_modules"])
