@@ -92,6 +92,11 @@ DISTILL = {
     "distill_random_boxes": Option(8, int, check=_nonneg, help="random box prompts per image for the mask loss"),
     "distill_embed_weight": Option(1.0, (int, float), check=_nonneg, help="weight of the embedding rel. MSE"),
     "distill_mask_weight": Option(1.0, (int, float), check=_nonneg, help="weight of the mask-logit KL"),
+    "distill_feature_weight": Option(0.0, (int, float), check=_nonneg,
+                                     help="weight of the intermediate-feature rel. MSE (distill_feature_layers)"),
+    "distill_feature_layers": Option([], list, check=lambda v: None if all(isinstance(x, str) for x in v)
+                                     else "must be a list of module names", help="encoder submodule names whose outputs are distilled too, "
+                                     "e.g. ['layers.1', 'layers.2'] (TinyViT) or ['blocks.5'] (SAM ViT)"),
     "distill_augment": Option(True, bool, help="flips, 90° rotations, resized crops, gamma, mixup"),
     "distill_seed": Option(0, int, help="seed of batches, augmentation and boxes"),
 }
@@ -145,7 +150,9 @@ def distill_config(recipe: dict[str, Any]):
     return DistillConfig(steps=recipe["distill_steps"], batch_size=recipe["distill_batch"],
                          lr_weights=recipe["distill_lr_weights"], lr_quant=recipe["distill_lr_quant"],
                          random_boxes=recipe["distill_random_boxes"], embed_weight=recipe["distill_embed_weight"],
-                         mask_weight=recipe["distill_mask_weight"], augment=recipe["distill_augment"],
+                         mask_weight=recipe["distill_mask_weight"],
+                         feature_weight=recipe["distill_feature_weight"],
+                         feature_layers=tuple(recipe["distill_feature_layers"]), augment=recipe["distill_augment"],
                          seed=recipe["distill_seed"])
 
 

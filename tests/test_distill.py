@@ -58,3 +58,21 @@ def test_distill_recipe_loads_and_maps_to_a_config():
     cfg = distill_config(recipe)
     assert cfg.steps == recipe["distill_steps"] > 0 and cfg.lr_weights == pytest.approx(2e-5)
     assert load_recipe("openvino_int8_cpu")["distill_steps"] == 0  # PTQ recipes stay PTQ
+
+
+def test_feature_loss_reads_the_named_blocks_and_leaves_no_hooks(tiny_sam):
+    px, bx = _data()
+    cfg = DistillConfig(steps=0, batch_size=2, warmup=1, random_boxes=0, augment=False, feature_weight=1.0,
+                        feature_layers=("blocks.0", "blocks.5"))
+    d = Distiller(tiny_sam, _student(tiny_sam), px, bx, cfg)
+    terms = d.losses(*d.batch(0))
+    assert float(terms["feature"]) > 0
+    torch.testing.assert_close(terms["total"], terms["embed"] + terms["mask"] + terms["feature"])
+    assert not any(m._forward_hooks for m in tiny_sam.model.image_encoder.modules())
+    assert not any(m._forward_hooks for m in d.student.modules())
+    plain = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(steps=0, batch_size=2, random_boxes=0))
+    assert float(plain.losses(*plain.batch(0))["feature"]) == 0.0
+    with pytest.raises(AttributeError):
+        Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(feature_weight=1.0, feature_layers=("nope",)))
+    with pytest.raises(ValueError, match="feature_layers"):
+        DistillConfig(feature_weight=1.0)

@@ -13,6 +13,8 @@ class DistillConfig:
     Loss = ``embed_weight`` · relative MSE of the image embedding + ``mask_weight`` · KL of the mask logits
     (per pixel, Bernoulli) through the *float* prompt encoder and mask decoder, on the images' stored boxes
     and ``random_boxes`` random boxes per image (sides log-uniform in [8, 160] px at a 256 input).
+    With ``feature_weight`` > 0, the outputs of the encoder submodules ``feature_layers`` (the same names in
+    teacher and student: reparameterization and quantizer insertion keep the module tree) add their relative MSE.
     Quantizer parameters (scales, ranges) move in relative steps: their Adam learning rate is
     ``lr_quant`` times their own magnitude, which for small steps is a step of ``lr_quant`` in log space.
     """
@@ -26,6 +28,8 @@ class DistillConfig:
     stored_boxes: bool = True
     embed_weight: float = 1.0
     mask_weight: float = 1.0
+    feature_weight: float = 0.0  # relative MSE of intermediate outputs (``feature_layers``), summed over layers
+    feature_layers: tuple[str, ...] = ()  # student/teacher encoder submodule names, e.g. ("layers.1", "layers.2")
     augment: bool = True
     mixup: float = 0.25  # probability that an image is mixed with another of the batch
     grad_clip: float = 1.0
@@ -37,6 +41,9 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.random_boxes < 0:
             raise ValueError(f"steps >= 0, batch_size >= 1 and random_boxes >= 0 expected; got {self}")
+        self.feature_layers = tuple(self.feature_layers)
+        if self.feature_weight > 0 and not self.feature_layers:
+            raise ValueError("feature_weight > 0 needs feature_layers (encoder submodule names)")
         if not self.stored_boxes and self.random_boxes == 0 and self.mask_weight > 0:
             raise ValueError("mask distillation needs boxes: set random_boxes > 0 or stored_boxes = True")
 

@@ -32,7 +32,7 @@ from .losses import mask_kl, relative_mse
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
-TERMS = ("embed", "mask", "total")
+TERMS = ("embed", "mask", "feature", "total")
 
 
 @dataclass
@@ -86,11 +86,13 @@ class Distiller:
         self.student = student.to(self.device).eval()
         if any(p is q for p in student.parameters() for q in teacher.model.image_encoder.parameters()):
             raise ValueError("the student shares parameters with the teacher: pass a copy (copy.deepcopy)")
-        for p in student.parameters():  # every student parameter learns (a copy of a frozen teacher included)
-            p.requires_grad_(True)
+        for p in student.parameters():  # every float student parameter learns (a frozen teacher's copy included)
+            p.requires_grad_(p.is_floating_point())
         quant_ids = {id(p) for m in student.modules() if is_quantizer(m) for p in m.parameters(recurse=False)}
         self.groups = self._param_groups(quant_ids)
         self.optimizer = torch.optim.Adam(self.groups, lr=self.cfg.lr_weights)
+        for name in self.cfg.feature_layers:  # fail now, not at step 1, on a misspelt layer
+            teacher.model.image_encoder.get_submodule(name), student.get_submodule(name)
         self.step = 0
         self.history: dict[str, list[float]] = {"step": [], **{t: [] for t in TERMS}}
         self._ddp = None
@@ -148,13 +150,17 @@ class Distiller:
 
     def losses(self, inputs: torch.Tensor, boxes: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, model = self.cfg, self.teacher.model
-        with torch.no_grad():
+        layers = cfg.feature_layers if cfg.feature_weight > 0 else ()
+        with torch.no_grad(), captured(model.image_encoder, layers) as t_feat:
             t_emb = model.encode(inputs)
             t_logits = model.decode(t_emb, boxes)[0] if cfg.mask_weight > 0 and boxes.shape[1] else None
-        s_emb = (self._ddp or self.student)(inputs)
+        with captured(self.student, layers) as s_feat:
+            s_emb = (self._ddp or self.student)(inputs)
         embed = relative_mse(s_emb, t_emb)
         mask = mask_kl(model.decode(s_emb, boxes)[0], t_logits) if t_logits is not None else embed.new_zeros(())
-        return {"embed": embed, "mask": mask, "total": cfg.embed_weight * embed + cfg.mask_weight * mask}
+        feature = sum((relative_mse(s_feat[n], t_feat[n]) for n in layers), embed.new_zeros(()))
+        total = cfg.embed_weight * embed + cfg.mask_weight * mask + cfg.feature_weight * feature
+        return {"embed": embed, "mask": mask, "feature": feature, "total": total}
 
     def _lr_factor(self, step: int) -> float:
         cfg = self.cfg
@@ -229,6 +235,22 @@ class Distiller:
                     self.save(folder, extra)
                 update(terms)
         return DistillResult(self.step, time.perf_counter() - start, self.history, resumed, self.world)
+
+
+@contextlib.contextmanager
+def captured(root: nn.Module, names: tuple[str, ...]):
+    """``{name: output}`` of ``root``'s submodules ``names`` during the ``with`` block (hooks removed after)."""
+    outputs: dict[str, torch.Tensor] = {}
+
+    def keep(name):
+        return lambda _m, _a, out: outputs.__setitem__(name, out[0] if isinstance(out, tuple) else out)
+
+    handles = [root.get_submodule(name).register_forward_hook(keep(name)) for name in names]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextlib.contextmanager
