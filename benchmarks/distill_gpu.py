@@ -8,7 +8,7 @@ scored there in torch against FP masks packed here, and the distilled student br
 
 `run` measures FP-fidelity (Dice of the student's masks vs the FP model's, same prompts) of the NNCF torch
 student after PTQ and after distillation; `--data gaussian` distils on Gaussian noise instead (the same
-count and budget), `--data bundled` / `dfq-sam` on the bundled DFQ-SAM set, `--npz PATH` on another set.
+count and budget), `--data bundled` / `dfq-sam` on the bundled DFQ-SAM set, `--add SET...` joins more synthetic sets to it.
 """
 
 from __future__ import annotations
@@ -41,13 +41,14 @@ def pack(args) -> None:
     print(f"packed {sum(len(b.images) for b in sets)} images into {out}")
 
 
-def calibration(sam, kind: str, npz: str | None, n: int):
+def calibration(sam, kind: str, extra: list[str], n: int):
     from dfq_sam_plugin.data.arrays import ArraySet
     from dfq_sam_plugin.data.dataset import ASSETS
 
-    if npz:
-        return ArraySet.from_npz(npz)
     bundled = ArraySet.from_npz(ASSETS / "litemedsam_dfqsam16.npz")
+    if extra:  # more synthetic images: npz files or synthesis run folders (their .shards)
+        parts = [ArraySet.from_npz(p) if p.endswith(".npz") else ArraySet.from_shards(p, sam.spec) for p in extra]
+        return ArraySet.concat(([bundled] if kind in ("dfq-sam", "bundled") else []) + parts)
     if kind in ("dfq-sam", "bundled"):
         return bundled
     if kind == "gaussian":  # the synthesis engine's own Gaussian initialisation, no optimisation
@@ -99,7 +100,23 @@ def save_student(student, folder: Path) -> list[str]:
     return names
 
 
+def _overrides(recipe: dict, pairs: list[str]) -> dict:
+    import yaml
+
+    from dfq_sam_plugin.recipes import validate
+
+    recipe = dict(recipe)
+    for kv in pairs:
+        key, value = kv.split("=", 1)
+        recipe[key] = yaml.safe_load(value)
+    return validate(recipe)
+
+
 def run(args) -> None:
+    """PTQ once, then one distillation per ``--variant`` (distill_* overrides) from a copy of the PTQ student;
+    the JSON is rewritten after every variant, so a call cut short keeps what finished."""
+    import copy
+
     import torch
 
     from dfq_sam_plugin import load_sam
@@ -108,30 +125,34 @@ def run(args) -> None:
     from dfq_sam_plugin.recipes import distill_config, load_recipe
 
     sam = load_sam("litemedsam")
-    recipe = load_recipe(args.recipe)
-    for kv in args.set or []:
-        key, value = kv.split("=", 1)
-        recipe[key] = type(recipe[key])(value) if not isinstance(recipe[key], bool) else value == "true"
-    recipe["distill_steps"] = args.steps
-    data = calibration(sam, args.data, args.npz, args.images)
+    recipe = _overrides({**load_recipe(args.recipe), "distill_steps": args.steps}, args.set or [])
+    data = calibration(sam, args.data, args.add, args.images)
     t0 = time.perf_counter()
-    student, work, report = nncf_student(sam, data, recipe)
-    ptq_s = time.perf_counter() - t0
-    result = {"data": args.data, "images": len(data), "recipe": recipe, "ptq_s": ptq_s,
+    ptq_student, work, report = nncf_student(sam, data, recipe)
+    result = {"data": args.data, "images": len(data), "recipe": recipe, "ptq_s": time.perf_counter() - t0,
               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
-    result["ptq"] = fidelity(sam, student, Path(args.pack), args.device)
+    result["ptq"] = fidelity(sam, ptq_student, Path(args.pack), args.device)
     print("PTQ", result["ptq"], flush=True)
-    distiller = Distiller(sam, student, data.pixels, data.boxes, distill_config(recipe), is_quantizer=is_nncf_quantizer,
-                          device=args.device)
-    res = distiller.run(None, progress=False)
-    result["distill"] = res.summary()
-    result["steps_per_s"] = res.steps / res.seconds if res.seconds else None
-    result["distilled"] = fidelity(sam, student.eval(), Path(args.pack), args.device)
-    print("distilled", result["distilled"], f"{res.seconds:.0f} s", flush=True)
-    result["history"] = res.history
-    if args.save:
-        result["student_files"] = save_student(student, Path(args.save) / args.data)
-    Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+    result["variants"] = []
+    for variant in args.variant or [""]:
+        pairs = variant.split()
+        vrecipe = _overrides(recipe, pairs)
+        if any(not k.split("=")[0].startswith("distill_") for k in pairs):
+            raise SystemExit(f"--variant may only change distill_* keys (the PTQ student is shared): {variant}")
+        student = copy.deepcopy(ptq_student)
+        distiller = Distiller(sam, student, data.pixels, data.boxes, distill_config(vrecipe),
+                              is_quantizer=is_nncf_quantizer, device=args.device)
+        res = distiller.run(None, progress=False)
+        entry = {"variant": variant, "recipe": vrecipe, "distill": res.summary(),
+                 "steps_per_s": res.steps / res.seconds if res.seconds else None,
+                 "distilled": fidelity(sam, student.eval(), Path(args.pack), args.device), "history": res.history}
+        print("distilled", variant or "(recipe)", entry["distilled"], f"{res.seconds:.0f} s", flush=True)
+        if args.save:
+            entry["student_files"] = save_student(student, Path(args.save) / f"{args.data}{len(result['variants'])}")
+        result["variants"].append(entry)
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+        del student, distiller
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
 
 
 def export(args) -> None:
@@ -144,6 +165,7 @@ def export(args) -> None:
 
     sam = load_sam("litemedsam")
     meta = json.loads(Path(args.json).read_text())
+    meta = {**meta, **meta["variants"][args.variant]} if "variants" in meta else meta
     recipe = {**load_recipe(args.recipe), **{k: v for k, v in meta["recipe"].items() if k != "name"}}
     data = DFQSAMDataset.bundled(sam)
     student, _work, _ = nncf_student(sam, data, recipe)
@@ -170,10 +192,13 @@ def main() -> None:
     p.add_argument("--pack", required=True)
     p.add_argument("--recipe", default="openvino_int8_cpu_distill")
     p.add_argument("--data", default="dfq-sam", help="dfq-sam (bundled set) | gaussian")
-    p.add_argument("--npz", default=None)
+    p.add_argument("--add", nargs="*", default=[], help="more synthetic sets (NAME.npz or a synthesis --out "
+                   "folder holding .shards), joined to the bundled set (--data dfq-sam) or used alone (--data other)")
     p.add_argument("--images", type=int, default=0, help="gaussian: image count (default: the bundled set's)")
     p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--set", nargs="*", help="recipe overrides KEY=VALUE")
+    p.add_argument("--set", nargs="*", help="recipe overrides KEY=VALUE (YAML values)")
+    p.add_argument("--variant", action="append", help="distill_* overrides 'KEY=VALUE KEY=VALUE' of one "
+                   "distillation from the shared PTQ student; repeatable (default: the recipe's)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--json", required=True)
     p.add_argument("--save", default=None, help="folder for the student's state dict (shards < 16 MB)")
@@ -182,6 +207,7 @@ def main() -> None:
     p.add_argument("--student", required=True)
     p.add_argument("--json", required=True)
     p.add_argument("--recipe", default="openvino_int8_cpu_distill")
+    p.add_argument("--variant", type=int, default=0, help="which of the run's variants --student holds")
     p.add_argument("--out", required=True)
     p.set_defaults(func=export)
     args = ap.parse_args()

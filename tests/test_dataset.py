@@ -68,3 +68,29 @@ def test_failed_save_leaves_the_previous_set_intact(small_set, tmp_path, monkeyp
 def test_bad_pixels_shape(tiny_sam):
     with pytest.raises(CalibrationSetError, match="pixels must be"):
         DFQSAMDataset.from_arrays(tiny_sam, np.zeros((2, 2, 64, 64)), np.zeros((2, 1, 4)))
+
+
+def test_array_set_from_shards_and_concat(tiny_sam, tmp_path):
+    from dfq_sam_plugin.data.arrays import ArraySet
+    from dfq_sam_plugin.data.shards import ShardStore
+
+    key = {"model": "vit_b", "weights_sha256": "abc", "num_images": 3, "config": {"method": "dfqsam", "seed": 4}}
+    store = ShardStore(tmp_path)
+    store.start(key)
+    with pytest.raises(ValueError, match="no finished"):
+        ArraySet.from_shards(tmp_path, tiny_sam.spec)
+    rng = np.random.default_rng(0)
+    for idx in ([2], [0, 1]):
+        store.write(f"r0-{idx[0]:06d}", {"indices": np.array(idx), "pixels": rng.random((len(idx), 1, 64, 64)),
+                                         "boxes": rng.random((len(idx), 3, 4))})
+    shards = ArraySet.from_shards(tmp_path, tiny_sam.spec)
+    assert len(shards) == 3 and shards.provenance["real_data_used"] is False
+    assert shards.provenance["seed"] == 4 and shards.spec == tiny_sam.spec
+    other = ArraySet(rng.random((2, 1, 64, 64)), rng.random((2, 5, 4)), {**shards.provenance, "seed": 5})
+    joined = ArraySet.concat([shards, other])
+    assert len(joined) == 5 and joined.boxes.shape == (5, 3, 4) and joined.provenance["real_data_used"] is False
+    np.testing.assert_array_equal(joined.pixels[3:], other.pixels)
+    with pytest.raises(ValueError, match="different models"):
+        ArraySet.concat([shards, ArraySet(other.pixels, other.boxes, {**other.provenance, "weights_sha256": "z"})])
+    with pytest.raises(ValueError, match="real_data_used"):
+        ArraySet.concat([ArraySet(other.pixels, other.boxes, {**other.provenance, "real_data_used": True}), shards])

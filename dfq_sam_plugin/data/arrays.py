@@ -29,6 +29,41 @@ class ArraySet:
         with np.load(path) as arrays:
             return cls(arrays["pixels"], arrays["boxes"], json.loads(path.with_suffix(".json").read_text()))
 
+    @classmethod
+    def from_shards(cls, folder: str | Path, spec: SamSpec) -> "ArraySet":
+        """The finished images of a synthesis run's ``folder/.shards`` (``dfq-sam synthesize --shards-only``),
+        with a provenance made from the run's key (``spec``: the model's, which the shards do not record)."""
+        import json
+
+        from .shards import ShardStore
+
+        store = ShardStore(folder)
+        arrays = store.read()
+        if not arrays:
+            raise ValueError(f"{store.dir} holds no finished synthesis shards")
+        key = json.loads((store.dir / "run.json").read_text())
+        provenance = {"model": key["model"], "weights_sha256": key["weights_sha256"], "spec": spec.to_dict(),
+                      "real_data_used": False, "method": key["config"]["method"], "seed": key["config"]["seed"],
+                      "run_key": key, "num_images": int(len(arrays["indices"]))}
+        return cls(arrays["pixels"], arrays["boxes"], provenance)
+
+    @classmethod
+    def concat(cls, sets: list["ArraySet"]) -> "ArraySet":
+        """One set of several made for the same model (box counts may differ: the extra boxes are dropped)."""
+        if not sets:
+            raise ValueError("nothing to concatenate")
+        for part in sets:
+            if (part.provenance.get("model"), part.provenance.get("weights_sha256")) != (
+                    sets[0].provenance.get("model"), sets[0].provenance.get("weights_sha256")):
+                raise ValueError("calibration sets made for different models cannot be joined")
+            if part.provenance.get("real_data_used", True) is not False:
+                raise ValueError("a set whose provenance does not say real_data_used: false cannot be joined")
+        k = min(s.boxes.shape[1] for s in sets)
+        provenance = {**sets[0].provenance, "parts": [s.provenance for s in sets],
+                      "num_images": sum(len(s) for s in sets), "real_data_used": False}
+        return cls(np.concatenate([s.pixels for s in sets]), np.concatenate([s.boxes[:, :k] for s in sets]),
+                   provenance)
+
     def __len__(self) -> int:
         return len(self.pixels)
 
