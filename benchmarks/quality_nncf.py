@@ -37,6 +37,9 @@ CONFIGS = {
     # noise injected upstream of stage-0's first depthwise conv is amplified 45-87x on MNI (RESULTS 4.2)
     "reparam0.5+fp-stem/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": [r"^patch_embed\.", r"^layers\.0\.blocks\.0\."]}),
     "reparam0.5+fp-stage0/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": STAGE0}),
+    # letterboxed copies of the calibration images (data.inputs): the padding edge of non-square images
+    "reparam0.5+fp-stage0+lb0.5/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": STAGE0, "calibration_letterbox": 0.5}),
+    "reparam0.5+fp-stage0+lb1/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": STAGE0, "calibration_letterbox": 1.0}),
     "reparam0.5+fp-stage01/dfq-sam": ("dfq-sam", 0.5, {"ignored_modules": [r"^patch_embed\.", r"^layers\.[01]\."]}),
     # 8-bit weights: saturate on AVX2-only CPUs, not on VNNI/AMX (benchmarks/fidelity_amx.py scores them there)
     "reparam0.5+of-off/dfq-sam": ("dfq-sam", 0.5, {"overflow_fix": "disable"}),
@@ -84,10 +87,11 @@ def main() -> None:
         model = sam
         if reparam:
             strength = 1.0 if reparam is True else float(reparam)
-            if (source, strength) not in reparams:
-                reparams[source, strength] = reparameterize_sam(sam, ds, subset_size=base["subset_size"],
-                                                                strength=strength)[0]
-            model = reparams[source, strength]
+            key = (source, strength, overrides.get("calibration_letterbox", 0.0))
+            if key not in reparams:
+                reparams[key] = reparameterize_sam(sam, ds, subset_size=base["subset_size"], strength=strength,
+                                                   letterbox=key[2])[0]
+            model = reparams[key]
         # rows are relative to the recipe without its ignored scope, so they keep their meaning across recipe changes
         recipe = {**base, "ignored_modules": [], **overrides, "reparam": False, "name": name.replace("/", "_")}
         t0 = time.perf_counter()

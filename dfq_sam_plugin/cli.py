@@ -133,8 +133,15 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         return _quantize_brevitas(sam, dataset, recipe, args.out, what)
     from .backends.nncf import quantize_sam
 
-    with console.status(f"quantizing {what}"):
-        quantized = quantize_sam(sam, dataset, recipe)
+    if recipe["distill_steps"]:  # a progress bar of its own: no status spinner around it
+        console.print(f"quantizing {what}, then {recipe['distill_steps']} distillation steps on {args.device}"
+                      + (f" (checkpoints in {args.work_dir})" if args.work_dir else ""))
+        quantized = quantize_sam(sam, dataset, recipe, device=args.device, work_dir=args.work_dir,
+                                 progress=not args.quiet)
+    else:
+        with console.status(f"quantizing {what}"):
+            quantized = quantize_sam(sam, dataset, recipe)
+    with console.status("saving"):
         folder = quantized.save(args.out)
     sizes = {f.name: f.stat().st_size for f in Path(folder).glob("*.bin")}
     rep = quantized.report
@@ -261,9 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", required=True, help="a calibration set folder made by `dfq-sam synthesize`")
     p.add_argument("--recipe", default="openvino_int8_cpu",
                    help="a YAML recipe file, or a packaged recipe's name: openvino_int8_cpu (AVX2-safe), "
-                        "openvino_int8_cpu_vnni (VNNI/AMX CPUs), openvino_int8_cpu_vit (SAM ViT), openvino_int8_npu "
-                        "for nncf; brevitas_w8a8, brevitas_w6a6, brevitas_w4a4 for brevitas (default %(default)s)")
+                        "openvino_int8_cpu_vnni (VNNI/AMX CPUs), openvino_int8_cpu_vit (SAM ViT), openvino_int8_npu, "
+                        "openvino_int8_cpu_distill (data-free distillation: use --device cuda) for nncf; "
+                        "brevitas_w8a8, brevitas_w6a6, brevitas_w4a4 for brevitas (default %(default)s)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", default="cpu",
+                   help="torch device of a distillation recipe (distill_steps > 0): cpu | cuda | cuda:N (default cpu)")
+    p.add_argument("--work-dir", default=None,
+                   help="distillation checkpoints: an interrupted run started again with the same folder resumes")
+    p.add_argument("--quiet", action="store_true", help="no distillation progress bar")
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("benchmark", help="latency/throughput of an export's IRs with OpenVINO benchmark_app",

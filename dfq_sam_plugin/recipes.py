@@ -57,6 +57,10 @@ def matches_any(patterns: list[str]) -> Callable[[str], bool]:
     return lambda name: any(r.search(name) for r in regexes)
 
 
+def _fraction(v: float) -> str | None:
+    return None if 0 <= v <= 1 else "must be in [0, 1]"
+
+
 def _alpha(v: float) -> str | None:
     return None if v == -1 or 0 <= v <= 1 else "must be in [0, 1], or -1 to switch SmoothQuant off"
 
@@ -66,11 +70,14 @@ COMMON = {
     "name": Option("custom", str, help="defaults to the file name"),
     "description": Option("", str, help="free text"),
     "reparam": Option(True, bool, help="fold per-channel post-LayerNorm ranges into LayerNorm + Linear"),
-    "reparam_strength": Option(1.0, (int, float), check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]",
+    "reparam_strength": Option(1.0, (int, float), check=_fraction,
                                help="fold r**strength (1: RepQ-ViT, every channel on one grid)"),
     "equalize_depthwise": Option(False, bool, help="move per-channel input ranges of depthwise convs into their "
                                  "weights (with reparam; TinyViT)"),
     "subset_size": Option(64, int, check=_positive, help="calibration images used"),
+    "calibration_letterbox": Option(0.0, (int, float), check=_fraction,
+                                    help="fraction of calibration images that also give a letterboxed copy (zero "
+                                    "padding as for a non-square image; data.inputs)"),
     "quantize_decoder": Option(False, bool, help="also quantize the prompt/mask decoder"),
     "ignored_modules": Option([], list, check=_regexes, help="regexes (re.search) of encoder module names kept "
                               "float, e.g. '^patch_embed\\.' (OpenVINO: every node converted from them)"),
@@ -98,6 +105,9 @@ DISTILL = {
                                      else "must be a list of module names", help="encoder submodule names whose outputs are distilled too, "
                                      "e.g. ['layers.1', 'layers.2'] (TinyViT) or ['blocks.5'] (SAM ViT)"),
     "distill_augment": Option(True, bool, help="flips, 90° rotations, resized crops, gamma, mixup"),
+    "distill_letterbox": Option(0.0, (int, float), check=_fraction,
+                                help="probability that a training image is letterboxed (zero padding as for a "
+                                "non-square image)"),
     "distill_seed": Option(0, int, help="seed of batches, augmentation and boxes"),
 }
 
@@ -153,6 +163,7 @@ def distill_config(recipe: dict[str, Any]):
                          mask_weight=recipe["distill_mask_weight"],
                          feature_weight=recipe["distill_feature_weight"],
                          feature_layers=tuple(recipe["distill_feature_layers"]), augment=recipe["distill_augment"],
+                         letterbox=recipe["distill_letterbox"],
                          seed=recipe["distill_seed"])
 
 

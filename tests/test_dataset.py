@@ -94,3 +94,28 @@ def test_array_set_from_shards_and_concat(tiny_sam, tmp_path):
         ArraySet.concat([shards, ArraySet(other.pixels, other.boxes, {**other.provenance, "weights_sha256": "z"})])
     with pytest.raises(ValueError, match="real_data_used"):
         ArraySet.concat([ArraySet(other.pixels, other.boxes, {**other.provenance, "real_data_used": True}), shards])
+
+
+def test_calibration_inputs_with_letterboxed_copies(tiny_sam):
+    from dfq_sam_plugin.data.arrays import ArraySet
+    from dfq_sam_plugin.data.inputs import calibration_pairs, letterbox_plan
+
+    plan = letterbox_plan(16, 0.5)
+    assert len(plan) == 8 and letterbox_plan(16, 0.5) == plan and len(letterbox_plan(16, 1.0)) == 16
+    assert all(0.55 <= a <= 0.95 for a, _ in plan.values()) and {t for _, t in plan.values()} == {True, False}
+    assert letterbox_plan(5, 0.0) == {}
+    with pytest.raises(ValueError):
+        letterbox_plan(4, 1.5)
+    rng = np.random.default_rng(0)
+    px = rng.random((4, 1, 64, 64)).astype(np.float32)
+    boxes = np.tile(np.array([[8.0, 8.0, 60.0, 40.0]], np.float32), (4, 1, 1))
+    pairs = list(calibration_pairs(px, boxes, tiny_sam.spec, limit=3, letterbox=1.0))
+    assert len(pairs) == 6  # three images, each followed by its letterboxed copy
+    for (x, b), (xl, bl) in zip(pairs[::2], pairs[1::2]):
+        assert x.shape == xl.shape == (1, 3, 64, 64) and (xl == 0).any() and not (x == 0).all()
+        assert (bl <= b).all() and (bl[0, [0, 2]] == b[0, [0, 2]]).all() != (bl[0, [1, 3]] == b[0, [1, 3]]).all()
+    ds = ArraySet(px, boxes, {"spec": tiny_sam.spec.to_dict()})
+    plain = [t.numpy() for t in ds.torch_batches(1)]
+    np.testing.assert_array_equal(np.concatenate(plain), np.concatenate([x for x, _ in calibration_pairs(
+        px, None, tiny_sam.spec)]))
+    assert sum(len(t) for t in ds.torch_batches(3, letterbox=0.5)) == 6

@@ -76,3 +76,17 @@ def test_feature_loss_reads_the_named_blocks_and_leaves_no_hooks(tiny_sam):
         Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(feature_weight=1.0, feature_layers=("nope",)))
     with pytest.raises(ValueError, match="feature_layers"):
         DistillConfig(feature_weight=1.0)
+
+
+def test_letterboxed_batches_pad_with_input_space_zeros_and_move_the_boxes(tiny_sam):
+    px, bx = _data()
+    cfg = dict(steps=0, batch_size=4, random_boxes=2, augment=False)
+    plain = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(**cfg)).batch(3)
+    boxed = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(letterbox=1.0, **cfg)).batch(3)
+    for x, b, x0, b0 in zip(*boxed, *plain):
+        rows, cols = (x != 0).any(0).any(1), (x != 0).any(0).any(0)  # content rows / columns
+        h, w = int(rows.sum()), int(cols.sum())
+        assert min(h, w) < 64 and max(h, w) == 64 and rows[:h].all() and cols[:w].all()
+        assert (x0 != 0).all()  # the SAM mean/std input space: zero is the padding only
+        scale = torch.tensor([w / 64, h / 64, w / 64, h / 64])
+        torch.testing.assert_close(b, b0 * scale)

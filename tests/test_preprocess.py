@@ -8,6 +8,7 @@ from dfq_sam_plugin.models.preprocess import (
     boxes_from_model,
     boxes_to_model,
     geometry,
+    letterbox,
     postprocess_masks,
     preprocess_image,
     resize,
@@ -62,3 +63,23 @@ def test_postprocess_crops_padding_and_restores_size():
     masks = postprocess_masks(logits, geo)
     assert masks.shape == (1, 100, 200) and masks.dtype == bool
     assert masks[0, :45, :95].all() and not masks[0, 55:, :].any() and not masks[0, :, 105:].any()
+
+
+@pytest.mark.parametrize("height,width", [(189, 233), (233, 197), (100, 256)])
+def test_letterbox_puts_the_padding_edge_where_preprocess_image_does(height, width):
+    """A square synthetic input letterboxed to an image's aspect has its content exactly where preprocess_image
+    puts that image's content, zeros elsewhere, and the content is the input resized (antialiased)."""
+    size = LITEMEDSAM_SPEC.img_size
+    x = np.random.default_rng(2).random((1, 3, size, size), dtype=np.float32) + 0.1
+    geo = geometry(height, width, size)
+    out, (ys, xs) = letterbox(x, min(height, width) / max(height, width), tall=height > width)
+    rh, rw = geo.resized
+    assert (ys * size, xs * size) == (rh, rw)
+    assert (out[..., :rh, :rw] > 0).all() and not out[..., rh:, :].any() and not out[..., :, rw:].any()
+    ref = F.interpolate(torch.from_numpy(x), size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
+    np.testing.assert_allclose(out[..., :rh, :rw], ref.numpy(), atol=2e-4)
+    real, _ = preprocess_image(np.random.default_rng(3).random((height, width)), LITEMEDSAM_SPEC)
+    assert ((real[0, 0] != 0) == (out[0, 0] != 0)).mean() > 0.999  # the same padded region
+    np.testing.assert_array_equal(letterbox(x, 1.0)[0] != 0, x != 0)
+    with pytest.raises(ValueError, match="aspect"):
+        letterbox(x, 1.5)

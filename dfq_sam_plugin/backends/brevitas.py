@@ -156,11 +156,13 @@ def build_quantized(model: nn.Module, recipe: dict[str, Any]) -> nn.Module:
     return model
 
 
-def _calibration_items(dataset, limit: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(encoder input (1, 3, S, S), boxes (1, K, 4)) per calibration image."""
-    n = min(limit, len(dataset))
-    return [(torch.from_numpy(dataset.encoder_input(dataset[i]["pixels"])),
-             torch.as_tensor(dataset[i]["boxes"], dtype=torch.float32)[None]) for i in range(n)]
+def _calibration_items(dataset, recipe: dict[str, Any]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(encoder input (1, 3, S, S), boxes (1, K, 4)) per calibration image (+ letterboxed copies)."""
+    from ..data.inputs import calibration_pairs
+
+    pairs = calibration_pairs(dataset.pixels, dataset.boxes, dataset.spec, recipe["subset_size"],
+                              recipe["calibration_letterbox"])
+    return [(torch.from_numpy(x), torch.from_numpy(b)[None]) for x, b in pairs]
 
 
 @torch.no_grad()
@@ -275,7 +277,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
         raise ValueError(f"recipe {recipe['name']!r} is for backend {recipe['backend']!r}; use the NNCF flow")
     dataset.check_model(sam)
     model = copy.deepcopy(sam.model).eval()
-    items = _calibration_items(dataset, recipe["subset_size"])
+    items = _calibration_items(dataset, recipe)
     report: dict[str, Any] = {}
     t0 = time.perf_counter()
     if recipe["reparam"]:

@@ -24,14 +24,15 @@ from ..recipes import load_recipe, validate
 
 
 def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int | None = None,
-                       strength: float = 1.0, depthwise: bool = False) -> tuple[SamBundle, dict[str, Any]]:
+                       strength: float = 1.0, depthwise: bool = False, letterbox: float = 0.0
+                       ) -> tuple[SamBundle, dict[str, Any]]:
     """A reparameterized copy of ``sam`` (the original is untouched) and a summary of the folds."""
     from ..reparam import reparameterize
 
     dataset.check_model(sam)
     model = copy.deepcopy(sam.model).eval()
-    result = reparameterize(model.image_encoder, dataset.torch_batches(1, limit=subset_size), bits=bits,
-                            strength=strength, depthwise=depthwise)
+    result = reparameterize(model.image_encoder, dataset.torch_batches(1, limit=subset_size, letterbox=letterbox),
+                            bits=bits, strength=strength, depthwise=depthwise)
     return replace(sam, model=model, extra={**sam.extra, "reparameterization": result}), result.summary()
 
 
@@ -43,8 +44,16 @@ def _reparameterize_per_recipe(sam: SamBundle, dataset, recipe: dict[str, Any], 
     work, report["reparam"] = reparameterize_sam(sam, dataset, bits=recipe["activation_bits"],
                                                  subset_size=recipe["subset_size"],
                                                  strength=recipe["reparam_strength"],
-                                                 depthwise=recipe["equalize_depthwise"])
+                                                 depthwise=recipe["equalize_depthwise"],
+                                                 letterbox=recipe["calibration_letterbox"])
     return work
+
+
+def calibration_inputs(dataset, recipe: dict[str, Any]) -> list[np.ndarray]:
+    """The encoder inputs NNCF calibrates on: the first ``subset_size`` images (+ letterboxed copies)."""
+    from ..data.inputs import encoder_inputs
+
+    return list(encoder_inputs(dataset.pixels, dataset.spec, recipe["subset_size"], recipe["calibration_letterbox"]))
 
 
 def _advanced(recipe: dict[str, Any]):
@@ -160,7 +169,10 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
         from ..eval.synthetic_fidelity import SyntheticFidelity
 
         validation = SyntheticFidelity(sam, dataset, limit=recipe["validation_images"])
-    encoder = nncf_quantize(encoder, dataset, recipe, validation)
+    import nncf
+
+    inputs = calibration_inputs(dataset, recipe)  # subset_size images + their letterboxed copies: all of them
+    encoder = nncf_quantize(encoder, nncf.Dataset(inputs), {**recipe, "subset_size": len(inputs)}, validation)
     timings["encoder_quantize_s"] = time.perf_counter() - t0
     if validation is not None:
         import openvino as ov
@@ -262,7 +274,9 @@ def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
     report: dict[str, Any] = {}
     work = _reparameterize_per_recipe(sam, dataset, recipe, report)
     encoder = work.model.image_encoder.eval()
-    inputs = list(dataset.torch_batches(1, limit=recipe["subset_size"]))
+    import torch
+
+    inputs = [torch.from_numpy(x) for x in calibration_inputs(dataset, recipe)]
     names = torch_ignored_names(encoder, inputs[0], recipe["ignored_modules"])
     ignored = None
     if names or recipe["ignored_patterns"]:

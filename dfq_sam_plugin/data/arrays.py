@@ -72,11 +72,8 @@ class ArraySet:
                 None, sam.weights_sha256):
             raise ValueError(f"this calibration set was made for {self.provenance.get('model')}, not {sam.name}")
 
-    def torch_batches(self, batch_size: int = 1, device: str = "cpu", limit: int | None = None):
-        import torch
+    def torch_batches(self, batch_size: int = 1, device: str = "cpu", limit: int | None = None,
+                      letterbox: float = 0.0):
+        from .inputs import torch_batches
 
-        n = len(self) if limit is None else min(limit, len(self))
-        for start in range(0, n, batch_size):
-            raw = self.pixels[start : min(start + batch_size, n)]
-            raw = np.repeat(raw, 3, axis=1) if raw.shape[1] == 1 else raw
-            yield torch.from_numpy(np.ascontiguousarray(self.spec.normalise(raw), np.float32)).to(device)
+        return torch_batches(self.pixels, self.spec, batch_size, device, limit, letterbox)

@@ -26,6 +26,7 @@ import nncf
 import numpy as np
 
 from ..models.spec import SamBundle, SamSpec
+from .inputs import to_encoder_input, torch_batches
 from .shards import SHARD_DIR
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"  # bundled calibration sets (npz + provenance json)
@@ -122,18 +123,14 @@ class DFQSAMDataset(nncf.Dataset):
 
     def encoder_input(self, raw: np.ndarray) -> np.ndarray:
         """(C, S, S) raw [0, 1] -> (1, 3, S, S) float32 in the model's input space."""
-        x = np.asarray(raw, np.float32)
-        x = self.spec.normalise(np.repeat(x, 3, axis=0) if x.shape[0] == 1 else x)
-        return np.ascontiguousarray(x[None], dtype=np.float32)
+        return to_encoder_input(raw, self.spec)
 
-    def torch_batches(self, batch_size: int = 1, device: str = "cpu", limit: int | None = None):
-        """Encoder inputs as torch tensors (B, 3, S, S), for Brevitas/torch calibration loops."""
-        import torch
-
+    def torch_batches(self, batch_size: int = 1, device: str = "cpu", limit: int | None = None,
+                      letterbox: float = 0.0):
+        """Encoder inputs as torch tensors (B, 3, S, S), for Brevitas/torch calibration loops; ``letterbox``:
+        the fraction of images followed by a letterboxed copy (``data.inputs``)."""
         n = len(self) if limit is None else min(limit, len(self))
-        for start in range(0, n, batch_size):
-            arrays = [self._encoder_input(self[i]) for i in range(start, min(start + batch_size, n))]
-            yield torch.from_numpy(np.concatenate(arrays)).to(device)
+        return torch_batches(self.pixels[:n], self.spec, batch_size, device, None, letterbox)
 
     def decoder_inputs(self, sam: SamBundle, limit: int | None = None) -> Iterator[dict[str, np.ndarray]]:
         """(image_embeddings (1, C, h, w), boxes (K, 4)) from the FP encoder and the stored boxes."""

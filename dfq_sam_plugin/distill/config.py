@@ -32,6 +32,7 @@ class DistillConfig:
     feature_layers: tuple[str, ...] = ()  # student/teacher encoder submodule names, e.g. ("layers.1", "layers.2")
     augment: bool = True
     mixup: float = 0.25  # probability that an image is mixed with another of the batch
+    letterbox: float = 0.0  # probability that an image is letterboxed as a non-square one would be (data.inputs)
     grad_clip: float = 1.0
     seed: int = 0
     tf32: bool = True  # CUDA matmuls in TF32; quantizers stay fp32 (a bf16 grid would be coarser than INT8)
@@ -41,6 +42,8 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.random_boxes < 0:
             raise ValueError(f"steps >= 0, batch_size >= 1 and random_boxes >= 0 expected; got {self}")
+        if not (0 <= self.letterbox <= 1 and 0 <= self.mixup <= 1):
+            raise ValueError(f"letterbox and mixup are probabilities in [0, 1]; got {self.letterbox}, {self.mixup}")
         self.feature_layers = tuple(self.feature_layers)
         if self.feature_weight > 0 and not self.feature_layers:
             raise ValueError("feature_weight > 0 needs feature_layers (encoder submodule names)")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.preprocess import letterbox
 from ..models.spec import SamBundle
 from ..synthesis.engine import derived_generator
 from .augment import augment, random_boxes
@@ -146,7 +147,21 @@ class Distiller:
             extra = random_boxes(share, cfg.random_boxes, self.size, derived_generator(cfg.seed, step, 10**6 + self.rank))
             bx = torch.cat([bx, extra], dim=1)
         raw = px.expand(-1, 3, -1, -1) if px.shape[1] == 1 else px
-        return self.teacher.spec.normalise(raw).to(self.device), bx.to(self.device)
+        inputs = self.teacher.spec.normalise(raw)
+        if cfg.letterbox:  # after normalisation: the padding is zero in input space, as preprocess_image pads
+            inputs, bx = self._letterbox(inputs, bx, step, slots)
+        return inputs.to(self.device), bx.to(self.device)
+
+    def _letterbox(self, inputs: torch.Tensor, boxes: torch.Tensor, step: int, slots: range
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs, boxes = inputs.clone(), boxes.clone()
+        for j, slot in enumerate(slots):
+            r = torch.rand(3, generator=derived_generator(self.cfg.seed, step, 2 * 10**6 + slot))
+            if r[0] < self.cfg.letterbox:
+                x, (ys, xs) = letterbox(inputs[j : j + 1].numpy(), 0.55 + 0.4 * float(r[1]), tall=bool(r[2] < 0.5))
+                inputs[j] = torch.from_numpy(x[0])
+                boxes[j] = boxes[j] * boxes.new_tensor([xs, ys, xs, ys])
+        return inputs, boxes
 
     def losses(self, inputs: torch.Tensor, boxes: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, model = self.cfg, self.teacher.model

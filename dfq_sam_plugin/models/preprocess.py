@@ -37,6 +37,22 @@ def geometry(height: int, width: int, img_size: int) -> Geometry:
     return Geometry((height, width), resized, img_size)
 
 
+def letterbox(inputs: np.ndarray, aspect: float, tall: bool = False) -> tuple[np.ndarray, tuple[float, float]]:
+    """Square encoder inputs (…, S, S) as ``preprocess_image`` would give an image whose short/long side ratio is
+    ``aspect`` (landscape, or ``tall``): the content resized into the top-left (S, aspect·S) or (aspect·S, S)
+    and the rest zero-padded (normalised space). Returns (inputs, (y scale, x scale)) for moving boxes along.
+    Real non-square images reach the encoder like this; synthetic calibration images alone never show it the
+    padding edge, whose activations fall outside the ranges they calibrate."""
+    if not 0 < aspect <= 1:
+        raise ValueError(f"aspect must be in (0, 1]; got {aspect}")
+    size = inputs.shape[-1]
+    short = max(1, int(size * aspect + 0.5))
+    resized = (size, short) if tall else (short, size)
+    out = np.zeros_like(inputs, dtype=np.float32)
+    out[..., : resized[0], : resized[1]] = resize(inputs, resized, antialias=True)
+    return out, (resized[0] / size, resized[1] / size)
+
+
 def validate_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:
