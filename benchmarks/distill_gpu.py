@@ -159,21 +159,25 @@ def export(args) -> None:
     import torch
 
     from dfq_sam_plugin import DFQSAMDataset, load_sam
-    from dfq_sam_plugin.backends.nncf import calibration_summary, convert_student, nncf_student
-    from dfq_sam_plugin.export.openvino import convert_decoder, save_export
+    from dfq_sam_plugin.backends.nncf import calibration_summary, nncf_student
+    from dfq_sam_plugin.export.openvino import convert_decoder, convert_encoder, save_export
     from dfq_sam_plugin.recipes import load_recipe
 
     sam = load_sam("litemedsam")
     meta = json.loads(Path(args.json).read_text())
     meta = {**meta, **meta["variants"][args.variant]} if "variants" in meta else meta
     recipe = {**load_recipe(args.recipe), **{k: v for k, v in meta["recipe"].items() if k != "name"}}
-    data = DFQSAMDataset.bundled(sam)
-    student, _work, _ = nncf_student(sam, data, recipe)
+    # the quantizer structure comes from the bundled set (the state dict then sets every value); the provenance
+    # from the set the run distilled on (--add: the same sets as the run)
+    student, _work, _ = nncf_student(sam, DFQSAMDataset.bundled(sam), recipe)
+    data = calibration(sam, meta["data"], args.add, meta["images"])
+    if len(data) != meta["images"]:
+        raise SystemExit(f"the run distilled on {meta['images']} images, --add gives {len(data)}: pass its --add")
     state = {}
     for f in sorted(Path(args.student).glob("student-*.pt")):
         state.update(torch.load(f, map_location="cpu", weights_only=True))
     student.load_state_dict(state)
-    encoder = convert_student(student.eval(), sam.spec.img_size)
+    encoder = convert_encoder(student, sam.spec.img_size)
     decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
     calib = {**calibration_summary(data), "distillation": {
         "steps": meta["distill"]["steps"], "final_losses": meta["distill"]["final_losses"], "device": meta["gpu"],
@@ -208,6 +212,7 @@ def main() -> None:
     p.add_argument("--json", required=True)
     p.add_argument("--recipe", default="openvino_int8_cpu_distill")
     p.add_argument("--variant", type=int, default=0, help="which of the run's variants --student holds")
+    p.add_argument("--add", nargs="*", default=[], help="the run's --add sets (for the export's provenance)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=export)
     args = ap.parse_args()

@@ -75,7 +75,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         images = [rng.random((1, 3, s, s), dtype=np.float32) for _ in range(args.calib_images)]
         t0 = time.perf_counter()
-        fp = convert_encoder(sam.model, s)
+        fp = convert_encoder(sam.model.image_encoder, s)
         ov.save_model(fp, tmp / f"{name}_fp32.xml", compress_to_fp16=False)
         irs = {"float IR, default precision (bf16 on AMX)": (tmp / f"{name}_fp32.xml", "default"),
                "float IR, f32": (tmp / f"{name}_fp32.xml", "f32")}
@@ -90,7 +90,7 @@ def main() -> None:
                     reparameterize(reparam_model.image_encoder, (torch.from_numpy(x) for x in images))
                 model = reparam_model
             t0 = time.perf_counter()
-            q = nncf_quantize(convert_encoder(model, s), nncf.Dataset(images), {**base, **overrides})
+            q = nncf_quantize(convert_encoder(model.image_encoder, s), nncf.Dataset(images), {**base, **overrides})
             path = tmp / f"{name}_{len(irs)}.xml"
             ov.save_model(q, path, compress_to_fp16=False)
             print(f"{name}: {variant} quantized in {time.perf_counter() - t0:.1f} s "

@@ -114,6 +114,9 @@ DISTILL = {
 OPENVINO = {
     **COMMON,
     "target_device": Option("CPU", str, ("CPU", "NPU", "GPU", "ANY"), help="nncf.TargetDevice"),
+    "nncf_backend": Option("openvino", str, ("openvino", "torch"),
+                           help="where nncf.quantize runs: on the converted OpenVINO model, or on the torch encoder "
+                           "(NNCF's torch backend, then ov.convert_model; always so with distill_steps > 0)"),
     "preset": Option("mixed", str, ("performance", "mixed"), help="nncf.QuantizationPreset"),
     "weight_bits": Option(8, int, (8,), help="OpenVINO INT8 only"),
     "activation_bits": Option(8, int, (8,), help="OpenVINO INT8 only"),

@@ -134,3 +134,22 @@ def test_quantize_sam_keeps_the_stem_float_and_still_quantizes_the_decoder(tiny_
     assert any("patch_embed" in op.get_friendly_name() for op in convs)
     assert not any("patch_embed" in n for n in quantized) and any("blocks.0" in n for n in quantized)
     assert q.report["decoder_fake_quantize"] > 0
+
+
+def test_torch_ignored_names_keep_spread_modules_separate(litemedsam):
+    """ignored_modules for NNCF's torch backend: a contiguous region (the stem) is ignored whole, BatchNorm and
+    GELU between its convolutions included; a pattern matching modules spread over the network (every block's
+    local_conv) ignores those modules only — not the whole span from the first to the last (a bug that once
+    left 6 FakeQuantize in a 'quantized' encoder)."""
+    import torch
+
+    from dfq_sam_plugin.backends.nncf import torch_ignored_names
+
+    encoder = litemedsam.model.image_encoder.eval()
+    x = torch.zeros(1, 3, 256, 256)
+    stem = torch_ignored_names(encoder, x, [r"^patch_embed\.", r"^layers\.0\."])
+    assert any("gelu" in n for n in stem) and any("batch_norm" in n for n in stem)
+    assert not any("qkv" in n or "local_conv" in n for n in stem)
+    spread = torch_ignored_names(encoder, x, ["local_conv"])
+    assert len([n for n in spread if "conv2d" in n]) == 10  # one depthwise conv per TinyViT attention block
+    assert all("local_conv" in n for n in spread), spread

@@ -105,7 +105,7 @@ def test_window_padding_compensation_adds_no_padding_shaped_constant():
     reparameterize(enc, calib(sam.spec, 1))
     assert sum(isinstance(m, PadCompensation) for m in enc.modules()) == 8  # the 8 windowed blocks
     floats = sum(int(np.prod(list(op.get_output_shape(0)) or [1])) for op in
-                 convert_encoder(sam.model, sam.spec.img_size).get_ordered_ops()
+                 convert_encoder(sam.model.image_encoder, sam.spec.img_size).get_ordered_ops()
                  if op.get_type_name() == "Constant" and op.get_element_type().is_real())
     params = sum(t.numel() for t in [*enc.parameters(), *enc.buffers()])
     assert floats <= params + 100_000, (floats, params)

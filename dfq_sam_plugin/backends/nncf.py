@@ -12,6 +12,7 @@ SAM does not convert). Two entry points:
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -138,7 +139,8 @@ class QuantizedSam:
 
 def calibration_summary(dataset) -> dict[str, Any]:
     p = dataset.provenance
-    keys = ("model", "weights_sha256", "method", "seed", "real_data_used", "num_images", "data_sources", "format")
+    keys = ("model", "weights_sha256", "method", "seed", "real_data_used", "num_images", "data_sources", "format",
+            "parts")
     return {k: p[k] for k in keys if k in p}
 
 
@@ -153,14 +155,14 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     if recipe["backend"] != "openvino":
         raise ValueError(f"recipe {recipe['name']!r} is for backend {recipe['backend']!r}; use the Brevitas flow")
     dataset.check_model(sam)
-    if recipe["distill_steps"]:
-        return _quantize_distilled(sam, dataset, recipe, device, work_dir, progress)
+    if recipe["distill_steps"] or recipe["nncf_backend"] == "torch":
+        return _quantize_torch(sam, dataset, recipe, device, work_dir, progress)
     timings, report = {}, {}
     t0 = time.perf_counter()
     work = _reparameterize_per_recipe(sam, dataset, recipe, report)
     timings["reparam_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    encoder = convert_encoder(work.model, sam.spec.img_size)
+    encoder = convert_encoder(work.model.image_encoder, sam.spec.img_size)
     decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
     timings["convert_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -189,20 +191,22 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     return QuantizedSam(encoder, decoder, sam, calibration_summary(dataset), recipe, report)
 
 
-def _quantize_distilled(sam: SamBundle, dataset, recipe: dict[str, Any], device: str, work_dir, progress: bool
-                        ) -> QuantizedSam:
-    from ..export.openvino import convert_decoder, count_ops
+def _quantize_torch(sam: SamBundle, dataset, recipe: dict[str, Any], device: str, work_dir, progress: bool
+                    ) -> QuantizedSam:
+    """NNCF's torch backend (PTQ, then distillation if the recipe asks) -> ``ov.convert_model``."""
+    from ..export.openvino import convert_decoder, convert_encoder, count_ops
 
     student, _work, report = distill_sam(sam, dataset, recipe, device, work_dir, progress)
     t0 = time.perf_counter()
-    encoder = convert_student(student, sam.spec.img_size)
+    encoder = convert_encoder(student, sam.spec.img_size)
     decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
     report["timings"]["convert_s"] = time.perf_counter() - t0
     report.update(encoder_fake_quantize=count_ops(encoder, "FakeQuantize"),
                   decoder_fake_quantize=count_ops(decoder, "FakeQuantize"))
-    calibration = {**calibration_summary(dataset), "distillation": {
-        "steps": report["distill"]["steps"], "final_losses": report["distill"]["final_losses"],
-        "data": "synthetic only", "real_data_used": False}}
+    calibration = calibration_summary(dataset)
+    if "distill" in report:
+        calibration["distillation"] = {"steps": report["distill"]["steps"], "data": "synthetic only",
+                                       "final_losses": report["distill"]["final_losses"], "real_data_used": False}
     return QuantizedSam(encoder, decoder, sam, calibration, recipe, report)
 
 
@@ -210,7 +214,7 @@ def export_float(sam: SamBundle, folder: str | Path, decoder_boxes: int = 1) -> 
     """The FP32 IR pair (the float baseline for latency and for IR-vs-torch checks)."""
     from ..export.openvino import convert_decoder, convert_encoder, save_export
 
-    encoder = convert_encoder(sam.model, sam.spec.img_size)
+    encoder = convert_encoder(sam.model.image_encoder, sam.spec.img_size)
     decoder = convert_decoder(sam.model, sam.spec.embed_shape, decoder_boxes)
     calib = {"model": sam.name, "weights_sha256": sam.weights_sha256, "method": "none (float)",
              "real_data_used": False}
@@ -231,8 +235,10 @@ def torch_ignored_names(encoder, example, patterns: list[str]) -> list[str]:
     NNCF 3.4 names ops of modules reached through ``ModuleList`` iteration without their list scope
     (``layers.0.blocks.1.conv1`` runs ``conv1/c/conv2d/1``), so op names cannot be matched to module names
     directly; weight constants keep the full name. An op belongs to a matched module when one of its weights
-    does; every op from the first to the last such op (in execution order) is ignored, so the activations
-    between them (GELU, BatchNorm, residual adds) stay float too."""
+    does. Within a run of matched ops that no unmatched weighted op interrupts (in execution order), the ops
+    between them are ignored too, so the activations inside a float region (GELU, BatchNorm, residual adds) stay
+    float; a pattern that matches modules spread over the network (``local_conv`` in every block) gives one
+    short run per module, not one span from the first to the last."""
     import copy as _copy
 
     from nncf.torch.function_hook import wrap_model
@@ -244,18 +250,26 @@ def torch_ignored_names(encoder, example, patterns: list[str]) -> list[str]:
         return []
     matched = matches_any(patterns)
     graph = build_nncf_graph(wrap_model(_copy.deepcopy(encoder)), example)
-    ops, hits = [], []
+    ignored: list[str] = []
+    run: list[str] = []  # ops since the first matched op of the current run
+    last_hit = -1  # index in ``run`` of its last matched op
     for node in graph.topological_sort():
         if node.node_type in ("nncf_model_const", "nncf_model_input", "nncf_model_output"):
             continue
         weights = [e.from_node.node_name for e in graph.get_input_edges(node)
                    if e.from_node.node_type == "nncf_model_const" and e.from_node.node_name.endswith(".weight")]
-        if any(matched(w[: -len(".weight")]) for w in weights):
-            hits.append(len(ops))
-        ops.append(node.node_name)
-    if not hits:
+        if weights and any(matched(w[: -len(".weight")]) for w in weights):
+            run.append(node.node_name)
+            last_hit = len(run) - 1
+        elif weights:  # an unmatched weighted op ends the run
+            ignored += run[: last_hit + 1]
+            run, last_hit = [], -1
+        elif last_hit >= 0:
+            run.append(node.node_name)
+    ignored += run[: last_hit + 1]
+    if not ignored:
         raise ValueError(f"recipe key 'ignored_modules' {patterns} matches no weighted module of the encoder")
-    return ops[hits[0] : hits[-1] + 1]
+    return ignored
 
 
 def is_nncf_quantizer(module) -> bool:
@@ -271,6 +285,9 @@ def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
 
     recipe = validate(recipe)
     dataset.check_model(sam)
+    # NNCF compiles its torch quantization kernels on first use and gives up after 60 s, too short for a
+    # 2-core machine's first build; a user's own setting wins
+    os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "900")
     report: dict[str, Any] = {}
     work = _reparameterize_per_recipe(sam, dataset, recipe, report)
     encoder = work.model.image_encoder.eval()
@@ -302,6 +319,8 @@ def distill_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path, de
     t0 = time.perf_counter()
     student, work, report = nncf_student(sam, dataset, recipe)
     report.setdefault("timings", {})["ptq_s"] = time.perf_counter() - t0
+    if not recipe["distill_steps"]:  # PTQ through the torch backend only
+        return student.eval(), work, report
     distiller = Distiller(sam, student, dataset.pixels, dataset.boxes, distill_config(recipe),
                           is_quantizer=is_nncf_quantizer, device=device)
     result = distiller.run(work_dir, progress=progress)
@@ -312,11 +331,4 @@ def distill_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path, de
     return student, work, report
 
 
-def convert_student(student, img_size: int):
-    """``ov.convert_model`` of an NNCF torch student, with the export's port names."""
-    from ..export.openvino import convert_encoder
 
-    class _Wrapped:  # convert_encoder takes a SAM model and converts its .image_encoder
-        image_encoder = student
-
-    return convert_encoder(_Wrapped, img_size)

@@ -59,7 +59,8 @@ class ArraySet:
             if part.provenance.get("real_data_used", True) is not False:
                 raise ValueError("a set whose provenance does not say real_data_used: false cannot be joined")
         k = min(s.boxes.shape[1] for s in sets)
-        provenance = {**sets[0].provenance, "parts": [s.provenance for s in sets],
+        keys = ("method", "seed", "num_images", "real_data_used")
+        provenance = {**sets[0].provenance, "parts": [{k: s.provenance.get(k) for k in keys} for s in sets],
                       "num_images": sum(len(s) for s in sets), "real_data_used": False}
         return cls(np.concatenate([s.pixels for s in sets]), np.concatenate([s.boxes[:, :k] for s in sets]),
                    provenance)

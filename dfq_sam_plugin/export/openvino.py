@@ -15,17 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from ..integrity import digests
+
 MANIFEST = "manifest.json"
 FORMAT = "dfq-sam-openvino/1"
 ENCODER_INPUT, ENCODER_OUTPUT = "pixels", "image_embeddings"
 DECODER_INPUTS, DECODER_OUTPUTS = ("image_embeddings", "boxes"), ("low_res_logits", "iou")
 
 
-def convert_encoder(sam_model, img_size: int):
+def convert_encoder(encoder, img_size: int):
+    """``ov.convert_model`` of an image encoder module (FP, reparameterized, or an NNCF torch student)."""
     import openvino as ov
     import torch
 
-    model = ov.convert_model(sam_model.image_encoder.eval(), example_input=torch.zeros(1, 3, img_size, img_size),
+    model = ov.convert_model(encoder.eval(), example_input=torch.zeros(1, 3, img_size, img_size),
                              input=[1, 3, img_size, img_size])
     model.inputs[0].get_tensor().set_names({ENCODER_INPUT})
     model.outputs[0].get_tensor().set_names({ENCODER_OUTPUT})
@@ -105,6 +108,7 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
             ov.save_model(model, staging / f"{name}.xml", compress_to_fp16=False)
         manifest = {
             "format": FORMAT,
+            "files": digests(staging),  # checked by OVSamPredictor and `dfq-sam verify` before use
             "spec": spec.to_dict(),
             "decoder_boxes": int(decoder.inputs[1].get_partial_shape()[0].get_length()),
             "encoder_int8": count_ops(encoder, "FakeQuantize") > 0,
