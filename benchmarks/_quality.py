@@ -8,13 +8,13 @@ from pathlib import Path
 
 def calibration_sources(sam, dfqsam: str, psaq: str | None = None) -> dict:
     """name -> zero-argument factory of a calibration set (made on first use)."""
-    from dfq_sam_plugin import DFQSAMDataset
+    from dfq_sam_plugin import DFQSAMDataset, synthesize
     from dfq_sam_plugin.eval.real_calibration import mni_calibration_set
 
     dfq = DFQSAMDataset.bundled(sam) if dfqsam == "bundled" else DFQSAMDataset.load(dfqsam, sam)
     n = len(dfq)
     sources = {"dfq-sam": lambda: dfq,
-               "gaussian": lambda: DFQSAMDataset.synthesize(sam, num_images=n, method="gaussian", progress=False),
+               "gaussian": lambda: synthesize(sam, num_images=n, method="gaussian", progress=False),
                "real-mni": lambda: mni_calibration_set(sam)}
     if psaq:
         sources["psaq"] = lambda: DFQSAMDataset.load(psaq, sam)

@@ -1,6 +1,6 @@
 """dfq-sam-plugin: data-free quantization of the Segment Anything Model for NNCF, Brevitas and OpenVINO.
 
-``from dfq_sam_plugin import load_sam, DFQSAMDataset`` — see README.md. Exports are imported lazily so
+``from dfq_sam_plugin import load_sam, synthesize, DFQSAMDataset`` — see README.md. Exports are imported lazily so
 that the OpenVINO-only runtime (``dfq_sam_plugin.runtime.OVSamPredictor``) never imports torch.
 """
 
@@ -13,6 +13,7 @@ _EXPORTS = {
     "SamBundle": ".models.spec",
     "SamSpec": ".models.spec",
     "DFQSAMDataset": ".data.dataset",
+    "synthesize": ".synthesis.api",
     "SamBoxPredictor": ".runtime.predictor",
     "OVSamPredictor": ".runtime.predictor",
 }

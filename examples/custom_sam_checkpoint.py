@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import torch
 
-from dfq_sam_plugin import DFQSAMDataset, load_sam
+from dfq_sam_plugin import load_sam, synthesize
 from dfq_sam_plugin.backends.nncf import reparameterize_sam
 from dfq_sam_plugin.runtime import SamBoxPredictor
 
@@ -30,7 +30,7 @@ print("mask", masks.shape, "foreground pixels", int(masks.sum()))
 if args.calib_images == 0:
     print("--calib-images 0: skipped the data-free set and the reparameterization")
     sys.exit(0)
-calib = DFQSAMDataset.synthesize(sam, num_images=args.calib_images, iterations=args.iterations, stages=1,
+calib = synthesize(sam, num_images=args.calib_images, iterations=args.iterations, stages=1,
                                  progress=False)
 folded, summary = reparameterize_sam(sam, calib)
 x = torch.from_numpy(calib.encoder_input(calib[0]["pixels"]))

@@ -96,3 +96,29 @@ def test_litemedsam_style_checkpoint_path(tmp_path, litemedsam):
     torch.save({"model": litemedsam.model.state_dict()}, path)  # medsam-lite-train nests under "model"
     loaded = load_sam("litemedsam", checkpoint=path)
     assert loaded.checkpoint == str(path) and loaded.weights_sha256 != litemedsam.weights_sha256
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"", "is empty"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 42\n", "is a text file"),
+    (b"\x00\x01\x02\x03binary junk", "not a torch checkpoint"),
+])
+def test_empty_text_and_foreign_checkpoints_say_what_the_file_is(tmp_path, content, match):
+    from dfq_sam_plugin import load_sam
+
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=match):
+        load_sam("litemedsam", checkpoint=path)
+
+
+def test_truncated_checkpoint_is_a_checkpoint_error(tmp_path, litemedsam):
+    import torch
+
+    from dfq_sam_plugin import load_sam
+
+    path = tmp_path / "weights.pth"
+    torch.save(litemedsam.model.state_dict(), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_sam("litemedsam", checkpoint=path)

@@ -98,16 +98,6 @@ class DFQSAMDataset(nncf.Dataset):
         prov["num_images"] = n
         return cls(table, prov)
 
-    @classmethod
-    def synthesize(cls, sam: SamBundle, num_images: int = 32, device: str = "cpu", seed: int = 0,
-                   method: str = "dfq-sam", out: str | Path | None = None, progress: bool = True,
-                   **config: Any) -> "DFQSAMDataset":
-        """Run DFQ-SAM synthesis (resumable when ``out`` is given) and return the set (saved to ``out``)."""
-        from ..synthesis.api import synthesize
-
-        return synthesize(sam, num_images=num_images, device=device, seed=seed, method=method, out=out,
-                          progress=progress, **config)
-
     # -- nncf / torch views ----------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._table)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -11,17 +10,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..integrity import file_sha256  # noqa: F401  (re-exported: models use it from here)
+
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: missing, corrupt, unsafe, or made for another architecture."""
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -31,6 +24,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"checkpoint not found: {path}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint is not a file: {path}")
+    _check_header(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -40,7 +34,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"weights_only=True. Re-save it as a plain state dict: torch.save(model.state_dict(), path). "
             f"Detail: {str(exc).splitlines()[0]}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, IndexError, KeyError, ValueError) as exc:
         raise CheckpointError(
             f"{path} is not a readable torch checkpoint (corrupt or truncated?): {str(exc).splitlines()[0]}"
         ) from None
@@ -50,6 +44,27 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors (found {type(obj).__name__})")
     return dict(obj)
+
+
+def _check_header(path: Path) -> None:
+    """What the file is, when it is plainly not a torch checkpoint: empty, text, or another format."""
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): an interrupted download or copy?")
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch zip format / legacy pickle
+        return
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c.isspace() for c in text):
+        first = text.strip().splitlines()[0][:60] if text.strip() else ""
+        raise CheckpointError(f"{path} is a text file ({size} bytes, starts {first!r}), not a torch checkpoint: "
+                              f"a Git LFS pointer or an error page saved in its place?")
+    raise CheckpointError(f"{path} is not a torch checkpoint (neither torch's zip format nor a pickle; "
+                          f"first bytes {head[:8]!r})")
 
 
 def _summarise(keys: list[str], limit: int = 5) -> str:

@@ -75,16 +75,26 @@ class OVSamPredictor(BoxPredictor):
 
     Runs OpenVINO only: importing and using it never imports torch. The decoder IR has a static box count
     (``manifest["decoder_boxes"]``); prompts are fed in chunks of that size, the last chunk padded.
+
+    Before compiling, the IR files are checked against the sha256 the manifest recorded (``verify=False``
+    skips it): a damaged, truncated or swapped file is one ``ExportIntegrityError`` naming it. With
+    ``require_data_free=True`` an export whose provenance says real data was used (or records none) is refused.
     """
 
-    def __init__(self, folder, device: str = "CPU", config: dict | None = None) -> None:
+    def __init__(self, folder, device: str = "CPU", config: dict | None = None, verify: bool = True,
+                 require_data_free: bool = False) -> None:
         import openvino as ov
 
         from ..export.openvino import read_manifest
+        from ..integrity import check_data_free, verify_export
         from ..models.spec import SamSpec
 
         self.folder = folder
         self.manifest = read_manifest(folder)
+        if verify:
+            verify_export(folder, self.manifest)
+        if require_data_free:
+            check_data_free(folder, self.manifest)
         self.spec = SamSpec.from_dict(self.manifest["spec"])
         self.boxes_per_call = int(self.manifest["decoder_boxes"])
         core = ov.Core()
