@@ -20,7 +20,8 @@ import torch
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-def measure(sam, batch: int, precision: str, device: str, iterations: int, checkpointing: bool) -> dict:
+def measure(sam, batch: int, precision: str, device: str, iterations: int, checkpointing: bool,
+            profile: bool = False) -> dict:
     from dfq_sam_plugin.synthesis.config import SynthesisConfig
     from dfq_sam_plugin.synthesis.engine import Synthesizer
 
@@ -40,12 +41,24 @@ def measure(sam, batch: int, precision: str, device: str, iterations: int, check
         if cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
+        table = None
+        if profile:  # a separate short pass under torch.profiler: the top kernels by device time
+            from torch.profiler import ProfilerActivity
+            from torch.profiler import profile as torch_profile
+
+            short = Synthesizer(sam, SynthesisConfig(**{**cfg.to_dict(), "iterations": 5}), device=device)
+            with torch_profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+                short.run_batch(list(range(batch)))
+                if cuda:
+                    torch.cuda.synchronize()
+            table = prof.key_averages().table(sort_by="cuda_time_total" if cuda else "cpu_time_total", row_limit=15)
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
         return {"batch": batch, "precision": precision, "checkpointing": checkpointing, "oom": True}
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     return {"batch": batch, "precision": precision, "checkpointing": checkpointing,
-            "img_iter_per_s": batch * iterations / seconds, "seconds": seconds, "peak_gib": peak}
+            "img_iter_per_s": batch * iterations / seconds, "seconds": seconds, "peak_gib": peak,
+            **({"profile": table} if table else {})}
 
 
 def main() -> None:
@@ -57,6 +70,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--max-batch-vit", type=int, default=8, help="largest batch tried for SAM ViT at 1024")
+    ap.add_argument("--profile", action="store_true", help="also a torch.profiler table of the top kernels per point")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -72,9 +86,11 @@ def main() -> None:
                         continue
                     row = {"model": name, "device_name": torch.cuda.get_device_name() if
                            args.device.startswith("cuda") else "cpu",
-                           **measure(sam, batch, precision, args.device, args.iterations, bool(ckpt))}
+                           **measure(sam, batch, precision, args.device, args.iterations, bool(ckpt), args.profile)}
                     rows.append(row)
-                    print(json.dumps(row), flush=True)
+                    print(json.dumps({k: v for k, v in row.items() if k != "profile"}), flush=True)
+                    if "profile" in row:
+                        print(row["profile"], flush=True)
         del sam
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()

@@ -78,7 +78,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.ir:
         from .runtime import OVSamPredictor
 
-        predictors[Path(args.ir).name or "ir"] = OVSamPredictor(args.ir, device=args.device)
+        predictors[Path(args.ir).name or "ir"] = OVSamPredictor(args.ir, device=args.device, verify=args.verify,
+                                                                require_data_free=args.require_data_free)
     if args.brevitas:
         from .backends.brevitas import load_quantized
 
@@ -92,6 +93,42 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for name, path in figures.items():
             console.print(f"overlay ({name}): {path}")
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Provenance + integrity of an export folder; exit 1 on a mismatch or a refused provenance."""
+    from .export.openvino import read_manifest
+    from .integrity import ExportIntegrityError, check_data_free, digests, verify_export
+
+    manifest = read_manifest(args.folder)
+    cal = manifest.get("calibration", {})
+    table = Table(title=f"{args.folder}: provenance")
+    table.add_column("key")
+    table.add_column("value")
+    for key in ("model", "weights_sha256", "method", "seed", "num_images", "real_data_used"):
+        table.add_row(key, str(cal.get(key, "—")))
+    if cal.get("distillation"):
+        d = cal["distillation"]
+        table.add_row("distillation", f"{d.get('steps')} steps, data: {d.get('data')}, "
+                                      f"real_data_used={d.get('real_data_used')}")
+    table.add_row("recipe", str(manifest.get("recipe", {}).get("name", "—")))
+    console.print(table)
+    ok = True
+    try:
+        verify_export(args.folder, manifest)
+        for name, info in digests(args.folder).items():
+            console.print(f"[green]ok[/] {name} {info['sha256'][:16]}… ({info['bytes']} bytes)")
+    except ExportIntegrityError as exc:
+        console.print(f"[bold red]integrity:[/] {exc}")
+        ok = False
+    if args.require_data_free:
+        try:
+            check_data_free(args.folder, manifest)
+            console.print("[green]data-free[/]: the provenance says no real data was used")
+        except ExportIntegrityError as exc:
+            console.print(f"[bold red]data-free policy:[/] {exc}")
+            ok = False
+    return 0 if ok else 1
 
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
@@ -252,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--brevitas", default=None,
                    help="a `dfq-sam quantize --backend brevitas` folder: its fake-quantized torch model")
     p.add_argument("--device", default="CPU", help="OpenVINO device for --ir (default CPU)")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip checking the --ir files against the sha256 in its manifest")
+    p.add_argument("--require-data-free", action="store_true",
+                   help="refuse an --ir export whose provenance says real data was used (or records none)")
     p.add_argument("--sets", nargs="+", default=["nuclei", "mni"], choices=["nuclei", "mni"])
     p.add_argument("--out", default="dfq_sam_out/evaluate", help="folder for overlay figures")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -289,6 +330,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=int, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("verify", help="provenance and file integrity of an export folder (exit 1 on a mismatch)",
+                       description="Prints the export's provenance (model, weights sha256, calibration method, "
+                                   "real_data_used, distillation) and checks each IR file against the sha256 its "
+                                   "manifest recorded. Exit status 0: intact; 1: a file is damaged, truncated, "
+                                   "swapped or unrecorded (or, with --require-data-free, real data was used).")
+    p.add_argument("folder", help="an export folder (dfq-sam quantize --out / the demo's dfq_sam_out/int8)")
+    p.add_argument("--require-data-free", action="store_true",
+                   help="also fail unless the provenance says no real data was used")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
         "demo", help="the end-to-end demo on this CPU (what `make demo` runs)",

@@ -32,7 +32,9 @@ def calibration_set(sam, console: Console, calib: str | None, synthesize: int):
     if synthesize:
         console.print(f"synthesizing {synthesize} images now on the CPU (a short, weak schedule: for the path only; "
                       f"real sets are made on a GPU)")
-        return DFQSAMDataset.synthesize(sam, num_images=synthesize, iterations=20, stages=1, batch_size=synthesize)
+        from .synthesis.api import synthesize
+
+        return synthesize(sam, num_images=synthesize, iterations=20, stages=1, batch_size=synthesize)
     return DFQSAMDataset.bundled(sam)
 
 
@@ -56,6 +58,8 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     from .eval import evaluate, load_benchmark
     from .eval.figures import overlay_figure
     from .eval.latency import benchmark_export
+    from .export.openvino import read_manifest
+    from .export.packaged import packaged_export
     from .models import load_sam
     from .runtime import OVSamPredictor
     from .synthesis.figures import samples_figure
@@ -86,12 +90,24 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     console.print(f"[bold]3[/] INT8 IR pair: {int8_dir} ({quantized.report['encoder_fake_quantize']} FakeQuantize "
                   f"in the encoder); FP32 IR pair: {fp_dir}")
 
+    dirs = {"int8": int8_dir}
+    try:
+        dirs["int8_distilled"] = packaged_export(sam, out / "int8_distilled")
+        facts = read_manifest(dirs["int8_distilled"])["calibration"]
+        console.print(f"[bold]3[/] shipped distilled INT8 encoder: {dirs['int8_distilled']} (distilled on a GPU, "
+                      f"{facts['distillation']['steps']} steps on {facts.get('num_images')} synthetic images, "
+                      f"real_data_used={facts.get('real_data_used')})")
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[yellow]no shipped distilled encoder[/]: {exc}")
+
     t0 = time.perf_counter()
     sets = [load_benchmark(n) for n in ("nuclei", "mni")]
-    # FP reference: the FP32 IR (same masks as torch to float error, and faster on a CPU)
-    predictors = {"fp": OVSamPredictor(fp_dir), "int8": OVSamPredictor(int8_dir)}
+    # FP reference: the FP32 IR pinned to f32 (OpenVINO would run it in bf16 on a bf16-capable CPU)
+    predictors = {"fp": OVSamPredictor(fp_dir, config={"INFERENCE_PRECISION_HINT": "f32"}),
+                  **{name: OVSamPredictor(folder) for name, folder in dirs.items()}}
     with progress_factory() as progress:
-        task = progress.add_task("[bold]4[/] FP vs INT8 on the real sets", total=2 * sum(len(s.images) for s in sets))
+        task = progress.add_task("[bold]4[/] FP vs INT8 on the real sets",
+                                 total=len(predictors) * sum(len(s.images) for s in sets))
         report = evaluate(predictors, sets, on_image=lambda: progress.advance(task))
     figures = {s.name: overlay_figure(s, report.masks[s.name], out / f"overlay_{s.name}.png") for s in sets}
     timings["evaluate_s"] = time.perf_counter() - t0
@@ -99,7 +115,7 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     t0 = time.perf_counter()
     rows = []
     with console.status(f"[bold]5[/] benchmark_app (latency hint, {niter} iterations) on both IR pairs"):
-        for name, folder in (("fp32 IR", fp_dir), ("int8 IR", int8_dir)):
+        for name, folder in (("fp32 IR", fp_dir), *((f"{k.replace('_', ' ')} IR", d) for k, d in dirs.items())):
             for r in benchmark_export(folder, niter=niter, float_precisions=float_precisions):
                 rows.append({**r.to_dict(), "folder": r.ir, "ir": name})
     latency_figure(rows, out / "latency.png")
@@ -109,7 +125,7 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     summary = {"model": sam.model_id, "calibration": quantized.calibration, "recipe": recipe_cfg,
                "results": report.results, "latency": rows, "timings": timings,
                "sizes_mb": {f"{d.name}/{f.name}": f.stat().st_size / 2**20
-                            for d in (fp_dir, int8_dir) for f in sorted(d.glob("*.bin"))}}
+                            for d in (fp_dir, *dirs.values()) for f in sorted(d.glob("*.bin"))}}
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
     console.print(summary_table(summary))
     console.print(latency_table(summary["latency"]))
@@ -118,15 +134,23 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     return summary
 
 
-def summary_table(summary: dict) -> Table:
-    table = Table(title=f"{summary['model']}: FP32 vs data-free INT8 (calibration real_data_used="
-                        f"{summary['calibration'].get('real_data_used')})")
-    for col in ("set", "prompts", "FP GT Dice", "INT8 GT Dice", "Δ pt", "INT8 FP-fidelity"):
-        table.add_column(col, justify="left" if col == "set" else "right")
+def _rows(summary: dict):
+    """(set, prompts, FP GT Dice, [(model, GT Dice, Δ pt, FP-fidelity) per quantized model])."""
     for name, models in summary["results"].items():
-        fp, q = models["fp"], models["int8"]
-        table.add_row(name, str(fp["prompts"]), f"{fp['dice']:.4f}", f"{q['dice']:.4f}",
-                      f"{100 * (q['dice'] - fp['dice']):+.2f}", f"{q['fidelity']:.4f}")
+        fp = models["fp"]
+        yield name, fp["prompts"], fp["dice"], [(m, r["dice"], 100 * (r["dice"] - fp["dice"]), r["fidelity"])
+                                                for m, r in models.items() if m != "fp"]
+
+
+def summary_table(summary: dict) -> Table:
+    table = Table(title=f"{summary['model']}: FP32 (f32) vs data-free INT8 (calibration real_data_used="
+                        f"{summary['calibration'].get('real_data_used')})")
+    for col in ("set", "prompts", "FP GT Dice", "model", "GT Dice", "Δ pt", "FP-fidelity"):
+        table.add_column(col, justify="left" if col in ("set", "model") else "right")
+    for name, prompts, fp_dice, quantized in _rows(summary):
+        for i, (model, dice, delta, fidelity) in enumerate(quantized):
+            table.add_row(name if i == 0 else "", str(prompts) if i == 0 else "", f"{fp_dice:.4f}" if i == 0 else "",
+                          model, f"{dice:.4f}", f"{delta:+.2f}", f"{fidelity:.4f}")
     return table
 
 
@@ -146,11 +170,12 @@ def write_report(out: Path, summary: dict, figures: dict[str, Path]) -> Path:
              f"real_data_used = **{summary['calibration'].get('real_data_used')}**. "
              f"Recipe: `{summary['recipe']['name']}` (reparam {summary['recipe']['reparam']}, "
              f"strength {summary['recipe']['reparam_strength']}).", "",
-             "| set | prompts | FP GT Dice | INT8 GT Dice | Δ pt | INT8 FP-fidelity |", "|---|---|---|---|---|---|"]
-    for name, models in summary["results"].items():
-        fp, q = models["fp"], models["int8"]
-        lines.append(f"| {name} | {fp['prompts']} | {fp['dice']:.4f} | {q['dice']:.4f} | "
-                     f"{100 * (q['dice'] - fp['dice']):+.2f} | {q['fidelity']:.4f} |")
+             "FP reference: the FP32 IR at `INFERENCE_PRECISION_HINT=f32`. `int8`: live PTQ now; `int8_distilled`: "
+             "the shipped encoder, distilled on a GPU from synthetic images only.", "",
+             "| set | prompts | FP GT Dice | model | GT Dice | Δ pt | FP-fidelity |", "|---|---|---|---|---|---|---|"]
+    for name, prompts, fp_dice, quantized in _rows(summary):
+        for model, dice, delta, fidelity in quantized:
+            lines.append(f"| {name} | {prompts} | {fp_dice:.4f} | {model} | {dice:.4f} | {delta:+.2f} | {fidelity:.4f} |")
     lines += ["", "| IR | part | precision | median latency (ms, this CPU) |", "|---|---|---|---|"]
     for r in summary["latency"]:
         lines.append(f"| {r['ir']} | {r['part']} | {r['precision']} | "

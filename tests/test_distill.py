@@ -90,3 +90,69 @@ def test_letterboxed_batches_pad_with_input_space_zeros_and_move_the_boxes(tiny_
         assert (x0 != 0).all()  # the SAM mean/std input space: zero is the padding only
         scale = torch.tensor([w / 64, h / 64, w / 64, h / 64])
         torch.testing.assert_close(b, b0 * scale)
+
+
+DDP_SCRIPT = """
+import sys, torch, torch.distributed as dist
+sys.path.insert(0, sys.argv[2])
+from test_distill import _data, _student, DDP_CONFIG
+from dfq_sam_plugin import load_sam
+from dfq_sam_plugin.distill import DistillConfig, Distiller
+torch.set_num_threads(1)
+dist.init_process_group("gloo")
+sam = load_sam("vit_b", random_init=True, img_size=64)
+d = Distiller(sam, _student(sam), *_data(), DistillConfig(**DDP_CONFIG))
+result = d.run(None, progress=False)
+if dist.get_rank() == 0:
+    torch.save({"state": d.student.state_dict(), "world": result.world_size}, sys.argv[1])
+dist.destroy_process_group()
+"""
+DDP_CONFIG = dict(steps=3, batch_size=4, lr_weights=1e-4, warmup=1, random_boxes=2, mixup=0.5, letterbox=0.5)
+
+
+def test_ddp_gloo_two_processes_train_like_one(tiny_sam, tmp_path):
+    """torchrun, 2 CPU processes (gloo), the same global batch: each rank gets half of the batch a one-process
+    run sees (augmentation, mixup partners and random boxes drawn for the whole batch), so the two end alike."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script, out = tmp_path / "ddp.py", tmp_path / "ddp.pt"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    str(script), str(out), str(Path(__file__).parent)], check=True, env=env, timeout=600,
+                   capture_output=True)
+    ddp = torch.load(out, weights_only=False)
+    assert ddp["world"] == 2
+    start = _student(tiny_sam)
+    single = Distiller(tiny_sam, copy.deepcopy(start), *_data(), DistillConfig(**DDP_CONFIG))
+    single.run(None, progress=False)
+    moved = sum(float((a - b).norm()) for a, b in zip(single.student.state_dict().values(),
+                                                      start.state_dict().values()))
+    apart = sum(float((a - b).norm()) for a, b in zip(single.student.state_dict().values(), ddp["state"].values()))
+    assert moved > 0 and apart < 1e-3 * moved, (apart, moved)
+
+
+PRIVACY_DISTILL = """
+from pathlib import Path
+from dfq_sam_plugin import load_sam, DFQSAMDataset
+from dfq_sam_plugin.backends.nncf import quantize_sam
+from dfq_sam_plugin.recipes import load_recipe
+sam = load_sam("litemedsam")
+recipe = {**load_recipe("openvino_int8_cpu_distill"), "subset_size": 2, "calibration_letterbox": 0.5,
+          "distill_steps": 2, "distill_batch": 2, "distill_random_boxes": 2, "distill_letterbox": 0.5}
+q = quantize_sam(sam, DFQSAMDataset.bundled(sam), recipe, work_dir=Path(OUT) / "work")
+q.save(Path(OUT) / "int8")
+WEIGHTS = sam.checkpoint
+"""
+
+
+def test_privacy_distillation_opens_only_code_weights_the_calibration_set_and_its_output(tmp_path, privacy_audit):
+    """PTQ through NNCF's torch backend + distillation + IR export: no file opened but code (the bundled
+    calibration set lives in the package), the weights, and the output folder (checkpoints and the export)."""
+    opened = privacy_audit(PRIVACY_DISTILL, tmp_path / "out")
+    written = {p for p, creates in opened if creates}
+    assert any(p.endswith("checkpoint.pt") or p.endswith(".checkpoint.pt.tmp") for p in written)
+    assert any(p.endswith("encoder.xml") for p in written)

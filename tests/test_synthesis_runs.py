@@ -5,9 +5,7 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,65 +60,17 @@ def test_torchrun_two_processes_make_one_dataset(tmp_path):
     np.testing.assert_allclose(DFQSAMDataset.load(single).pixels, ds.pixels, atol=1e-4)
 
 
-PRIVACY_SCRIPT = textwrap.dedent("""
-    import json, os, sys
-    opened = []
-    def hook(event, args):
-        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
-            mode = args[1] if isinstance(args[1], str) else ""
-            creates = bool(flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR)) or any(c in mode for c in "wxa+")
-            opened.append([os.path.abspath(os.fsdecode(args[0])), creates])
-    sys.addaudithook(hook)
-    from dfq_sam_plugin import load_sam, DFQSAMDataset
-    sam = load_sam("litemedsam")
-    DFQSAMDataset.synthesize(sam, num_images=1, out=sys.argv[1], iterations=1, stages=1, boxes_per_image=2,
-                             progress=False)
-    json.dump({"opened": opened, "weights": sam.checkpoint}, open(sys.argv[2], "w"))
-""")
+PRIVACY_SCRIPT = """
+from dfq_sam_plugin import load_sam, synthesize
+sam = load_sam("litemedsam")
+synthesize(sam, num_images=1, out=OUT, iterations=1, stages=1, boxes_per_image=2, progress=False)
+WEIGHTS = sam.checkpoint
+"""
 
 
-def test_privacy_no_file_opened_but_weights_code_and_output(tmp_path):
-    """Synthesis reads nothing but code, the model's weights and system tables, and writes only its output.
-
-    Two library side effects are named rather than hidden: Python's tempfile probe (dill calls
-    tempfile.gettempdir() on import, which creates and deletes one empty file) and OpenVINO's telemetry
-    client id/counters under ~/intel (written when nncf is imported; never image data; opt out with
-    `opt_in_out --opt_out`)."""
-    import tempfile
-
-    import dfq_sam_plugin
-
-    out, log, mpl = tmp_path / "calib", tmp_path / "opened.json", tmp_path / "mplconfig"
-    env = {**os.environ, "MPLCONFIGDIR": str(mpl), "HF_DATASETS_CACHE": str(tmp_path / "hf")}
-    subprocess.run([sys.executable, "-c", PRIVACY_SCRIPT, str(out), str(log)], check=True, env=env,
-                   capture_output=True, timeout=600)
-    record = json.loads(log.read_text())
-    package = Path(dfq_sam_plugin.__file__).parent.resolve()
-    code = [Path(p).resolve() for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}] + [package]
-    code.append(package.parent / "dfq_sam_plugin.egg-info")  # editable install's own metadata
-    # pseudo-files, the time-zone table and the fonts matplotlib draws samples.png with
-    system = [Path("/dev"), Path("/proc"), Path("/sys"), Path("/usr/share/zoneinfo"), Path("/usr/share/fonts")]
-    weights = Path(record["weights"]).resolve()
-    telemetry = Path.home() / "intel"
-    probe_dir = Path(tempfile.gettempdir()).resolve()
-    reads_outside, writes_outside = [], []
-    for path, creates in record["opened"]:
-        if Path(path).name.startswith("__editable__."):  # an editable install's import-hook pseudo path
-            continue
-        rp = Path(path).resolve()
-        if rp in (weights, log.resolve()) or rp.is_relative_to(out.resolve()) or rp.is_relative_to(mpl.resolve()):
-            continue
-        if any(rp.is_relative_to(a) for a in system):
-            continue
-        if creates:
-            if not (rp.is_relative_to(telemetry) or rp.parent == probe_dir):
-                writes_outside.append(path)
-        elif not (any(rp.is_relative_to(a) for a in code) or rp.is_relative_to(telemetry)):
-            reads_outside.append(path)
-    assert weights in [Path(p).resolve() for p, _ in record["opened"]], "the weights must be read"
-    assert not reads_outside, f"files read outside code/weights/output: {reads_outside[:10]}"
-    assert not writes_outside, f"files written outside the output folder: {writes_outside[:10]}"
+def test_privacy_no_file_opened_but_weights_code_and_output(tmp_path, privacy_audit):
+    """Synthesis reads nothing but code, the model's weights and system tables, and writes only its output."""
+    privacy_audit(PRIVACY_SCRIPT, tmp_path / "calib")
 
 
 def test_a_run_extended_to_more_images_keeps_its_shards(tmp_path):

@@ -81,3 +81,4 @@ def test_evolution_accepts_plausible_and_rejects_collapsed_predictions():
     assert ok.tolist() == [True, False]
     assert new[0, 4:20, 10:30].all() and new[0].sum() == 16 * 20
     assert torch.equal(new[1], masks[1])
+

@@ -143,9 +143,9 @@ class Distiller:
             # mixup partners come from the whole global batch: draw on all of it, keep this rank's share
             px, bx = augment(px, bx, gens, cfg.mixup)
         px, bx = px[list(slots)], bx[list(slots)]
-        if cfg.random_boxes:
-            extra = random_boxes(share, cfg.random_boxes, self.size, derived_generator(cfg.seed, step, 10**6 + self.rank))
-            bx = torch.cat([bx, extra], dim=1)
+        if cfg.random_boxes:  # drawn for the global batch too: a DDP run sees the boxes of a one-process run
+            extra = random_boxes(cfg.batch_size, cfg.random_boxes, self.size, derived_generator(cfg.seed, step, 10**6))
+            bx = torch.cat([bx, extra[list(slots)]], dim=1)
         raw = px.expand(-1, 3, -1, -1) if px.shape[1] == 1 else px
         inputs = self.teacher.spec.normalise(raw)
         if cfg.letterbox:  # after normalisation: the padding is zero in input space, as preprocess_image pads
