@@ -26,7 +26,7 @@ def measure(sam, batch: int, precision: str, device: str, iterations: int, check
     from dfq_sam_plugin.synthesis.engine import Synthesizer
 
     cfg = SynthesisConfig(iterations=iterations, stages=1, warmup=1, batch_size=batch,
-                          amp="bf16" if precision == "bf16" else "off", activation_checkpointing=checkpointing,
+                          amp={"fp32": "off", "bf16": "bf16", "bf16m": "bf16-model"}[precision], activation_checkpointing=checkpointing,
                           evolve_every=50)
     engine = Synthesizer(sam, cfg, device=device)
     cuda = device.startswith("cuda")
@@ -65,7 +65,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["litemedsam"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32, 64])
-    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "bf16m"],
+                    help="bf16: autocast; bf16m: a bf16 copy of the model without autocast (amp='bf16-model')")
     ap.add_argument("--checkpointing", nargs="+", type=int, default=[0], help="0 and/or 1")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--iterations", type=int, default=20)

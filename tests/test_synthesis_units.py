@@ -82,3 +82,25 @@ def test_evolution_accepts_plausible_and_rejects_collapsed_predictions():
     assert new[0, 4:20, 10:30].all() and new[0].sum() == 16 * 20
     assert torch.equal(new[1], masks[1])
 
+
+
+def test_bf16_model_computes_what_bf16_autocast_computes(tiny_sam):
+    """amp='bf16-model' (the encoder as a bf16 copy, no autocast around it; the decoder under autocast) gives the
+    loss terms and pixel gradients of amp='bf16' up to bf16 rounding; the caller's model stays fp32."""
+    from dfq_sam_plugin.synthesis.config import SynthesisConfig
+    from dfq_sam_plugin.synthesis.engine import Synthesizer, derived_generator
+
+    terms, grads = {}, {}
+    for amp in ("bf16", "bf16-model"):
+        eng = Synthesizer(tiny_sam, SynthesisConfig(amp=amp, boxes_per_image=2), device="cpu")
+        states = [eng.initial_state(i) for i in range(2)]
+        raw = torch.stack([s[0] for s in states]).requires_grad_(True)
+        masks, boxes = torch.stack([s[1] for s in states]), torch.stack([s[2] for s in states])
+        out = eng.losses(raw, masks, boxes, [derived_generator(0, 1, i) for i in range(2)], stage=0)
+        out["total"].sum().backward()
+        terms[amp], grads[amp] = {k: v.detach().float() for k, v in out.items()}, raw.grad.flatten()
+    assert all(p.dtype == torch.float32 for p in tiny_sam.model.parameters())
+    for k in ("seg", "pse", "tv"):
+        torch.testing.assert_close(terms["bf16-model"][k], terms["bf16"][k], rtol=0.01, atol=1e-3)
+    cos = torch.nn.functional.cosine_similarity(grads["bf16"], grads["bf16-model"], dim=0)
+    assert cos > 0.98, float(cos)

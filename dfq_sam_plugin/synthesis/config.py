@@ -38,7 +38,7 @@ class SynthesisConfig:
     init_std: float = 0.25
     max_pse_tokens: int = 256
     batch_size: int = 8
-    amp: str = "auto"  # auto: bf16 autocast on CUDA, off on CPU | bf16 | off
+    amp: str = "auto"  # auto: bf16 autocast on CUDA, off on CPU | bf16 | off | bf16-model (no autocast, bf16 copy)
     activation_checkpointing: bool = False
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -51,8 +51,8 @@ class SynthesisConfig:
         for name in ("boxes_per_image", "stages", "iterations", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if self.amp not in ("auto", "bf16", "off"):
-            raise ValueError(f"amp must be auto, bf16 or off; got {self.amp!r}")
+        if self.amp not in ("auto", "bf16", "off", "bf16-model"):
+            raise ValueError(f"amp must be auto, bf16, off or bf16-model; got {self.amp!r}")
         self.betas = tuple(self.betas)
         self.roll = tuple(self.roll)
         self.evolve_area = tuple(self.evolve_area)

@@ -8,6 +8,7 @@ image's gradient is its own: an image does not depend on which batch, rank or re
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -58,6 +59,9 @@ def activation_checkpointing(encoder: torch.nn.Module, enabled: bool):
             block.forward = fwd
 
 
+SYNC_EVERY = 10  # steps between host reads of the loss terms and NaN flags
+
+
 class Synthesizer:
     def __init__(self, sam: SamBundle, config: SynthesisConfig, device: str | torch.device = "cpu") -> None:
         self.sam, self.cfg = sam, config
@@ -65,16 +69,28 @@ class Synthesizer:
         self.model = sam.model.to(self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self.encoder, self.dtype = self.model.image_encoder, torch.float32
+        if config.amp == "bf16-model":
+            # the encoder as a bf16 copy, run without autocast: no per-op activation casts (the caller's model stays
+            # fp32; eval() makes TinyViT re-cache its attention biases in bf16); the decoder stays under autocast
+            self.encoder, self.dtype = copy.deepcopy(self.encoder).to(torch.bfloat16).eval(), torch.bfloat16
         self.size = sam.spec.img_size
         self.scale = self.size / 256.0
-        amp = config.amp == "bf16" or (config.amp == "auto" and self.device.type == "cuda")
+        amp = config.amp in ("bf16", "bf16-model") or (config.amp == "auto" and self.device.type == "cuda")
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp)
+        self._encoder_autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                                enabled=amp and self.dtype == torch.float32)
         self.tv_target = tv_target((config.channels, self.size, self.size), config.tv_rms_step)
 
     # -- pixels ---------------------------------------------------------------------------------------
     def to_model_input(self, raw: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) raw [0, 1] -> (B, 3, S, S) encoder input of this SAM family."""
         return self.sam.spec.normalise(raw.expand(-1, 3, -1, -1) if raw.shape[1] == 1 else raw)
+
+    def encode(self, raw: torch.Tensor) -> torch.Tensor:
+        """Image embeddings of raw pixels: the encoder under autocast, or its bf16 copy without it."""
+        with self._encoder_autocast:
+            return self.encoder(self.to_model_input(raw).to(self.dtype))
 
     def _noise(self, generator: torch.Generator) -> torch.Tensor:
         shape = (self.cfg.channels, self.size, self.size)
@@ -89,6 +105,13 @@ class Synthesizer:
         boxes = boxes_from_masks(masks, self.cfg.box_jitter * self.scale, g)
         return pixels, masks, boxes
 
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """Host -> device without a stream sync: a copy from pageable memory waits for the GPU's queue to drain
+        (CUDA's rule for pageable H2D copies), which stalls the launch of the next step's kernels."""
+        if self.device.type != "cuda":
+            return t.to(self.device)
+        return t.pin_memory().to(self.device, non_blocking=True)
+
     # -- losses ---------------------------------------------------------------------------------------
     def losses(self, raw: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor,
                generators: Sequence[torch.Generator], stage: int) -> dict[str, torch.Tensor]:
@@ -98,19 +121,21 @@ class Synthesizer:
             amp = int(round(cfg.roll[min(stage, len(cfg.roll) - 1)] * self.scale)) if cfg.roll else 0
             draws = torch.stack([torch.cat([torch.randint(-amp, amp + 1, (2,), generator=g),
                                             (torch.rand(1, generator=g) < 0.5).long()]) for g in generators])
-            dy, dx = draws[:, 0].to(self.device), draws[:, 1].to(self.device)
-            flip = (draws[:, 2].bool() & cfg.flip).to(self.device)
+            draws = self._to_device(draws)
+            dy, dx = draws[:, 0], draws[:, 1]
+            flip = draws[:, 2].bool() & cfg.flip
             raw_aug = augment_images(raw, dy, dx, flip)
             masks, boxes = shift_labels(masks, boxes, dy, dx, flip)
         else:
             raw_aug = raw
         use_seg, use_pse = cfg.method == "dfq-sam" and cfg.lambda_seg > 0, cfg.lambda_pse > 0
-        with self.autocast, AttentionCapture(self.model.image_encoder, enabled=use_pse) as cap, \
-                activation_checkpointing(self.model.image_encoder, cfg.activation_checkpointing):
-            emb = self.model.encode(self.to_model_input(raw_aug))
-            outputs = list(cap.outputs)
-            seg = zero
-            if use_seg:
+        with AttentionCapture(self.encoder, enabled=use_pse) as cap, \
+                activation_checkpointing(self.encoder, cfg.activation_checkpointing):
+            emb = self.encode(raw_aug)
+        outputs = list(cap.outputs)
+        seg = zero
+        if use_seg:
+            with self.autocast:
                 logits, iou = self.model.decode(emb, boxes)
                 if logits.shape[-1] != self.size:
                     logits = torch.nn.functional.interpolate(logits, size=(self.size, self.size), mode="bilinear")
@@ -123,8 +148,9 @@ class Synthesizer:
 
     @torch.no_grad()
     def predict_masks(self, raw: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        emb = self.encode(raw)
         with self.autocast:
-            logits, _ = self.model(self.to_model_input(raw), boxes)
+            logits, _ = self.model.decode(emb, boxes)
         logits = logits.float()
         if logits.shape[-1] != self.size:
             logits = torch.nn.functional.interpolate(logits, size=(self.size, self.size), mode="bilinear")
@@ -152,6 +178,25 @@ class Synthesizer:
         if cfg.optimises:
             raw = raw.requires_grad_(True)
             evolve_every = max(1, min(cfg.evolve_every, cfg.iterations // 4))
+            # the host reads losses and NaN flags every SYNC_EVERY steps only: a read per step stalls the
+            # kernel launches of the next step (the loop is launch-bound on a GPU: RESULTS §2)
+            pending: list[torch.Tensor] = []  # per step: batch means of TERMS over the finite images
+            flagged = torch.zeros(len(indices), dtype=torch.bool, device=self.device)
+
+            def flush() -> None:
+                nonlocal flagged
+                if pending:
+                    for row in torch.stack(pending).tolist():
+                        step = dict(zip(TERMS, row))
+                        for k in TERMS:
+                            history[k].append(step[k])
+                        if on_step is not None:
+                            on_step(step)
+                    pending.clear()
+                if flagged.any():
+                    reinit.extend(self._reinitialise(raw, opt, flagged, indices, len(reinit)))
+                    flagged = torch.zeros_like(flagged)
+
             for stage in range(cfg.stages):
                 opt = torch.optim.Adam([raw], lr=cfg.lr, betas=cfg.betas)
                 for it in range(cfg.iterations):
@@ -162,24 +207,25 @@ class Synthesizer:
                     opt.zero_grad(set_to_none=True)
                     terms["total"].masked_fill(bad, 0.0).sum().backward()
                     bad |= ~torch.isfinite(raw.grad).flatten(1).all(dim=1)
-                    raw.grad[bad] = 0.0
+                    raw.grad.masked_fill_(bad.view(-1, *([1] * (raw.dim() - 1))), 0.0)
                     opt.step()
                     with torch.no_grad():
                         raw.clamp_(0.0, 1.0)
-                        if bad.any():
-                            reinit += self._reinitialise(raw, opt, bad, indices, len(reinit))
-                        if cfg.method == "dfq-sam" and stage == 0 and (it + 1) % evolve_every == 0:
+                        good = (~bad).float()
+                        pending.append(torch.stack([
+                            torch.where(good.sum() > 0, (terms[k].detach().float() * good).nansum()
+                                        / good.sum().clamp_min(1), torch.full_like(good.sum(), float("nan")))
+                            for k in TERMS]))
+                        flagged |= bad
+                        evolve = cfg.method == "dfq-sam" and stage == 0 and (it + 1) % evolve_every == 0
+                        if evolve or (it + 1) % SYNC_EVERY == 0 or it + 1 == cfg.iterations:
+                            flush()
+                        if evolve:
                             logits = self.predict_masks(raw, boxes)
                             masks, _ = evolve_masks(masks.cpu(), logits.cpu(), *cfg.evolve_area)
                             masks = masks.to(self.device)
                             boxes = torch.stack([boxes_from_masks(m, cfg.box_jitter * self.scale, g)
                                                  for m, g in zip(masks.cpu(), gens)]).to(self.device)
-                    step = {k: float(v.detach()[~bad].float().mean()) if (~bad).any() else float("nan")
-                            for k, v in terms.items()}
-                    for k in TERMS:
-                        history[k].append(step[k])
-                    if on_step is not None:
-                        on_step(step)
         with torch.no_grad():
             final = self.losses(raw.detach(), masks, boxes, [derived_generator(cfg.seed, i, 11) for i in indices],
                                 cfg.stages - 1) \
