@@ -163,6 +163,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if recipe["backend"] != RECIPE_BACKEND[args.backend]:
         flag = next(k for k, v in RECIPE_BACKEND.items() if v == recipe["backend"])
         raise ValueError(f"{args.recipe} is a {recipe['backend']} recipe; use --backend {flag}")
+    _quiet_libraries(args.verbose)
     sam = _load(args)
     dataset = DFQSAMDataset.load(args.calib, sam)
     what = f"{sam.model_id} with {recipe['name']} on {min(len(dataset), recipe['subset_size'])} calibration images"
@@ -235,8 +236,24 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_libraries(verbose: bool) -> None:
+    """Hide NNCF's INFO lines (quantizer placement, extension builds) and torch's tracer warnings from
+    ``ov.convert_model``, unless ``--verbose``; progress bars and our own lines stay."""
+    if verbose:
+        return
+    import logging
+
+    import nncf
+
+    nncf.set_log_level(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*(trace|Tracer|traced).*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run
+
+    _quiet_libraries(args.verbose)
 
     console.rule("[bold]dfq-sam demo")
     run(args.out, console, _progress, calib=args.calib, synthesize=args.synthesize, recipe=args.recipe,
@@ -274,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boxes-per-image", type=int, default=None, help=f"box prompts per image (default {d.boxes_per_image})")
     p.add_argument("--channels", type=int, choices=[1, 3], default=None, help="1: grey modality (default), 3: RGB")
     p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate in [0,1] pixel units (default {d.lr})")
-    p.add_argument("--amp", choices=["auto", "bf16", "off"], default=None, help="bf16 autocast (auto: on CUDA)")
+    p.add_argument("--amp", choices=["auto", "bf16", "off", "bf16-model"], default=None,
+                   help="bf16 autocast (auto: on CUDA); bf16-model: the encoder as a bf16 copy without autocast "
+                        "(H100: +5 %% LiteMedSAM, +27 %% SAM ViT-B, less memory; docs/RESULTS.md §2.1)")
     p.add_argument("--activation-checkpointing", action="store_true", help="trade compute for GPU memory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--shards-only", action="store_true",
@@ -318,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default=None,
                    help="distillation checkpoints: an interrupted run started again with the same folder resumes")
     p.add_argument("--quiet", action="store_true", help="no distillation progress bar")
+    p.add_argument("--verbose", action="store_true", help="show NNCF's INFO lines and torch's tracer warnings")
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("benchmark", help="latency/throughput of an export's IRs with OpenVINO benchmark_app",
@@ -352,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="make an N-image set now on the CPU instead (short schedule: slow and weak, shows the path)")
     p.add_argument("--recipe", default=None, help="OpenVINO recipe file or packaged name (default openvino_int8_cpu)")
     p.add_argument("--niter", type=int, default=5, help="benchmark_app iterations per measurement (default 5)")
+    p.add_argument("--verbose", action="store_true", help="show NNCF's INFO lines and torch's tracer warnings")
     p.set_defaults(func=cmd_demo)
     return parser
 
