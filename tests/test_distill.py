@@ -152,7 +152,7 @@ WEIGHTS = sam.checkpoint
 def test_privacy_distillation_opens_only_code_weights_the_calibration_set_and_its_output(tmp_path, privacy_audit):
     """PTQ through NNCF's torch backend + distillation + IR export: no file opened but code (the bundled
     calibration set lives in the package), the weights, and the output folder (checkpoints and the export)."""
-    opened = privacy_audit(PRIVACY_DISTILL, tmp_path / "out")
-    written = {p for p, creates in opened if creates}
-    assert any(p.endswith("checkpoint.pt") or p.endswith(".checkpoint.pt.tmp") for p in written)
-    assert any(p.endswith("encoder.xml") for p in written)
+    privacy_audit(PRIVACY_DISTILL, tmp_path / "out")
+    # torch.save and ov.save_model write from C++ (no Python audit event): the outputs are checked on disk
+    assert (tmp_path / "out" / "work" / "checkpoint.pt").exists()
+    assert (tmp_path / "out" / "int8" / "encoder.xml").exists()
