@@ -163,12 +163,12 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if recipe["backend"] != RECIPE_BACKEND[args.backend]:
         flag = next(k for k, v in RECIPE_BACKEND.items() if v == recipe["backend"])
         raise ValueError(f"{args.recipe} is a {recipe['backend']} recipe; use --backend {flag}")
-    _quiet_libraries(args.verbose)
+    _quiet_libraries(args.verbose, args.backend)
     sam = _load(args)
     dataset = DFQSAMDataset.load(args.calib, sam)
     what = f"{sam.model_id} with {recipe['name']} on {min(len(dataset), recipe['subset_size'])} calibration images"
     if args.backend == "brevitas":
-        return _quantize_brevitas(sam, dataset, recipe, args.out, what)
+        return _quantize_brevitas(sam, dataset, recipe, args, what)
     from .backends.nncf import quantize_sam
 
     if recipe["distill_steps"]:  # a progress bar of its own: no status spinner around it
@@ -202,19 +202,32 @@ def _print_reparam(report: dict) -> None:
                          if r.get("depthwise_equalized") else ""))
 
 
-def _quantize_brevitas(sam, dataset, recipe: dict, out: str, what: str) -> int:
+def _quantize_brevitas(sam, dataset, recipe: dict, args: argparse.Namespace, what: str) -> int:
     from .backends.brevitas import quantize_sam
 
-    with _progress() as progress:
-        steps = min(len(dataset), recipe["subset_size"]) * (1 + recipe["bias_correction"])
-        task = progress.add_task(f"Brevitas calibration of {what}", total=steps)
-        quantized = quantize_sam(sam, dataset, recipe, progress=lambda _label: progress.advance(task))
+    if recipe["reconstruct_iters"] or recipe["distill_steps"]:  # the training loops show their own progress bars
+        console.print(f"Brevitas calibration of {what}, then {recipe['reconstruct_iters']} reconstruction "
+                      f"iterations per block and {recipe['distill_steps']} distillation steps on {args.device}")
+        quantized = quantize_sam(sam, dataset, recipe, device=args.device, work_dir=args.work_dir,
+                                 train_progress=not args.quiet)
+    else:
+        with _progress() as progress:
+            steps = min(len(dataset), recipe["subset_size"]) * (1 + recipe["bias_correction"])
+            task = progress.add_task(f"Brevitas calibration of {what}", total=steps)
+            quantized = quantize_sam(sam, dataset, recipe, progress=lambda _label: progress.advance(task),
+                                     device=args.device)
     with console.status("saving" + (" and exporting QCDQ ONNX -> OpenVINO IR" if quantized.exportable else "")):
-        folder = quantized.save(out)
+        folder = quantized.save(args.out)
     console.print(f"[green]wrote[/] {folder}: {', '.join(sorted(p.name for p in Path(folder).iterdir()))}")
     if not quantized.exportable:
         console.print("no ONNX/OpenVINO export: only 8-bit recipes with export_onnx: true export (QCDQ is 8-bit)")
-    _print_reparam(quantized.report)
+    rep = quantized.report
+    console.print(f"weights: {rep['average_weight_bits']:.2f} bits on average (float weights counted at 32)")
+    if "reconstruct" in rep:
+        r = rep["reconstruct"]
+        console.print(f"block reconstruction: encoder output rel. MSE on the synthetic inputs "
+                      f"{r['output_before']:.4f} -> {r['output_after']:.4f}")
+    _print_reparam(rep)
     return 0
 
 
@@ -236,18 +249,23 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_libraries(verbose: bool) -> None:
-    """Hide NNCF's INFO lines (quantizer placement, extension builds) and torch's tracer warnings from
-    ``ov.convert_model``, unless ``--verbose``; progress bars and our own lines stay."""
+def _quiet_libraries(verbose: bool, backend: str = "nncf") -> None:
+    """Hide NNCF's INFO lines (quantizer placement, extension builds), torch's tracer warnings from
+    ``ov.convert_model`` and Brevitas' deprecation / accumulator notes, unless ``--verbose``; progress bars and
+    our own lines stay."""
     if verbose:
+        return
+    warnings.filterwarnings("ignore", message=".*(trace|Tracer|traced).*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    if backend == "brevitas":
+        warnings.filterwarnings("ignore", category=UserWarning, module="brevitas")
+        warnings.filterwarnings("ignore", category=FutureWarning, module="brevitas")
         return
     import logging
 
     import nncf
 
     nncf.set_log_level(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*(trace|Tracer|traced).*")
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -321,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
         "quantize", help="quantize with a recipe and a calibration set (NNCF -> OpenVINO IR, or Brevitas)",
         description="--backend nncf: reparameterize (recipe `reparam`), ov.convert_model, nncf.quantize on the "
                     "calibration set, save encoder.xml + decoder.xml + manifest.json with provenance in rt_info. "
-                    "--backend brevitas: reparameterize, Brevitas quantizers (log2sqrt softmax), calibration_mode; "
+                    "--backend brevitas: reparameterize, Brevitas quantizers (log2sqrt softmax), calibration_mode, then "
+                    "block reconstruction and distillation if the recipe asks (synthetic images only); "
                     "save the state dict + recipe, and for 8-bit recipes a QCDQ ONNX encoder and its IR pair.")
     _add_model_args(p)
     p.add_argument("--backend", default="nncf", choices=list(RECIPE_BACKEND))
@@ -330,13 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a YAML recipe file, or a packaged recipe's name: openvino_int8_cpu (AVX2-safe), "
                         "openvino_int8_cpu_vnni (VNNI/AMX CPUs), openvino_int8_cpu_vit (SAM ViT), openvino_int8_npu, "
                         "openvino_int8_cpu_distill (data-free distillation: use --device cuda) for nncf; "
-                        "brevitas_w8a8, brevitas_w6a6, brevitas_w4a4 for brevitas (default %(default)s)")
+                        "brevitas_w8a8, brevitas_w6a6, brevitas_w4a8, brevitas_w4a4 for brevitas (4-bit: block reconstruction + "
+                        "distillation, use --device cuda) (default %(default)s)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="cpu",
-                   help="torch device of a distillation recipe (distill_steps > 0): cpu | cuda | cuda:N (default cpu)")
+                   help="torch device of a training recipe (distill_steps or reconstruct_iters > 0; Brevitas: also its "
+                        "calibration): cpu | cuda | cuda:N (default cpu)")
     p.add_argument("--work-dir", default=None,
                    help="distillation checkpoints: an interrupted run started again with the same folder resumes")
-    p.add_argument("--quiet", action="store_true", help="no distillation progress bar")
+    p.add_argument("--quiet", action="store_true", help="no distillation / reconstruction progress bar")
     p.add_argument("--verbose", action="store_true", help="show NNCF's INFO lines and torch's tracer warnings")
     p.set_defaults(func=cmd_quantize)
 

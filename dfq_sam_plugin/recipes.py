@@ -111,6 +111,18 @@ DISTILL = {
     "distill_seed": Option(0, int, help="seed of batches, augmentation and boxes"),
 }
 
+# Block-wise reconstruction (dfq_sam_plugin.distill.reconstruct, Brevitas flow): after calibration, each encoder
+# block learns the FP block's output on the synthetic images, QDrop-style. reconstruct_iters 0 = off.
+RECONSTRUCT = {
+    "reconstruct_iters": Option(0, int, check=_nonneg, help="training iterations per encoder block (0: off)"),
+    "reconstruct_batch": Option(8, int, check=_positive, help="stored block inputs per iteration"),
+    "reconstruct_lr_weights": Option(1e-5, (int, float), check=_nonneg, help="Adam learning rate of the weights"),
+    "reconstruct_lr_quant": Option(1e-3, (int, float), check=_nonneg,
+                                   help="relative (log-space) Adam step of quantizer scales/zero points"),
+    "reconstruct_drop": Option(0.5, (int, float), check=_fraction,
+                               help="QDrop: probability that an activation element skips its quantizer"),
+}
+
 OPENVINO = {
     **COMMON,
     "target_device": Option("CPU", str, ("CPU", "NPU", "GPU", "ANY"), help="nncf.TargetDevice"),
@@ -150,7 +162,15 @@ BREVITAS = {
     "activation_range": Option("percentile_mse", str, ("minmax", "percentile", "percentile_mse")),
     "bias_correction": Option(False, bool),
     "gptq": Option(False, bool),
+    "weight_scale": Option("stats", str, ("stats", "learned"),
+                           help="per-channel weight scales recomputed from the weights (stats) or initialised "
+                           "from them once and then learned by reconstruction/distillation (learned)"),
+    "high_precision_modules": Option([], list, check=_regexes,
+                                     help="regexes of encoder Linear/Conv2d modules quantized at first_last_bits "
+                                     "(weights and inputs): mixed precision; the report gives the average bits"),
     "export_onnx": Option(True, bool, help="QCDQ ONNX export (8-bit recipes)"),
+    **DISTILL,
+    **RECONSTRUCT,
 }
 
 SCHEMAS = {"openvino": OPENVINO, "brevitas": BREVITAS}
@@ -168,6 +188,15 @@ def distill_config(recipe: dict[str, Any]):
                          feature_layers=tuple(recipe["distill_feature_layers"]), augment=recipe["distill_augment"],
                          letterbox=recipe["distill_letterbox"],
                          seed=recipe["distill_seed"])
+
+
+def reconstruct_config(recipe: dict[str, Any]):
+    """The recipe's ``reconstruct_*`` keys as a ``ReconstructConfig``."""
+    from .distill.reconstruct import ReconstructConfig
+
+    return ReconstructConfig(iters=recipe["reconstruct_iters"], batch_size=recipe["reconstruct_batch"],
+                             lr_weights=recipe["reconstruct_lr_weights"], lr_quant=recipe["reconstruct_lr_quant"],
+                             drop=recipe["reconstruct_drop"], seed=recipe["distill_seed"])
 
 
 def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:

@@ -136,3 +136,46 @@ def test_recipes_and_errors(tiny_sam, tiny_calib):
         validate({"backend": "brevitas", "softmax_quantizer": "log"})
     with pytest.raises(ValueError, match="use the NNCF flow"):
         quantize_sam(tiny_sam, tiny_calib, load_recipe(RECIPES / "openvino_int8_cpu.yaml"))
+
+
+def test_qdrop_hook_mixes_float_and_quantized_elements():
+    from dfq_sam_plugin.distill.reconstruct import _drop_hook
+
+    x, y = torch.zeros(1000), torch.ones(1000)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(_drop_hook(1.0, gen)(None, (x,), y), x)  # every element keeps its float value
+    out = _drop_hook(0.0, gen)(None, (x,), (y, 1))  # tuple outputs (Brevitas) keep their tail
+    assert torch.equal(out[0], y) and out[1] == 1
+    mixed = _drop_hook(0.5, gen)(None, (x,), y)
+    assert 0.4 < float(mixed.mean()) < 0.6
+
+
+def test_reconstruction_and_distillation_lower_the_error_and_round_trip(tiny_sam, tiny_calib, tmp_path):
+    """The 4-bit training flow on CPU with tiny budgets: block reconstruction lowers each trained block's output
+    error and the encoder's, learned weight scales reload, mixed precision is counted."""
+    from dfq_sam_plugin.backends.brevitas import load_quantized, quantize_sam
+
+    recipe = _recipe("brevitas_w4a8", activation_range="minmax", reconstruct_iters=4, reconstruct_batch=2,
+                     distill_steps=1, distill_batch=2, distill_random_boxes=1, calibration_letterbox=0.0,
+                     high_precision_modules=[r"^blocks\.0\."])
+    q = quantize_sam(tiny_sam, tiny_calib, recipe, train_progress=False, work_dir=tmp_path / "work")
+    enc = q.sam.model.image_encoder
+    assert enc.blocks[0].attn.attn.attn.qkv.weight_quant.bit_width() == 8  # high precision
+    assert enc.blocks[1].attn.attn.attn.qkv.weight_quant.bit_width() == 4
+    assert 4 < q.report["average_weight_bits"] < 5 and set(q.report["weights_by_bits"]) == {"4", "8"}
+    rec = q.report["reconstruct"]
+    assert [u["name"] for u in rec["units"]] == ["patch_embed", *[f"blocks.{i}" for i in range(12)], "neck"]
+    trained = [u for u in rec["units"] if not u.get("reverted")]
+    assert all(u["after"] < u["before"] for u in trained) and len(trained) >= 10
+    assert all(u["after"] == u["before"] for u in rec["units"] if u.get("reverted"))  # put back, not worse
+    assert rec["output_after"] < 0.7 * rec["output_before"]
+    assert q.report["distill"]["steps"] == 1 and (tmp_path / "work" / "reconstruction.png").stat().st_size > 0
+    assert isinstance(enc.blocks[3].mlp.lin1.weight_quant.tensor_quant.scaling_impl.value, torch.nn.Parameter)
+
+    x = torch.from_numpy(tiny_calib.encoder_input(tiny_calib[1]["pixels"]))
+    with torch.no_grad():
+        out = enc(x)
+    q.save(tmp_path / "w4a8")
+    loaded = load_quantized(tmp_path / "w4a8", tiny_sam)
+    with torch.no_grad():
+        assert torch.allclose(loaded.sam.model.image_encoder(x), out, atol=1e-5)

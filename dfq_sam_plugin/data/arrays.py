@@ -22,12 +22,12 @@ class ArraySet:
     @classmethod
     def from_npz(cls, path: str | Path) -> "ArraySet":
         """An npz with ``pixels`` and ``boxes`` and its provenance JSON beside it (``NAME.npz`` + ``NAME.json``),
-        as the bundled set ships."""
+        as the bundled set ships (pixels may be stored as float16 to halve the file; they load as float32)."""
         import json
 
         path = Path(path)
         with np.load(path) as arrays:
-            return cls(arrays["pixels"], arrays["boxes"], json.loads(path.with_suffix(".json").read_text()))
+            return cls(arrays["pixels"].astype(np.float32), arrays["boxes"], json.loads(path.with_suffix(".json").read_text()))
 
     @classmethod
     def from_shards(cls, folder: str | Path, spec: SamSpec) -> "ArraySet":

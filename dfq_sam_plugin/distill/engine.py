@@ -51,6 +51,29 @@ class DistillResult:
                 "world_size": self.world_size, "first_losses": first, "final_losses": last}
 
 
+def param_groups(module: nn.Module, is_quantizer: Callable[[nn.Module], bool], lr_weights: float,
+                 lr_quant: float) -> list[dict[str, Any]]:
+    """Adam parameter groups of ``module``'s trainable parameters: one group of weights at ``lr_weights``, and one
+    group per quantizer parameter (those held directly by modules that ``is_quantizer`` accepts) at ``lr_quant``
+    times its own magnitude: a relative (log-space) step, whatever the parameter's scale."""
+    quant_ids = {id(p) for m in module.modules() if is_quantizer(m) for p in m.parameters(recurse=False)}
+    weights, groups = [], []
+    for p in module.parameters():
+        if not p.requires_grad:
+            continue
+        if id(p) in quant_ids:
+            magnitude = float(p.detach().abs().mean()) or 1e-3
+            groups.append({"params": [p], "lr": lr_quant * magnitude, "base_lr": lr_quant * magnitude,
+                           "kind": "quant"})
+        else:
+            weights.append(p)
+    if weights:
+        groups.insert(0, {"params": weights, "lr": lr_weights, "base_lr": lr_weights, "kind": "weights"})
+    if not groups:
+        raise ValueError("the student has no trainable parameters")
+    return groups
+
+
 def _dist() -> tuple[int, int]:
     import torch.distributed as dist
 
@@ -89,8 +112,7 @@ class Distiller:
             raise ValueError("the student shares parameters with the teacher: pass a copy (copy.deepcopy)")
         for p in student.parameters():  # every float student parameter learns (a frozen teacher's copy included)
             p.requires_grad_(p.is_floating_point())
-        quant_ids = {id(p) for m in student.modules() if is_quantizer(m) for p in m.parameters(recurse=False)}
-        self.groups = self._param_groups(quant_ids)
+        self.groups = param_groups(student, is_quantizer, self.cfg.lr_weights, self.cfg.lr_quant)
         self.optimizer = torch.optim.Adam(self.groups, lr=self.cfg.lr_weights)
         for name in self.cfg.feature_layers:  # fail now, not at step 1, on a misspelt layer
             teacher.model.image_encoder.get_submodule(name), student.get_submodule(name)
@@ -105,24 +127,6 @@ class Distiller:
         if self.device.type == "cuda" and self.cfg.tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-
-    def _param_groups(self, quant_ids: set[int]) -> list[dict[str, Any]]:
-        weights, groups = [], []
-        for p in self.student.parameters():
-            if not p.requires_grad:
-                continue
-            if id(p) in quant_ids:
-                magnitude = float(p.detach().abs().mean()) or 1e-3
-                groups.append({"params": [p], "lr": self.cfg.lr_quant * magnitude, "base_lr": self.cfg.lr_quant
-                               * magnitude, "kind": "quant"})
-            else:
-                weights.append(p)
-        if weights:
-            groups.insert(0, {"params": weights, "lr": self.cfg.lr_weights, "base_lr": self.cfg.lr_weights,
-                              "kind": "weights"})
-        if not groups:
-            raise ValueError("the student has no trainable parameters")
-        return groups
 
     @property
     def num_quantizer_params(self) -> int:
