@@ -232,19 +232,57 @@ def _quantize_brevitas(sam, dataset, recipe: dict, args: argparse.Namespace, wha
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    if args.volume:
+        return _benchmark_volume(args)
+    if not args.ir:
+        raise ValueError("give --ir FOLDER (benchmark_app), or --volume with --ir and/or --torch")
     from .eval.latency import benchmark_export
 
-    with console.status(f"benchmark_app on {args.ir} ({args.device})"):
-        results = benchmark_export(args.ir, args.device, tuple(args.hints), args.niter, args.seconds)
+    results = []
+    for ir in args.ir:
+        with console.status(f"benchmark_app on {ir} ({args.device})"):
+            results += benchmark_export(ir, args.device, tuple(args.hints), args.niter, args.seconds)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return 0
-    table = Table(title=f"benchmark_app: {args.ir} on {args.device}")
-    for col in ("part", "hint", "precision", "median ms", "FPS"):
+    table = Table(title=f"benchmark_app on {args.device}")
+    for col in ("IR", "part", "hint", "precision", "median ms", "FPS"):
         table.add_column(col)
     for r in results:
-        table.add_row(r.part, r.hint, r.precision, f"{r.median_ms:.2f}" if r.median_ms else "—",
+        table.add_row(Path(r.ir).name, r.part, r.hint, r.precision, f"{r.median_ms:.2f}" if r.median_ms else "—",
                       f"{r.throughput_fps:.2f}" if r.throughput_fps else "—")
+    console.print(table)
+    return 0
+
+
+def _benchmark_volume(args: argparse.Namespace) -> int:
+    from .eval import mni_volume
+    from .eval.volume import volume_throughput
+    from .runtime import OVSamPredictor, SamBoxPredictor
+
+    if not (args.ir or args.torch):
+        raise ValueError("--volume needs runtimes: --torch (FP32 torch) and/or --ir FOLDER (OpenVINO), repeatable")
+    predictors = {}
+    if args.torch:
+        _quiet_libraries(args.verbose)
+        predictors["torch fp32"] = SamBoxPredictor(_load(args))
+    for ir in args.ir or []:
+        predictors[f"openvino {Path(ir).name}"] = OVSamPredictor(ir, device=args.device)
+    with console.status(f"loading the MNI volume ({args.volume} slices)"):
+        volume = mni_volume(args.volume, stride=args.stride)
+    with console.status("") as status:
+        results = volume_throughput(predictors, volume, lambda name: status.update(
+            f"{name}: {len(volume.images)} {args.volume} slices, {volume.num_prompts} boxes"))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return 0
+    table = Table(title=f"whole volume: MNI T1, {len(volume.images)} {args.volume} slices with brain, "
+                        f"{volume.num_prompts} boxes ({args.device} for OpenVINO, THROUGHPUT hint)")
+    for col in ("runtime", "slices/s", "boxes/s", "seconds", "GT Dice", f"fidelity vs {results[0].runtime}"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.runtime, f"{r.slices_per_s:.2f}", f"{r.prompts_per_s:.1f}", f"{r.seconds:.1f}",
+                      f"{r.gt_dice:.4f}", f"{r.fidelity:.4f}")
     console.print(table)
     return 0
 
@@ -361,11 +399,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="show NNCF's INFO lines and torch's tracer warnings")
     p.set_defaults(func=cmd_quantize)
 
-    p = sub.add_parser("benchmark", help="latency/throughput of an export's IRs with OpenVINO benchmark_app",
+    p = sub.add_parser("benchmark", help="latency/throughput of an export's IRs with OpenVINO benchmark_app, or "
+                                         "slices/s over a whole volume (--volume)",
                        description="Runs benchmark_app on encoder.xml and decoder.xml; float IRs are measured with "
-                                   "the default precision and with INFERENCE_PRECISION_HINT=f32.")
-    p.add_argument("--ir", required=True, help="export folder")
+                                   "the default precision and with INFERENCE_PRECISION_HINT=f32. With --volume: "
+                                   "every slice of the MNI T1 (with boxes from its tissue maps) through each "
+                                   "runtime's predict_many, slices/s and mask quality side by side.")
+    _add_model_args(p)
+    p.add_argument("--ir", action="append", help="export folder (repeatable)")
     p.add_argument("--device", default="CPU")
+    p.add_argument("--volume", default=None, choices=["axial", "coronal", "sagittal"],
+                   help="instead of benchmark_app: segment every slice of the MNI T1 volume along this plane (boxes "
+                        "from its tissue maps) with each runtime (predict_many: OpenVINO THROUGHPUT, encoder and "
+                        "decoder overlapped) and report slices/s, GT Dice and fidelity vs the first runtime")
+    p.add_argument("--torch", action="store_true", help="--volume: also the FP32 torch model (--model), first")
+    p.add_argument("--stride", type=int, default=1, help="--volume: every STRIDE-th slice only (a quick look)")
+    p.add_argument("--verbose", action="store_true", help="show library INFO lines and warnings")
     p.add_argument("--hints", nargs="+", default=["latency"], choices=["latency", "throughput"])
     p.add_argument("--niter", type=int, default=20, help="iterations per measurement (0: use --seconds)")
     p.add_argument("--seconds", type=int, default=None)

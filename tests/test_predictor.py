@@ -50,3 +50,44 @@ def test_runtime_import_does_not_import_torch():
     code = "import sys, dfq_sam_plugin.runtime, dfq_sam_plugin.models.preprocess; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def int8_export(litemedsam, tmp_path_factory):
+    from dfq_sam_plugin.export.packaged import packaged_export
+
+    return packaged_export(litemedsam, tmp_path_factory.mktemp("packaged") / "int8")
+
+
+def _slices():
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (96, 120), dtype=np.uint8) for _ in range(3)]
+    boxes = [np.array([[5, 5, 60, 50]]), np.array([[10, 20, 90, 80], [30, 10, 100, 60], [0, 0, 40, 40]]),
+             np.array([[20, 20, 70, 90], [50, 5, 110, 60]])]
+    return images, boxes
+
+
+def test_predict_many_and_predict_volume_match_predict(predictor, int8_export):
+    """Both runtimes: the batch API gives predict's masks (OpenVINO: THROUGHPUT-hint requests, encoder and decoder
+    overlapped; INT8 kernels may order sums differently there, so agreement, not bit equality), volumes skip
+    slices without boxes, and bad input is refused before any inference."""
+    from dfq_sam_plugin.eval.metrics import dice
+    from dfq_sam_plugin.runtime import OVSamPredictor
+
+    images, boxes = _slices()
+    ov = OVSamPredictor(int8_export)
+    for runtime in (predictor, ov):
+        single = [runtime.predict(im, b) for im, b in zip(images, boxes)]
+        many = runtime.predict_many(images, boxes)
+        assert [m.shape for m in many] == [s.shape for s in single]
+        agreement = np.mean([dice(m, s) for ms, ss in zip(many, single) for m, s in zip(ms, ss)])
+        assert agreement == 1.0 if runtime is predictor else agreement > 0.97, agreement
+        volume = runtime.predict_volume(np.stack([images[0], images[2], images[1]]), {0: boxes[0], 2: boxes[1]})
+        assert [v.shape for v in volume] == [(1, 96, 120), (0, 96, 120), (3, 96, 120)]
+        assert np.array_equal(volume[0], many[0]) or runtime is ov
+    with pytest.raises(ValueError, match="image 1: boxes is empty"):
+        ov.predict_many(images[:2], [boxes[0], np.zeros((0, 4))])
+    with pytest.raises(ValueError, match="2 images but 1 box arrays"):
+        predictor.predict_many(images[:2], boxes[:1])
+    with pytest.raises(ValueError, match=r"slices \[5\] outside"):
+        predictor.predict_volume(np.stack(images[:1]), {5: boxes[0]})

@@ -25,28 +25,33 @@ from ..recipes import load_recipe, validate
 
 
 def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int | None = None,
-                       strength: float = 1.0, depthwise: bool = False, letterbox: float = 0.0
-                       ) -> tuple[SamBundle, dict[str, Any]]:
-    """A reparameterized copy of ``sam`` (the original is untouched) and a summary of the folds."""
+                       strength: float = 1.0, depthwise: bool = False, letterbox: float = 0.0,
+                       inputs: list[np.ndarray] | None = None) -> tuple[SamBundle, dict[str, Any]]:
+    """A reparameterized copy of ``sam`` (the original is untouched) and a summary of the folds. ``inputs``: the
+    encoder inputs already made from ``dataset`` (``calibration_inputs``), instead of making them again."""
     from ..reparam import reparameterize
 
     dataset.check_model(sam)
     model = copy.deepcopy(sam.model).eval()
-    result = reparameterize(model.image_encoder, dataset.torch_batches(1, limit=subset_size, letterbox=letterbox),
-                            bits=bits, strength=strength, depthwise=depthwise)
+    if inputs is None:
+        batches = dataset.torch_batches(1, limit=subset_size, letterbox=letterbox)
+    else:
+        import torch
+
+        batches = (torch.from_numpy(x) for x in inputs)
+    result = reparameterize(model.image_encoder, batches, bits=bits, strength=strength, depthwise=depthwise)
     return replace(sam, model=model, extra={**sam.extra, "reparameterization": result}), result.summary()
 
 
-def _reparameterize_per_recipe(sam: SamBundle, dataset, recipe: dict[str, Any], report: dict[str, Any]) -> SamBundle:
-    """The recipe's reparameterization step (``reparam*`` keys): a folded copy, its summary in ``report``; or
-    ``sam`` itself when the recipe has ``reparam: false``."""
+def _reparameterize_per_recipe(sam: SamBundle, dataset, recipe: dict[str, Any], report: dict[str, Any],
+                               inputs: list[np.ndarray]) -> SamBundle:
+    """The recipe's reparameterization step (``reparam*`` keys) on the calibration ``inputs``: a folded copy, its
+    summary in ``report``; or ``sam`` itself when the recipe has ``reparam: false``."""
     if not recipe["reparam"]:
         return sam
     work, report["reparam"] = reparameterize_sam(sam, dataset, bits=recipe["activation_bits"],
-                                                 subset_size=recipe["subset_size"],
                                                  strength=recipe["reparam_strength"],
-                                                 depthwise=recipe["equalize_depthwise"],
-                                                 letterbox=recipe["calibration_letterbox"])
+                                                 depthwise=recipe["equalize_depthwise"], inputs=inputs)
     return work
 
 
@@ -159,7 +164,8 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
         return _quantize_torch(sam, dataset, recipe, device, work_dir, progress)
     timings, report = {}, {}
     t0 = time.perf_counter()
-    work = _reparameterize_per_recipe(sam, dataset, recipe, report)
+    inputs = calibration_inputs(dataset, recipe)  # subset_size images + their letterboxed copies: all of them
+    work = _reparameterize_per_recipe(sam, dataset, recipe, report, inputs)
     timings["reparam_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     encoder = convert_encoder(work.model.image_encoder, sam.spec.img_size)
@@ -173,7 +179,6 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
         validation = SyntheticFidelity(sam, dataset, limit=recipe["validation_images"])
     import nncf
 
-    inputs = calibration_inputs(dataset, recipe)  # subset_size images + their letterboxed copies: all of them
     encoder = nncf_quantize(encoder, nncf.Dataset(inputs), {**recipe, "subset_size": len(inputs)}, validation)
     timings["encoder_quantize_s"] = time.perf_counter() - t0
     if validation is not None:
@@ -289,11 +294,12 @@ def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
     # 2-core machine's first build; a user's own setting wins
     os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "900")
     report: dict[str, Any] = {}
-    work = _reparameterize_per_recipe(sam, dataset, recipe, report)
+    arrays = calibration_inputs(dataset, recipe)
+    work = _reparameterize_per_recipe(sam, dataset, recipe, report, arrays)
     encoder = work.model.image_encoder.eval()
     import torch
 
-    inputs = [torch.from_numpy(x) for x in calibration_inputs(dataset, recipe)]
+    inputs = [torch.from_numpy(x) for x in arrays]
     names = torch_ignored_names(encoder, inputs[0], recipe["ignored_modules"])
     ignored = None
     if names or recipe["ignored_patterns"]:

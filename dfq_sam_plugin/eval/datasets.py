@@ -101,9 +101,7 @@ def _largest_components(mask: np.ndarray, keep: int, min_area: int) -> list[np.n
     return [lab == (i + 1) for i in order if areas[i] >= min_area]
 
 
-@lru_cache(maxsize=1)
-def mni_set(fractions: tuple[float, ...] = (0.4, 0.5, 0.6), per_tissue: int = 3,
-            min_area: int = 150) -> BenchmarkSet:
+def _mni_volumes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import nibabel as nib
 
     folder = package_data_dir("nilearn", "datasets", "data")
@@ -112,24 +110,55 @@ def mni_set(fractions: tuple[float, ...] = (0.4, 0.5, 0.6), per_tissue: int = 3,
         path = folder / f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"
         return np.asanyarray(nib.load(path).dataobj)
 
-    t1, gm, wm = volume("t1"), volume("gm"), volume("wm")
+    return volume("t1"), volume("gm"), volume("wm")
+
+
+PLANES = {"axial": 2, "coronal": 1, "sagittal": 0}
+
+
+def _mni_slice(t1, gm, wm, axis: int, index: int, per_tissue: int, min_area: int):
+    """(image, masks, tissue names) of one MNI slice: the whole brain and the largest WM / GM components."""
+    image, g, w = (np.rot90(np.take(vol, index, axis=axis)) for vol in (t1, gm, wm))  # superior / anterior up
+    g, w = g > 127, w > 127
+    brain = ndimage.binary_fill_holes(g | w)
+    masks, names = [], []
+    for mask, tissue, keep in ((brain, "brain", 1), (w, "white matter", per_tissue), (g, "grey matter", per_tissue)):
+        comps = _largest_components(mask, keep, min_area)
+        masks += comps
+        names += [tissue] * len(comps)
+    return np.ascontiguousarray(image), masks, names
+
+
+@lru_cache(maxsize=1)
+def mni_set(fractions: tuple[float, ...] = (0.4, 0.5, 0.6), per_tissue: int = 3,
+            min_area: int = 150) -> BenchmarkSet:
+    t1, gm, wm = _mni_volumes()
     items = []
-    for axis, plane in ((2, "axial"), (1, "coronal"), (0, "sagittal")):
+    for plane, axis in PLANES.items():
         for frac in fractions:
             index = int(round(frac * (t1.shape[axis] - 1)))
-
-            # rot90: superior / anterior up
-            image, g, w = (np.rot90(np.take(vol, index, axis=axis)) for vol in (t1, gm, wm))
-            g, w = g > 127, w > 127
-            brain = ndimage.binary_fill_holes(g | w)
-            masks, names = [], []
-            for mask, tissue, keep in ((brain, "brain", 1), (w, "white matter", per_tissue),
-                                       (g, "grey matter", per_tissue)):
-                comps = _largest_components(mask, keep, min_area)
-                masks += comps
-                names += [tissue] * len(comps)
-            items.append(_item(f"mni_{plane}_{int(frac * 100)}", np.ascontiguousarray(image), masks, names))
+            image, masks, names = _mni_slice(t1, gm, wm, axis, index, per_tissue, min_area)
+            items.append(_item(f"mni_{plane}_{int(frac * 100)}", image, masks, names))
     return BenchmarkSet("mni", items, "nilearn 0.14.1 MNI152 2009a T1 + GM/WM maps (1 mm)")
+
+
+def mni_volume(plane: str = "axial", per_tissue: int = 3, min_area: int = 150, stride: int = 1) -> BenchmarkSet:
+    """Every slice of the MNI T1 along ``plane`` that has brain in it, each with its prompts (whole brain and
+    the largest WM / GM components, boxes from the tissue maps): a volume to segment slice by slice.
+    ``stride`` > 1 keeps every stride-th slice (a quick look; throughput is per slice either way)."""
+    if plane not in PLANES:
+        raise ValueError(f"plane must be one of {', '.join(PLANES)}; got {plane!r}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1; got {stride}")
+    t1, gm, wm = _mni_volumes()
+    axis = PLANES[plane]
+    items = []
+    for index in range(0, t1.shape[axis], stride):
+        image, masks, names = _mni_slice(t1, gm, wm, axis, index, per_tissue, min_area)
+        if masks:
+            items.append(_item(f"mni_{plane}_{index:03d}", image, masks, names))
+    return BenchmarkSet(f"mni-{plane}", items, f"nilearn 0.14.1 MNI152 2009a T1, every {'' if stride == 1 else f'{stride}th '}"
+                                                   f"{plane} slice with brain")
 
 
 def load_benchmark(name: str) -> BenchmarkSet:

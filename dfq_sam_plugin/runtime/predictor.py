@@ -33,13 +33,57 @@ class BoxPredictor:
         """(N, 4) float32 boxes in model input pixels -> (N, h, w) float32 low-res mask logits."""
         raise NotImplementedError
 
-    def predict(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """image: HxW or HxWx3 (uint8/uint16/float); boxes: (N, 4) xyxy in image pixels -> bool (N, H, W)."""
+    def _prepare(self, image: np.ndarray, boxes: np.ndarray):
+        """(encoder input, boxes in model input pixels, geometry) of one validated image and its boxes."""
         image = validate_image(image)
         boxes = validate_boxes(boxes, image.shape[0], image.shape[1])
         pixels, geo = preprocess_image(image, self.spec)
-        logits = self.decode(self.embed(pixels), boxes_to_model(boxes, geo))
-        return postprocess_masks(logits, geo)
+        return pixels, boxes_to_model(boxes, geo), geo
+
+    def predict(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """image: HxW or HxWx3 (uint8/uint16/float); boxes: (N, 4) xyxy in image pixels -> bool (N, H, W)."""
+        pixels, model_boxes, geo = self._prepare(image, boxes)
+        return postprocess_masks(self.decode(self.embed(pixels), model_boxes), geo)
+
+    def predict_many(self, images, boxes) -> list[np.ndarray]:
+        """``predict`` over many images (the slices of a volume, say), ``boxes[i]`` the (N_i, 4) boxes of
+        ``images[i]``; every input is validated before any inference. This base runs them one after another;
+        ``OVSamPredictor`` keeps all cores busy (OpenVINO's THROUGHPUT hint, encoder and decoder overlapped)."""
+        prepared = self._prepare_many(images, boxes)
+        return [postprocess_masks(self.decode(self.embed(px), mb), geo) for px, mb, geo in prepared]
+
+    def predict_volume(self, volume: np.ndarray, boxes_per_slice) -> list[np.ndarray]:
+        """A (Z, H, W) volume segmented slice by slice: ``boxes_per_slice[z]`` the (N_z, 4) boxes of slice z
+        (a list of Z arrays, or a dict {z: boxes} for the slices that have prompts). Returns one bool (N_z, H, W)
+        per slice (empty where a slice has no boxes)."""
+        volume = np.asarray(volume)
+        if volume.ndim != 3:
+            raise ValueError(f"volume must be (Z, H, W); got shape {volume.shape}")
+        if isinstance(boxes_per_slice, dict):
+            bad = [z for z in boxes_per_slice if not 0 <= z < len(volume)]
+            if bad:
+                raise ValueError(f"boxes_per_slice has slices {bad} outside the volume's 0..{len(volume) - 1}")
+            boxes_per_slice = [boxes_per_slice.get(z, np.zeros((0, 4), np.float32)) for z in range(len(volume))]
+        if len(boxes_per_slice) != len(volume):
+            raise ValueError(f"{len(boxes_per_slice)} box arrays for {len(volume)} slices")
+        todo = [z for z, b in enumerate(boxes_per_slice) if len(b)]
+        masks = self.predict_many([volume[z] for z in todo], [boxes_per_slice[z] for z in todo])
+        out = [np.zeros((0, *volume.shape[1:]), bool) for _ in range(len(volume))]
+        for z, m in zip(todo, masks):
+            out[z] = m
+        return out
+
+    def _prepare_many(self, images, boxes) -> list:
+        images, boxes = list(images), list(boxes)
+        if len(images) != len(boxes):
+            raise ValueError(f"{len(images)} images but {len(boxes)} box arrays: one (N, 4) array per image")
+        prepared = []
+        for i, (image, b) in enumerate(zip(images, boxes)):
+            try:
+                prepared.append(self._prepare(image, b))
+            except ValueError as exc:
+                raise ValueError(f"image {i}: {exc}") from None
+        return prepared
 
 
 class SamBoxPredictor(BoxPredictor):
@@ -97,6 +141,7 @@ class OVSamPredictor(BoxPredictor):
             check_data_free(folder, self.manifest)
         self.spec = SamSpec.from_dict(self.manifest["spec"])
         self.boxes_per_call = int(self.manifest["decoder_boxes"])
+        self._device, self._config, self._tput = device, config, None
         core = ov.Core()
         self.encoder = core.compile_model(f"{folder}/encoder.xml", device, config or {})
         self.decoder = core.compile_model(f"{folder}/decoder.xml", device, config or {})
@@ -110,14 +155,62 @@ class OVSamPredictor(BoxPredictor):
     def embed(self, pixels: np.ndarray) -> np.ndarray:
         return self._enc_req.infer({0: pixels})[0].copy()
 
-    def decode(self, embedding: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        n, k = len(boxes), self.boxes_per_call
-        out = []
-        for start in range(0, n, k):
+    def _chunks(self, boxes: np.ndarray):
+        """(chunk of exactly ``boxes_per_call`` boxes, how many are real) over ``boxes``; the last padded."""
+        k = self.boxes_per_call
+        for start in range(0, len(boxes), k):
             chunk = boxes[start : start + k]
             real = len(chunk)
             if real < k:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], k - real, axis=0)])
-            logits = self._dec_req.infer({0: embedding, 1: chunk.astype(np.float32)})[0]
-            out.append(np.array(logits[:real]))
+            yield chunk.astype(np.float32), real
+
+    def decode(self, embedding: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        out = [np.array(self._dec_req.infer({0: embedding, 1: chunk})[0][:real]) for chunk, real in self._chunks(boxes)]
         return np.concatenate(out)
+
+    def _throughput_models(self):
+        """Encoder and decoder compiled again with the THROUGHPUT hint (as many parallel requests as the device
+        likes), once, for ``predict_many``."""
+        if self._tput is None:
+            import openvino as ov
+
+            core = ov.Core()
+            config = {"PERFORMANCE_HINT": "THROUGHPUT", **(self._config or {})}
+            self._tput = tuple(core.compile_model(f"{self.folder}/{part}.xml", self._device, config)
+                               for part in ("encoder", "decoder"))
+        return self._tput
+
+    def predict_many(self, images, boxes) -> list[np.ndarray]:
+        """``predict`` over many images with every core busy: encoder requests run in an ``AsyncInferQueue``
+        (THROUGHPUT hint) and each finished embedding's decoder requests start while later images encode."""
+        import queue
+
+        import openvino as ov
+
+        prepared = self._prepare_many(images, boxes)
+        encoder, decoder = self._throughput_models()
+        encoded: queue.SimpleQueue = queue.SimpleQueue()
+        logits: list[list] = [[None] * -(-len(mb) // self.boxes_per_call) for _, mb, _ in prepared]
+        enc_q, dec_q = ov.AsyncInferQueue(encoder), ov.AsyncInferQueue(decoder)
+        enc_q.set_callback(lambda req, i: encoded.put((i, req.get_output_tensor(0).data.copy())))
+
+        def keep(req, key):
+            i, c, real = key
+            logits[i][c] = req.get_output_tensor(0).data[:real].copy()
+
+        dec_q.set_callback(keep)
+
+        def start_decoders() -> None:  # main thread only: start_async may wait for a free request
+            while not encoded.empty():
+                i, emb = encoded.get()
+                for c, (chunk, real) in enumerate(self._chunks(prepared[i][1])):
+                    dec_q.start_async({0: emb, 1: chunk}, (i, c, real))
+
+        for i, (pixels, _, _) in enumerate(prepared):
+            enc_q.start_async({0: pixels}, i)
+            start_decoders()
+        enc_q.wait_all()
+        start_decoders()
+        dec_q.wait_all()
+        return [postprocess_masks(np.concatenate(parts), geo) for parts, (_, _, geo) in zip(logits, prepared)]
