@@ -13,6 +13,7 @@ from rich.table import Table
 
 # progress and tables go to stderr so that `--json` output on stdout stays machine-readable
 console = Console(stderr=True)
+AUTO = "auto"  # recipes.AUTO: the packaged OpenVINO recipe for this CPU's class
 RECIPE_BACKEND = {"nncf": "openvino", "brevitas": "brevitas"}  # --backend -> the recipe's `backend` key
 warnings.filterwarnings("ignore", category=FutureWarning, module="timm")
 
@@ -159,7 +160,12 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .data.dataset import DFQSAMDataset
     from .recipes import load_recipe
 
+    if args.recipe == AUTO and args.backend != "nncf":
+        raise ValueError(f"--recipe {AUTO} picks an OpenVINO recipe for this CPU; with --backend {args.backend} name a "
+                         f"recipe (brevitas_w8a8, brevitas_w6a6, brevitas_w4a8, brevitas_w4a4)")
     recipe = load_recipe(args.recipe)
+    if args.recipe == AUTO:
+        print_auto_recipe()
     if recipe["backend"] != RECIPE_BACKEND[args.backend]:
         flag = next(k for k, v in RECIPE_BACKEND.items() if v == recipe["backend"])
         raise ValueError(f"{args.recipe} is a {recipe['backend']} recipe; use --backend {flag}")
@@ -191,6 +197,14 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     if "synthetic_fidelity" in rep:
         console.print(f"accuracy control: synthetic FP-fidelity of the INT8 encoder {rep['synthetic_fidelity']:.4f}")
     return 0
+
+
+def print_auto_recipe() -> None:
+    """Say which recipe ``auto`` chose on this CPU, and why."""
+    from .recipes import auto_recipe
+
+    name, cls = auto_recipe()
+    console.print(f"recipe {AUTO} -> [bold]{name}[/] (CPU class {cls.name}: {cls.describe()})")
 
 
 def _print_reparam(report: dict) -> None:
@@ -272,17 +286,19 @@ def _benchmark_volume(args: argparse.Namespace) -> int:
         volume = mni_volume(args.volume, stride=args.stride)
     with console.status("") as status:
         results = volume_throughput(predictors, volume, lambda name: status.update(
-            f"{name}: {len(volume.images)} {args.volume} slices, {volume.num_prompts} boxes"))
+            f"{name}: {len(volume.images)} {args.volume} slices, {volume.num_prompts} boxes"), args.sequential)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return 0
     table = Table(title=f"whole volume: MNI T1, {len(volume.images)} {args.volume} slices with brain, "
                         f"{volume.num_prompts} boxes ({args.device} for OpenVINO, THROUGHPUT hint)")
-    for col in ("runtime", "slices/s", "boxes/s", "seconds", "GT Dice", f"fidelity vs {results[0].runtime}"):
+    cols = ["runtime", "slices/s", "boxes/s", "seconds", "GT Dice", f"fidelity vs {results[0].runtime}"]
+    for col in cols + (["slices/s, predict loop"] if args.sequential else []):
         table.add_column(col)
     for r in results:
         table.add_row(r.runtime, f"{r.slices_per_s:.2f}", f"{r.prompts_per_s:.1f}", f"{r.seconds:.1f}",
-                      f"{r.gt_dice:.4f}", f"{r.fidelity:.4f}")
+                      f"{r.gt_dice:.4f}", f"{r.fidelity:.4f}",
+                      *([f"{r.sequential_slices_per_s:.2f}"] if args.sequential else []))
     console.print(table)
     return 0
 
@@ -304,6 +320,8 @@ def _quiet_libraries(verbose: bool, backend: str = "nncf") -> None:
     import nncf
 
     nncf.set_log_level(logging.WARNING)
+    # "No CUDA runtime is found" from torch's extension loader, which NNCF's import reaches on a CPU-only machine
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -312,6 +330,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _quiet_libraries(args.verbose)
 
     console.rule("[bold]dfq-sam demo")
+    if args.recipe == AUTO:
+        print_auto_recipe()
     run(args.out, console, _progress, calib=args.calib, synthesize=args.synthesize, recipe=args.recipe,
         niter=args.niter)
     return 0
@@ -383,9 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--backend", default="nncf", choices=list(RECIPE_BACKEND))
     p.add_argument("--calib", required=True, help="a calibration set folder made by `dfq-sam synthesize`")
-    p.add_argument("--recipe", default="openvino_int8_cpu",
-                   help="a YAML recipe file, or a packaged recipe's name: openvino_int8_cpu (AVX2-safe), "
-                        "openvino_int8_cpu_vnni (VNNI/AMX CPUs), openvino_int8_cpu_vit (SAM ViT), openvino_int8_npu, "
+    p.add_argument("--recipe", default=AUTO,
+                   help="a YAML recipe file, or a packaged recipe's name: auto (nncf: the recipe for this machine's "
+                        "CPU class, printed: openvino_int8_cpu_vnni on AMX / VNNI CPUs, openvino_int8_cpu_avx2 on "
+                        "AVX2-only ones), openvino_int8_cpu (any x86 CPU), "
+                        "openvino_int8_cpu_vnni, openvino_int8_cpu_avx2, openvino_int8_cpu_vit (SAM ViT), openvino_int8_npu, "
                         "openvino_int8_cpu_distill (data-free distillation: use --device cuda) for nncf; "
                         "brevitas_w8a8, brevitas_w6a6, brevitas_w4a8, brevitas_w4a4 for brevitas (4-bit: block reconstruction + "
                         "distillation, use --device cuda) (default %(default)s)")
@@ -414,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "decoder overlapped) and report slices/s, GT Dice and fidelity vs the first runtime")
     p.add_argument("--torch", action="store_true", help="--volume: also the FP32 torch model (--model), first")
     p.add_argument("--stride", type=int, default=1, help="--volume: every STRIDE-th slice only (a quick look)")
+    p.add_argument("--sequential", action="store_true",
+                   help="--volume: also time a plain loop of predict() calls over the same slices")
     p.add_argument("--verbose", action="store_true", help="show library INFO lines and warnings")
     p.add_argument("--hints", nargs="+", default=["latency"], choices=["latency", "throughput"])
     p.add_argument("--niter", type=int, default=20, help="iterations per measurement (0: use --seconds)")
@@ -440,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", default=None, help="a calibration set folder instead of the bundled one")
     p.add_argument("--synthesize", type=int, default=0, metavar="N",
                    help="make an N-image set now on the CPU instead (short schedule: slow and weak, shows the path)")
-    p.add_argument("--recipe", default=None, help="OpenVINO recipe file or packaged name (default openvino_int8_cpu)")
+    p.add_argument("--recipe", default=AUTO, help="OpenVINO recipe file or packaged name (default auto: the packaged "
+                                                 "recipe for this machine's CPU class, printed)")
     p.add_argument("--niter", type=int, default=5, help="benchmark_app iterations per measurement (default 5)")
     p.add_argument("--verbose", action="store_true", help="show NNCF's INFO lines and torch's tracer warnings")
     p.set_defaults(func=cmd_demo)

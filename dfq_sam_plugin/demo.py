@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-DEFAULT_RECIPE = "openvino_int8_cpu"  # packaged (dfq_sam_plugin/assets/recipes), also recipes/ in a checkout
+DEFAULT_RECIPE = "auto"  # the packaged recipe (dfq_sam_plugin/assets/recipes) for this machine's CPU class
 
 
 def _recipe(path: str | Path | None) -> dict[str, Any]:
@@ -82,13 +82,17 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
 
     recipe_cfg = _recipe(recipe)
     t0 = time.perf_counter()
-    with console.status(f"[bold]3[/] reparameterize + nncf.quantize ({recipe_cfg['name']}) on {len(ds)} images"):
+    weights_only = "encoder" in recipe_cfg["weight_compression"]
+    step = "nncf.compress_weights (INT8 weights, float activations)" if weights_only else \
+        f"reparameterize + nncf.quantize on {len(ds)} images"
+    with console.status(f"[bold]3[/] {step} ({recipe_cfg['name']})"):
         quantized = quantize_sam(sam, ds, recipe_cfg)
         int8_dir = quantized.save(out / "int8")
         fp_dir = export_float(sam, out / "fp32")
     timings["quantize_s"] = time.perf_counter() - t0
-    console.print(f"[bold]3[/] INT8 IR pair: {int8_dir} ({quantized.report['encoder_fake_quantize']} FakeQuantize "
-                  f"in the encoder); FP32 IR pair: {fp_dir}")
+    what = ("INT8 weights, float activations" if weights_only else
+            f"{quantized.report['encoder_fake_quantize']} FakeQuantize in the encoder")
+    console.print(f"[bold]3[/] INT8 IR pair: {int8_dir} ({what}); FP32 IR pair: {fp_dir}")
 
     dirs = {"int8": int8_dir}
     try:
@@ -122,7 +126,10 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     timings["benchmark_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_all
 
+    from .cpu import cpu_class
+
     summary = {"model": sam.model_id, "calibration": quantized.calibration, "recipe": recipe_cfg,
+               "cpu": cpu_class().to_dict(),
                "results": report.results, "latency": rows, "timings": timings,
                "sizes_mb": {f"{d.name}/{f.name}": f.stat().st_size / 2**20
                             for d in (fp_dir, *dirs.values()) for f in sorted(d.glob("*.bin"))}}
@@ -169,8 +176,10 @@ def write_report(out: Path, summary: dict, figures: dict[str, Path]) -> Path:
              f"{summary['calibration'].get('num_images')} images, "
              f"real_data_used = **{summary['calibration'].get('real_data_used')}**. "
              f"Recipe: `{summary['recipe']['name']}` (reparam {summary['recipe']['reparam']}, "
-             f"strength {summary['recipe']['reparam_strength']}).", "",
-             "FP reference: the FP32 IR at `INFERENCE_PRECISION_HINT=f32`. `int8`: live PTQ now; `int8_distilled`: "
+             f"strength {summary['recipe']['reparam_strength']}, weight_compression "
+             f"{summary['recipe']['weight_compression'] or 'none'}; CPU class {summary['cpu']['name']}).", "",
+             "FP reference: the FP32 IR at `INFERENCE_PRECISION_HINT=f32`. `int8`: made now with that recipe "
+             "(PTQ, or INT8 weights with float activations where the recipe says weight_compression); `int8_distilled`: "
              "the shipped encoder, distilled on a GPU from synthetic images only.", "",
              "| set | prompts | FP GT Dice | model | GT Dice | Δ pt | FP-fidelity |", "|---|---|---|---|---|---|---|"]
     for name, prompts, fp_dice, quantized in _rows(summary):

@@ -142,6 +142,11 @@ OPENVINO = {
     "ignored_types": Option([], list, help="OpenVINO op types kept float (nncf.IgnoredScope types)"),
     "ignored_patterns": Option([], list, check=_regexes, help="node-name regexes kept float (nncf.IgnoredScope patterns)"),
     "decoder_boxes": Option(1, int, check=_positive, help="static box count of the decoder IR"),
+    "weight_compression": Option([], list, check=lambda v: None if set(v) <= {"encoder", "decoder"} and len(set(v))
+                                 == len(v) else "must list 'encoder' and/or 'decoder' once each",
+                                 help="parts whose weights become INT8 with float activations (nncf.compress_weights, "
+                                 "INT8_ASYM, per channel; no calibration): CPUs without int8 dot products run INT8 "
+                                 "activations slower than float (docs/RESULTS.md §11)"),
     "accuracy_control": Option(False, bool, help="nncf.quantize_with_accuracy_control on synthetic fidelity: "
                                "revert the most harmful quantizers to float until max_drop holds"),
     "max_drop": Option(0.02, (int, float), check=lambda v: None if 0 < v < 1 else "must be in (0, 1)",
@@ -210,6 +215,9 @@ def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
     if unknown:
         raise RecipeError(f"{source}: unknown key(s) {unknown} for backend {backend!r}; known: {sorted(schema)}")
     out = {}
+    if backend == "openvino" and "decoder" in raw.get("weight_compression", []) and raw.get("quantize_decoder"):
+        raise RecipeError(f"{source}: the decoder is either quantized (quantize_decoder: true) or weight-compressed "
+                          f"(weight_compression: [decoder]), not both")
     for key, opt in schema.items():
         value = raw.get(key, opt.default)
         if isinstance(value, bool) and opt.kind in (int, (int, float)):
@@ -232,9 +240,23 @@ def packaged_recipes() -> list[str]:
     return sorted(p.stem for p in PACKAGED.glob("*.yaml"))
 
 
+AUTO = "auto"  # the packaged OpenVINO recipe for this machine's CPU class (dfq_sam_plugin.cpu)
+
+
+def auto_recipe():
+    """(packaged recipe name, ``CpuClass``) that ``auto`` stands for on this machine."""
+    from .cpu import cpu_class
+
+    cls = cpu_class()
+    return cls.recipe, cls
+
+
 def resolve_recipe(path: str | Path) -> Path:
     """A recipe file: ``path`` itself, else the packaged recipe of that name (``openvino_int8_cpu``,
-    ``recipes/openvino_int8_cpu.yaml``), so the shipped recipes work from any folder and from a wheel."""
+    ``recipes/openvino_int8_cpu.yaml``), so the shipped recipes work from any folder and from a wheel; ``auto``:
+    the packaged recipe of this machine's CPU class (``auto_recipe``)."""
+    if str(path) == AUTO:
+        return PACKAGED / f"{auto_recipe()[0]}.yaml"
     path = Path(path)
     if path.exists():
         return path

@@ -153,3 +153,32 @@ def test_torch_ignored_names_keep_spread_modules_separate(litemedsam):
     spread = torch_ignored_names(encoder, x, ["local_conv"])
     assert len([n for n in spread if "conv2d" in n]) == 10  # one depthwise conv per TinyViT attention block
     assert all("local_conv" in n for n in spread), spread
+
+
+def test_weight_compression_keeps_activations_float(tiny_sam, tmp_path):
+    """``weight_compression: [encoder, decoder]`` (the AVX2 recipe): INT8 weights through nncf.compress_weights,
+    no FakeQuantize anywhere, no calibration statistics; the export says so and runs, close to the float IRs."""
+    from dfq_sam_plugin import DFQSAMDataset
+    from dfq_sam_plugin.backends.nncf import export_float, quantize_sam
+    from dfq_sam_plugin.eval.metrics import dice
+    from dfq_sam_plugin.export.openvino import int8_weight_constants, read_manifest
+    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.runtime import OVSamPredictor
+
+    rng = np.random.default_rng(0)
+    calib = DFQSAMDataset.from_arrays(tiny_sam, rng.random((2, 1, 64, 64), dtype=np.float32),
+                                      np.tile(np.array([[8, 8, 40, 40]], np.float32), (2, 1, 1)),
+                                      provenance={"method": "test"})
+    q = quantize_sam(tiny_sam, calib, "openvino_int8_cpu_avx2")
+    assert q.report["encoder_fake_quantize"] == q.report["decoder_fake_quantize"] == 0 and "reparam" not in q.report
+    assert int8_weight_constants(q.encoder) > 0 and int8_weight_constants(q.decoder) > 0
+    folder = q.save(tmp_path / "w8")
+    manifest = read_manifest(folder)
+    assert manifest["encoder_int8_weights"] and manifest["decoder_int8_weights"] and not manifest["encoder_int8"]
+    assert (folder / "encoder.bin").stat().st_size < 0.5 * (export_float(tiny_sam, tmp_path / "fp") /
+                                                            "encoder.bin").stat().st_size
+    image, boxes = rng.integers(0, 255, (64, 64), dtype=np.uint8), np.array([[8, 8, 40, 40], [20, 10, 60, 50]])
+    a = OVSamPredictor(folder).predict(image, boxes)
+    b = OVSamPredictor(tmp_path / "fp", config={"INFERENCE_PRECISION_HINT": "f32"}).predict(image, boxes)
+    assert np.mean([dice(x, y) for x, y in zip(a, b)]) > 0.9
+    assert load_recipe("openvino_int8_cpu_avx2")["weight_compression"] == ["encoder", "decoder"]

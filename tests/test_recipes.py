@@ -23,6 +23,8 @@ def test_shipped_recipes_are_valid(path):
     ({"backend": "openvino", "smooth_quant_alpha": 3}, "key .smooth_quant_alpha. must be in"),
     ({"backend": "openvino", "reparam_strength": 2}, "key .reparam_strength. must be in"),
     ({"backend": "tflite"}, "key 'backend' must be one of"),
+    ({"backend": "openvino", "weight_compression": ["neck"]}, "key 'weight_compression' must list"),
+    ({"backend": "openvino", "weight_compression": ["decoder"], "quantize_decoder": True}, "not both"),
 ])
 def test_bad_recipes_name_the_key(raw, match):
     with pytest.raises(RecipeError, match=match):

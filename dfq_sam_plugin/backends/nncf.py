@@ -114,6 +114,18 @@ def nncf_quantize(ov_model, dataset, recipe: dict[str, Any], validation=None):
         advanced_accuracy_restorer_parameters=restorer, **common)
 
 
+def compress_weights(ov_model, recipe: dict[str, Any]):
+    """INT8 weights (asymmetric, per output channel) with float activations: ``nncf.compress_weights``, no
+    calibration data. The recipe's ``ignored_modules`` stay float here too."""
+    import nncf
+
+    from ..export.openvino import module_nodes
+
+    names = module_nodes(ov_model, recipe["ignored_modules"]) if recipe["ignored_modules"] else []
+    ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
+    return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=ignored)
+
+
 def decoder_dataset(dataset, sam: SamBundle, boxes: int, limit: int):
     """Decoder calibration inputs from the FP encoder and the stored boxes (first ``boxes`` of each image)."""
     import nncf
@@ -163,9 +175,12 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     if recipe["distill_steps"] or recipe["nncf_backend"] == "torch":
         return _quantize_torch(sam, dataset, recipe, device, work_dir, progress)
     timings, report = {}, {}
+    weights_only = "encoder" in recipe["weight_compression"]
     t0 = time.perf_counter()
-    inputs = calibration_inputs(dataset, recipe)  # subset_size images + their letterboxed copies: all of them
-    work = _reparameterize_per_recipe(sam, dataset, recipe, report, inputs)
+    work = sam
+    if not weights_only:  # calibration inputs: subset_size images + their letterboxed copies, all of them
+        inputs = calibration_inputs(dataset, recipe)
+        work = _reparameterize_per_recipe(sam, dataset, recipe, report, inputs)
     timings["reparam_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     encoder = convert_encoder(work.model.image_encoder, sam.spec.img_size)
@@ -179,8 +194,13 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
         validation = SyntheticFidelity(sam, dataset, limit=recipe["validation_images"])
     import nncf
 
-    encoder = nncf_quantize(encoder, nncf.Dataset(inputs), {**recipe, "subset_size": len(inputs)}, validation)
+    if weights_only:
+        encoder = compress_weights(encoder, recipe)
+    else:
+        encoder = nncf_quantize(encoder, nncf.Dataset(inputs), {**recipe, "subset_size": len(inputs)}, validation)
     timings["encoder_quantize_s"] = time.perf_counter() - t0
+    if "decoder" in recipe["weight_compression"]:
+        decoder = compress_weights(decoder, {**recipe, "ignored_modules": []})
     if validation is not None:
         import openvino as ov
 

@@ -64,6 +64,12 @@ def count_ops(model, type_name: str) -> int:
 _FUSED_INTO = ("Convolution", "GroupConvolution", "MatMul")
 
 
+def int8_weight_constants(model) -> int:
+    """Constants stored as 8-bit integers: INT8 weights of a quantized IR or of ``nncf.compress_weights``."""
+    return sum(1 for op in model.get_ops()
+               if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() in ("u8", "i8"))
+
+
 def module_of(node_name: str) -> str | None:
     """The torch module a converted node came from: ``__module.layers.0.conv1.bn/aten::...`` -> ``layers.0.conv1.bn``."""
     if not node_name.startswith("__module."):
@@ -113,6 +119,8 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
             "decoder_boxes": int(decoder.inputs[1].get_partial_shape()[0].get_length()),
             "encoder_int8": count_ops(encoder, "FakeQuantize") > 0,
             "decoder_int8": count_ops(decoder, "FakeQuantize") > 0,
+            "encoder_int8_weights": int8_weight_constants(encoder) > 0,  # INT8 (or weight-compressed) weights
+            "decoder_int8_weights": int8_weight_constants(decoder) > 0,
             "calibration": calibration,
             "recipe": recipe,
             "report": report or {},

@@ -1,0 +1,117 @@
+"""Which OpenVINO variant of LiteMedSAM pays on *this* CPU: fidelity and speed of each, in one call.
+
+    python benchmarks/cpu_variants.py --rounds 3 --niter 6 --json benchmarks/results/cpu_variants_avx2.json
+
+Variants (all from the bundled data-free calibration set, no real image): the FP32 IR pair; the PTQ INT8 recipe
+(`openvino_int8_cpu` or `--recipe`); the shipped distilled INT8 encoder; INT8 weights with float activations
+(`weight_compression: [encoder, decoder]`); and, for the decoder alone, full INT8 (`quantize_decoder`) and
+INT8 weights, each decoding the FP32 encoder's embeddings (the decoder's own error, issue #15 item 2).
+Fidelity: Dice against the FP32 IR pinned to f32, nuclei + MNI prompts. Speed: `benchmark_app -hint latency`
+medians, the variants interleaved for ``--rounds`` rounds so that a noisy host hits all alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def decoder_fidelity(fp, variant, sets) -> dict[str, float]:
+    """Mean Dice of ``variant``'s decoder vs ``fp``'s, both decoding ``fp``'s (f32) embeddings, same prompts."""
+    from dfq_sam_plugin.eval.metrics import dice
+    from dfq_sam_plugin.models.preprocess import postprocess_masks
+
+    out = {}
+    for bset in sets:
+        scores = []
+        for item in bset.images:
+            pixels, boxes, geo = fp._prepare(item.image, item.boxes)
+            emb = fp.embed(pixels)
+            a, b = (postprocess_masks(p.decode(emb, boxes), geo) for p in (fp, variant))
+            scores += [dice(x, y) for x, y in zip(a, b)]
+        out[bset.name] = float(np.mean(scores))
+    return out
+
+
+def main() -> None:
+    from rich.console import Console
+
+    from dfq_sam_plugin.backends.nncf import export_float, quantize_sam
+    from dfq_sam_plugin.cpu import cpu_class
+    from dfq_sam_plugin.data.dataset import DFQSAMDataset
+    from dfq_sam_plugin.eval import evaluate, load_benchmark
+    from dfq_sam_plugin.eval.latency import run_benchmark_app
+    from dfq_sam_plugin.export.packaged import packaged_export
+    from dfq_sam_plugin.models import load_sam
+    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.runtime import OVSamPredictor
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="openvino_int8_cpu")
+    ap.add_argument("--out", default="/tmp/cpu_variants")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--niter", type=int, default=6)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    console = Console()
+    out = Path(args.out)
+    cls = cpu_class()
+    console.print(f"CPU class: {cls.name} ({cls.describe()}; auto recipe {cls.recipe})")
+
+    sam = load_sam("litemedsam")
+    ds = DFQSAMDataset.bundled(sam)
+    base = load_recipe(args.recipe)
+    t0 = time.perf_counter()
+    dirs = {"fp32": export_float(sam, out / "fp32"),
+            "int8 PTQ": quantize_sam(sam, ds, base).save(out / "int8_ptq"),
+            "int8 distilled": packaged_export(sam, out / "int8_distilled"),
+            "int8 weights": quantize_sam(sam, ds, {**base, "weight_compression": ["encoder", "decoder"]}
+                                         ).save(out / "int8_weights"),
+            "int8 decoder": quantize_sam(sam, ds, {**base, "quantize_decoder": True}).save(out / "int8_decoder")}
+    console.print(f"built {len(dirs)} IR pairs in {time.perf_counter() - t0:.0f} s")
+
+    sets = [load_benchmark(n) for n in ("nuclei", "mni")]
+    fp = OVSamPredictor(dirs["fp32"], config={"INFERENCE_PRECISION_HINT": "f32"})
+    whole = {k: OVSamPredictor(d) for k, d in dirs.items() if k != "int8 decoder"}
+    report = evaluate({"fp": fp, **whole}, sets)
+    fidelity = {name: {s: report.results[s][name]["fidelity"] for s in report.results} for name in whole}
+    dec = {"int8 decoder (full INT8)": decoder_fidelity(fp, OVSamPredictor(dirs["int8 decoder"]), sets),
+           "int8 decoder (weights only)": decoder_fidelity(fp, whole["int8 weights"], sets)}
+
+    parts = [(name, part) for name in ("fp32", "int8 PTQ", "int8 distilled", "int8 weights") for part in
+             ("encoder", "decoder")] + [("int8 decoder", "decoder")]
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in parts}
+    for _ in range(args.rounds):
+        for name, part in parts:
+            median, _, _ = run_benchmark_app(dirs[name] / f"{part}.xml", niter=args.niter)
+            times[(name, part)].append(median)
+    latency = {f"{n} {p}": {"median_ms": statistics.median(v), "rounds_ms": v} for (n, p), v in times.items()}
+    sizes = {f"{n} {p}": (dirs[n] / f"{p}.bin").stat().st_size / 2**20 for n, p in parts}
+
+    fp_enc = latency["fp32 encoder"]["median_ms"]
+    console.print("\n| variant | nuclei FP-fidelity | MNI FP-fidelity | encoder ms | vs FP32 | encoder MB | decoder ms "
+                  "| decoder MB |")
+    console.print("|---|---|---|---|---|---|---|---|")
+    for name in whole:
+        e, d = latency[f"{name} encoder"]["median_ms"], latency[f"{name} decoder"]["median_ms"]
+        console.print(f"| {name} | {fidelity[name]['nuclei']:.4f} | {fidelity[name]['mni']:.4f} | {e:.1f} | "
+                      f"{fp_enc / e:.2f}× | {sizes[f'{name} encoder']:.1f} | {d:.1f} | {sizes[f'{name} decoder']:.1f} |")
+    console.print("\n| decoder alone (FP32 embeddings) | nuclei | MNI | decoder ms | decoder MB |")
+    console.print("|---|---|---|---|---|")
+    for label, key in (("int8 decoder (full INT8)", "int8 decoder decoder"),
+                       ("int8 decoder (weights only)", "int8 weights decoder")):
+        console.print(f"| {label} | {dec[label]['nuclei']:.4f} | {dec[label]['mni']:.4f} | "
+                      f"{latency[key]['median_ms']:.1f} | {sizes[key]:.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"cpu": cls.to_dict(), "recipe": args.recipe, "fidelity": fidelity,
+                                               "decoder_fidelity": dec, "latency": latency, "sizes_mb": sizes},
+                                              indent=2))
+
+
+if __name__ == "__main__":
+    main()
