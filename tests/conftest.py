@@ -20,6 +20,14 @@ def nuclei():
 
 
 @pytest.fixture(scope="session")
+def int8_export(litemedsam, tmp_path_factory):
+    """The shipped distilled INT8 LiteMedSAM completed into a verified export (encoder INT8, decoder float)."""
+    from dfq_sam_plugin.export.packaged import packaged_export
+
+    return packaged_export(litemedsam, tmp_path_factory.mktemp("packaged") / "int8")
+
+
+@pytest.fixture(scope="session")
 def tiny_sam():
     """A random-weight SAM ViT-B at 64x64 input: exercises every code path of SAM ViT in seconds."""
     from dfq_sam_plugin import load_sam

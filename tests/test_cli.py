@@ -17,15 +17,13 @@ def test_missing_checkpoint_is_one_line_error(capsys, tmp_path):
     assert "checkpoint not found" in capsys.readouterr().err
 
 
-def test_benchmark_volume_reports_slices_per_second(capsys, tmp_path, litemedsam):
+def test_benchmark_volume_reports_slices_per_second(capsys, int8_export):
     """`dfq-sam benchmark --volume`: torch FP32 first (the reference), then an OpenVINO export, every 40th
     axial slice of the MNI T1; the JSON rows carry the speed and the mask quality."""
     import json
 
-    from dfq_sam_plugin.export.packaged import packaged_export
-
-    ir = packaged_export(litemedsam, tmp_path / "int8")
-    assert main(["benchmark", "--volume", "axial", "--stride", "40", "--torch", "--ir", str(ir), "--json"]) == 0
+    assert main(["benchmark", "--volume", "axial", "--stride", "40", "--torch", "--ir", str(int8_export),
+                 "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["runtime"] for r in rows] == ["torch fp32", "openvino int8"]
     assert rows[0]["slices"] == rows[1]["slices"] >= 3 and rows[0]["fidelity"] == 1.0

@@ -52,13 +52,6 @@ def test_runtime_import_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
-@pytest.fixture(scope="module")
-def int8_export(litemedsam, tmp_path_factory):
-    from dfq_sam_plugin.export.packaged import packaged_export
-
-    return packaged_export(litemedsam, tmp_path_factory.mktemp("packaged") / "int8")
-
-
 def _slices():
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 255, (96, 120), dtype=np.uint8) for _ in range(3)]
