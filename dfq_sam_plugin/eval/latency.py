@@ -34,14 +34,6 @@ def _benchmark_app() -> str:
     return found
 
 
-def _has_bf16_default() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return True
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 def run_benchmark_app(xml: Path, device: str = "CPU", hint: str = "latency", niter: int | None = 20,
                       seconds: int | None = None, precision: str = "default") -> tuple[float | None, float | None, str]:
     cmd = [_benchmark_app(), "-m", str(xml), "-d", device, "-hint", hint]
@@ -62,9 +54,11 @@ def benchmark_export(folder: str | Path, device: str = "CPU", hints: tuple[str, 
                      float_precisions: tuple[str, ...] | None = None) -> list[BenchmarkResult]:
     """Encoder and decoder of one export; float IRs also with ``INFERENCE_PRECISION_HINT=f32`` (on AMX CPUs
     OpenVINO otherwise runs "FP32" IRs in bf16). ``float_precisions`` defaults to both where the CPU has a
-    bf16 default (AMX / avx512_bf16), else ``("default",)`` (the default *is* f32 there)."""
+    bf16 default (OpenVINO's capabilities list BF16: AMX / avx512_bf16), else ``("default",)`` (the default *is* f32 there)."""
     if float_precisions is None:
-        float_precisions = ("default", "f32") if _has_bf16_default() else ("default",)
+        from ..cpu import cpu_class
+
+        float_precisions = ("default", "f32") if cpu_class().bf16_default else ("default",)
     folder = Path(folder)
     manifest = read_manifest(folder)
     results = []
