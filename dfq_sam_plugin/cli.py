@@ -11,9 +11,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .recipes import AUTO  # the packaged OpenVINO recipe for this CPU's class
+
 # progress and tables go to stderr so that `--json` output on stdout stays machine-readable
 console = Console(stderr=True)
-AUTO = "auto"  # recipes.AUTO: the packaged OpenVINO recipe for this CPU's class
 RECIPE_BACKEND = {"nncf": "openvino", "brevitas": "brevitas"}  # --backend -> the recipe's `backend` key
 warnings.filterwarnings("ignore", category=FutureWarning, module="timm")
 

@@ -215,9 +215,6 @@ def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
     if unknown:
         raise RecipeError(f"{source}: unknown key(s) {unknown} for backend {backend!r}; known: {sorted(schema)}")
     out = {}
-    if backend == "openvino" and "decoder" in raw.get("weight_compression", []) and raw.get("quantize_decoder"):
-        raise RecipeError(f"{source}: the decoder is either quantized (quantize_decoder: true) or weight-compressed "
-                          f"(weight_compression: [decoder]), not both")
     for key, opt in schema.items():
         value = raw.get(key, opt.default)
         if isinstance(value, bool) and opt.kind in (int, (int, float)):
@@ -230,6 +227,9 @@ def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
         if opt.check is not None and (msg := opt.check(value)):
             raise RecipeError(f"{source}: key {key!r} {msg}, found {value!r}")
         out[key] = value
+    if "decoder" in out.get("weight_compression", []) and out["quantize_decoder"]:
+        raise RecipeError(f"{source}: the decoder is either quantized (quantize_decoder: true) or weight-compressed "
+                          f"(weight_compression: [decoder]), not both")
     return out
 
 

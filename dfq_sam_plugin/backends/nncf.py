@@ -81,18 +81,27 @@ def _advanced(recipe: dict[str, Any]):
     )
 
 
+def ignored_nodes(ov_model, recipe: dict[str, Any]) -> list[str]:
+    """OpenVINO node names converted from the recipe's ``ignored_modules`` (none without the key); a pattern list
+    that matches no node is an error."""
+    from ..export.openvino import module_nodes
+
+    if not recipe["ignored_modules"]:
+        return []
+    names = module_nodes(ov_model, recipe["ignored_modules"])
+    if not names:
+        raise ValueError(f"recipe key 'ignored_modules' {recipe['ignored_modules']} matches no node of the model")
+    return names
+
+
 def nncf_quantize(ov_model, dataset, recipe: dict[str, Any], validation=None):
     """``nncf.quantize`` with the recipe's knobs mapped to NNCF's own parameters; with ``validation`` (a
     ``SyntheticFidelity``), ``nncf.quantize_with_accuracy_control`` with the recipe's ``max_drop``."""
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-    from ..export.openvino import module_nodes
-
     ignored = None
-    names = module_nodes(ov_model, recipe["ignored_modules"]) if recipe["ignored_modules"] else []
-    if recipe["ignored_modules"] and not names:
-        raise ValueError(f"recipe key 'ignored_modules' {recipe['ignored_modules']} matches no node of the model")
+    names = ignored_nodes(ov_model, recipe)
     if recipe["ignored_types"] or recipe["ignored_patterns"] or names:
         ignored = nncf.IgnoredScope(names=names, types=list(recipe["ignored_types"]),
                                     patterns=list(recipe["ignored_patterns"]), validate=False)
@@ -119,9 +128,7 @@ def compress_weights(ov_model, recipe: dict[str, Any]):
     calibration data. The recipe's ``ignored_modules`` stay float here too."""
     import nncf
 
-    from ..export.openvino import module_nodes
-
-    names = module_nodes(ov_model, recipe["ignored_modules"]) if recipe["ignored_modules"] else []
+    names = ignored_nodes(ov_model, recipe)
     ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
     return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=ignored)
 

@@ -50,7 +50,7 @@ def volume_throughput(predictors: Mapping[str, object], volume: BenchmarkSet,
                 predictor.predict(image, b)
             seq = len(images) / (time.perf_counter() - t0)
         scores = per_prompt(volume, masks, reference)
-        results.append(VolumeResult(name, len(images), sum(len(b) for b in boxes), seconds, len(images) / seconds,
-                                    sum(len(b) for b in boxes) / seconds, float(scores["dice"].mean()),
+        results.append(VolumeResult(name, len(images), volume.num_prompts, seconds, len(images) / seconds,
+                                    volume.num_prompts / seconds, float(scores["dice"].mean()),
                                     float(scores["fidelity"].mean()), seq))
     return results
