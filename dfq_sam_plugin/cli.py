@@ -141,6 +141,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         "iterations": args.iterations, "stages": args.stages, "batch_size": args.batch_size,
         "boxes_per_image": args.boxes_per_image, "channels": args.channels, "lr": args.lr,
         "activation_checkpointing": args.activation_checkpointing or None, "amp": args.amp,
+        "compile": args.compile,
     }.items() if v is not None}
     ds = synthesize(sam, num_images=args.num_images, device=args.device, seed=args.seed, method=args.method,
                     out=args.out, progress=not args.quiet, shards_only=args.shards_only, **overrides)
@@ -346,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from .synthesis.config import METHODS, SynthesisConfig
+    from .synthesis.config import COMPILE_MODES, METHODS, SynthesisConfig
 
     d = SynthesisConfig()
     p = sub.add_parser(
@@ -372,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bf16 autocast (auto: on CUDA); bf16-model: the encoder as a bf16 copy without autocast "
                         "(H100: +5 %% LiteMedSAM, +27 %% SAM ViT-B, less memory; docs/RESULTS.md §2.1)")
     p.add_argument("--activation-checkpointing", action="store_true", help="trade compute for GPU memory")
+    p.add_argument("--compile", choices=COMPILE_MODES, default=None,
+                   help="torch.compile the encoder, decoder and loss terms with this mode (default auto: 'default' "
+                        "on CUDA, 2.3x faster on an H200, docs/RESULTS.md §2.2, the first batch of each size pays "
+                        "~2 min of compilation, so small runs are faster with off; off on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--shards-only", action="store_true",
                    help="stop after the images (for a GPU box without nncf/datasets); re-run without it to merge")

@@ -80,3 +80,25 @@ def test_litemedsam_hooks_see_every_tinyvit_attention_block(litemedsam):
         litemedsam.model.encode(torch.rand(1, 3, 256, 256))
     assert len(cap.blocks) == 10  # TinyViT layers 1..3: 2 + 6 + 2 blocks
     assert all(u.ndim == 3 for u in cap.outputs)
+
+
+def test_compiled_loop_matches_eager_and_leaves_the_callers_model_alone(tiny_sam):
+    eager = run(tiny_sam, stages=1, iterations=3, amp="off")
+    compiled = run(tiny_sam, stages=1, iterations=3, amp="off", compile="default")
+    np.testing.assert_allclose(compiled.pixels, eager.pixels, atol=2e-3)
+    assert np.abs(compiled.pixels - eager.pixels).mean() < 1e-4
+    for term in ("seg", "pse", "tv", "total"):
+        np.testing.assert_allclose(compiled.losses[term], eager.losses[term], rtol=1e-4)
+        np.testing.assert_allclose(compiled.history[term], eager.history[term], rtol=1e-4)
+    # the attention hooks sit on the synthesizer's own copy of the encoder, never on the caller's
+    assert not any(m._forward_pre_hooks for m in tiny_sam.model.image_encoder.modules())
+
+
+def test_compile_refuses_activation_checkpointing_and_unknown_modes():
+    with pytest.raises(ValueError, match="activation_checkpointing"):
+        SynthesisConfig(compile="default", activation_checkpointing=True)
+    with pytest.raises(ValueError, match="compile must be one of"):
+        SynthesisConfig(compile="fast")
+    # auto: compiled on CUDA, eager on CPU and whenever activation checkpointing is asked for
+    assert SynthesisConfig().compile_mode("cuda") == "default" and SynthesisConfig().compile_mode("cpu") == "off"
+    assert SynthesisConfig(activation_checkpointing=True).compile_mode("cuda") == "off"

@@ -70,6 +70,21 @@ def test_augmentation_moves_labels_with_the_image():
     torch.testing.assert_close(boxes_from_masks(moved_masks, 0.0, g), moved_boxes)
 
 
+def test_augmentation_is_roll_and_flip_with_the_inverse_permutation_as_backward():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(3, 2, 12, 10, generator=g, requires_grad=True)
+    dy, dx, flip = torch.tensor([0, 5, -7]), torch.tensor([3, -11, 4]), torch.tensor([True, False, True])
+    ref = torch.stack([torch.roll(xi, (int(a), int(b)), dims=(-2, -1)) for xi, a, b in zip(x, dy, dx)])
+    ref = torch.where(flip[:, None, None, None], ref.flip(-1), ref)
+    out = augment_images(x, dy, dx, flip)
+    assert torch.equal(out, ref)
+    w = torch.rand(out.shape, generator=g)
+    (grad,) = torch.autograd.grad((out * w).sum(), x)
+    (grad_ref,) = torch.autograd.grad((ref * w).sum(), x)
+    assert torch.equal(grad, grad_ref)
+    torch.autograd.gradcheck(lambda t: augment_images(t, dy, dx, flip), x.detach().double().requires_grad_())
+
+
 def test_evolution_accepts_plausible_and_rejects_collapsed_predictions():
     masks = torch.zeros(2, 32, 32)
     masks[:, 8:16, 8:16] = 1

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 METHODS = ("dfq-sam", "psaq", "gaussian", "uniform")
+COMPILE_MODES = ("auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -40,6 +41,9 @@ class SynthesisConfig:
     batch_size: int = 8
     amp: str = "auto"  # auto: bf16 autocast on CUDA, off on CPU | bf16 | off | bf16-model (no autocast, bf16 copy)
     activation_checkpointing: bool = False
+    # torch.compile mode; auto: "default" on CUDA (2.3x LiteMedSAM, 1.6x SAM ViT-B on an H200, docs/RESULTS.md §2.2;
+    # the first batch of each size pays ~2 min of compilation), off on CPU and with activation checkpointing
+    compile: str = "auto"
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -53,6 +57,11 @@ class SynthesisConfig:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.amp not in ("auto", "bf16", "off", "bf16-model"):
             raise ValueError(f"amp must be auto, bf16, off or bf16-model; got {self.amp!r}")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}; got {self.compile!r}")
+        if self.compile not in ("auto", "off") and self.activation_checkpointing:
+            raise ValueError("compile and activation_checkpointing cannot be combined: checkpointing re-wraps the "
+                             "encoder's blocks every step, which a compiled graph cannot follow")
         self.betas = tuple(self.betas)
         self.roll = tuple(self.roll)
         self.evolve_area = tuple(self.evolve_area)
@@ -60,6 +69,12 @@ class SynthesisConfig:
     @property
     def optimises(self) -> bool:
         return self.method in ("dfq-sam", "psaq")
+
+    def compile_mode(self, device_type: str) -> str:
+        """The torch.compile mode this config runs with on ``device_type`` ("off": eager)."""
+        if self.compile != "auto":
+            return self.compile
+        return "default" if device_type == "cuda" and not self.activation_checkpointing else "off"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

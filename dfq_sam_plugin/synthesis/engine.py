@@ -22,7 +22,7 @@ from ..models.spec import SamBundle
 from .config import SynthesisConfig
 from .hooks import AttentionCapture
 from .labels import augment_images, boxes_from_masks, evolve_masks, random_masks, shift_labels
-from .losses import patch_similarity_entropy, segmentation_loss, total_variation, tv_target
+from .losses import pair_entropy, segmentation_loss, subsample_tokens, total_variation, tv_target
 
 TERMS = ("seg", "pse", "tv", "total")
 
@@ -81,6 +81,28 @@ class Synthesizer:
         self._encoder_autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                 enabled=amp and self.dtype == torch.float32)
         self.tv_target = tv_target((config.channels, self.size, self.size), config.tv_rms_step)
+        self._capture: AttentionCapture | None = None  # hooks that stay attached (compiled encoder only)
+        self._encoder_fn, self._seg_fn = self.encoder, self._segmentation
+        self._pair_entropy, self._tv = pair_entropy, total_variation
+        if config.compile_mode(self.device.type) != "off":
+            self._compile(config.compile_mode(self.device.type))
+
+    def _compile(self, mode: str) -> None:
+        """torch.compile the encoder, the decoder + segmentation loss, the PSE/KDE and TV terms: one fused
+        kernel where eager runs a cast, a mask or an element-wise op each (the loop is launch-bound)."""
+        if self.encoder is self.model.image_encoder:  # hooks stay attached: on a copy, never the caller's model
+            self.encoder = copy.deepcopy(self.encoder)
+        if self.cfg.lambda_pse > 0:
+            self._capture = AttentionCapture(self.encoder).attach()
+        import torch._dynamo
+
+        # each attention-block shape and batch size is its own static graph (TinyViT: 3 shapes, SAM ViT: 2)
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 32)
+        opts = {"dynamic": False, **({} if mode == "default" else {"mode": mode})}
+        self._encoder_fn = torch.compile(self.encoder, **opts)
+        self._seg_fn = torch.compile(self._segmentation, **opts)
+        self._pair_entropy = torch.compile(pair_entropy, **opts)
+        self._tv = torch.compile(total_variation, **opts)
 
     # -- pixels ---------------------------------------------------------------------------------------
     def to_model_input(self, raw: torch.Tensor) -> torch.Tensor:
@@ -89,8 +111,32 @@ class Synthesizer:
 
     def encode(self, raw: torch.Tensor) -> torch.Tensor:
         """Image embeddings of raw pixels: the encoder under autocast, or its bf16 copy without it."""
+        if self._capture is not None:  # a fresh list each forward (its length is part of the compiled graph's guards)
+            self._capture.outputs.clear()
         with self._encoder_autocast:
-            return self.encoder(self.to_model_input(raw).to(self.dtype))
+            return self._encoder_fn(self.to_model_input(raw).to(self.dtype))
+
+    def encode_with_attention(self, raw: torch.Tensor, enabled: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Embeddings and, if ``enabled``, the attention·V output U of every attention block."""
+        if self._capture is not None:
+            emb = self.encode(raw)
+            return emb, list(self._capture.outputs) if enabled else []
+        with AttentionCapture(self.encoder, enabled=enabled) as cap, \
+                activation_checkpointing(self.encoder, self.cfg.activation_checkpointing):
+            emb = self.encode(raw)
+        return emb, list(cap.outputs)
+
+    def _logits(self, emb: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask logits at the input side (B, K, S, S) and predicted IoU (B, K), the decoder under autocast."""
+        with self.autocast:
+            logits, iou = self.model.decode(emb, boxes)
+            if logits.shape[-1] != self.size:
+                logits = torch.nn.functional.interpolate(logits, size=(self.size, self.size), mode="bilinear")
+        return logits, iou
+
+    def _segmentation(self, emb: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        logits, iou = self._logits(emb, boxes)
+        return segmentation_loss(logits, iou, masks)
 
     def _noise(self, generator: torch.Generator) -> torch.Tensor:
         shape = (self.cfg.channels, self.size, self.size)
@@ -129,32 +175,17 @@ class Synthesizer:
         else:
             raw_aug = raw
         use_seg, use_pse = cfg.method == "dfq-sam" and cfg.lambda_seg > 0, cfg.lambda_pse > 0
-        with AttentionCapture(self.encoder, enabled=use_pse) as cap, \
-                activation_checkpointing(self.encoder, cfg.activation_checkpointing):
-            emb = self.encode(raw_aug)
-        outputs = list(cap.outputs)
-        seg = zero
-        if use_seg:
-            with self.autocast:
-                logits, iou = self.model.decode(emb, boxes)
-                if logits.shape[-1] != self.size:
-                    logits = torch.nn.functional.interpolate(logits, size=(self.size, self.size), mode="bilinear")
-                seg = segmentation_loss(logits, iou, masks)
-        pse = -sum(patch_similarity_entropy(u, b, cfg.max_pse_tokens, generators) for u in outputs) \
+        emb, outputs = self.encode_with_attention(raw_aug, use_pse)
+        seg = self._seg_fn(emb, boxes, masks) if use_seg else zero
+        pse = -sum(self._pair_entropy(subsample_tokens(u, b, cfg.max_pse_tokens, generators), b) for u in outputs) \
             if use_pse else zero
-        tv = (total_variation(raw.float()) - self.tv_target).abs() if cfg.lambda_tv > 0 else zero
+        tv = (self._tv(raw.float()) - self.tv_target).abs() if cfg.lambda_tv > 0 else zero
         total = cfg.lambda_seg * seg + cfg.lambda_pse * pse + cfg.lambda_tv * tv
         return {"seg": seg, "pse": pse, "tv": tv, "total": total}
 
     @torch.no_grad()
     def predict_masks(self, raw: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        emb = self.encode(raw)
-        with self.autocast:
-            logits, _ = self.model.decode(emb, boxes)
-        logits = logits.float()
-        if logits.shape[-1] != self.size:
-            logits = torch.nn.functional.interpolate(logits, size=(self.size, self.size), mode="bilinear")
-        return logits
+        return self._logits(self.encode(raw), boxes)[0].float()
 
     # -- the loop -------------------------------------------------------------------------------------
     def _lr(self, step: int) -> float:

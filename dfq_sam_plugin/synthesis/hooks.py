@@ -33,7 +33,10 @@ def attention_blocks(encoder: nn.Module) -> list[AttentionBlock]:
 
 
 class AttentionCapture:
-    """``with AttentionCapture(encoder) as cap: encoder(x)``; then ``cap.outputs`` is a list of (G, N, d)."""
+    """``with AttentionCapture(encoder) as cap: encoder(x)``; then ``cap.outputs`` is a list of (G, N, d).
+
+    For a compiled encoder the hooks must stay put (adding or removing one invalidates the compiled graph):
+    ``attach()`` once, ``outputs.clear()`` before each forward, ``detach()`` at the end."""
 
     def __init__(self, encoder: nn.Module, enabled: bool = True) -> None:
         self.blocks = attention_blocks(encoder) if enabled else []
@@ -48,12 +51,19 @@ class AttentionCapture:
 
         return pre_hook
 
-    def __enter__(self) -> "AttentionCapture":
-        self.outputs = []
-        self._handles = [b.module.proj.register_forward_pre_hook(self._hook(b.num_heads)) for b in self.blocks]
+    def attach(self) -> "AttentionCapture":
+        if not self._handles:
+            self._handles = [b.module.proj.register_forward_pre_hook(self._hook(b.num_heads)) for b in self.blocks]
         return self
 
-    def __exit__(self, *exc) -> None:
+    def detach(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+    def __enter__(self) -> "AttentionCapture":
+        self.outputs = []
+        return self.attach()
+
+    def __exit__(self, *exc) -> None:
+        self.detach()

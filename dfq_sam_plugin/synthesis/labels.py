@@ -101,6 +101,24 @@ def shift_labels(masks: torch.Tensor, boxes: torch.Tensor, dy: torch.Tensor, dx:
     return out, moved
 
 
+class _Permute(torch.autograd.Function):
+    """out[b, :, j] = x[b, :, index[b, j]] for a per-image permutation ``index`` (B, N) of the N positions.
+
+    The backward is a gather by the inverse permutation: the default backward of a gather (a scatter-add with
+    atomics) cost 6.8 % of the synthesis step on an H100 (docs/RESULTS.md §2)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(index.shape[1], device=index.device).expand_as(index)
+        ctx.save_for_backward(torch.empty_like(index).scatter_(1, index, positions))
+        return x.gather(2, index[:, None].expand(-1, x.shape[1], -1))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (inverse,) = ctx.saved_tensors
+        return grad.gather(2, inverse[:, None].expand(-1, grad.shape[1], -1)), None
+
+
 def augment_images(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Roll each image (B, C, S, S) by its own (dy, dx) (wrapping round) and flip it horizontally if asked."""
     size_y, size_x = x.shape[-2:]
@@ -109,6 +127,5 @@ def augment_images(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: to
     src_y = (iy[None, :] - dy[:, None]) % size_y
     src_x = (ix[None, :] - dx[:, None]) % size_x
     src_x = torch.where(flip[:, None], src_x.flip(-1), src_x)
-    b = torch.arange(x.shape[0], device=x.device)[:, None, None]
-    out = x.permute(0, 2, 3, 1)[b, src_y[:, :, None], src_x[:, None, :]]
-    return out.permute(0, 3, 1, 2)
+    index = (src_y[:, :, None] * size_x + src_x[:, None, :]).flatten(1)  # (B, S*S), a permutation per image
+    return _Permute.apply(x.flatten(2), index).view_as(x)

@@ -58,25 +58,36 @@ def kde_entropy(samples: torch.Tensor, bandwidth: float = 0.01, points: int = 10
     return -torch.trapezoid(f * torch.log(f), grid, dim=-1)
 
 
-def patch_similarity_entropy(u: torch.Tensor, images: int, max_tokens: int | None = 256,
-                             generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
-    """Entropy of the cosine similarity of all patch pairs in each group of U (G, N, d), averaged over the
-    G/images groups (windows) of each image -> (images,). Long sequences are sub-sampled to ``max_tokens``
-    patches (one random subset per image, drawn from that image's generator) to keep the N² pairs
-    affordable at 1024 input."""
-    u = u.float()
+def subsample_tokens(u: torch.Tensor, images: int, max_tokens: int | None = 256,
+                     generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+    """U (G, N, d) with G = images × windows -> (G, min(N, max_tokens), d): one random subset of the patches
+    per image (drawn from that image's generator), the same for all of its windows."""
     groups, n, d = u.shape
-    if max_tokens is not None and n > max_tokens:
-        gens = generators or [None] * images
-        keep = torch.stack([torch.randperm(n, generator=g)[:max_tokens] for g in gens]).to(u.device)
-        keep = keep.repeat_interleave(groups // images, dim=0)  # (G, max_tokens)
-        u = u.gather(1, keep[..., None].expand(-1, -1, d))
-        n = max_tokens
+    if max_tokens is None or n <= max_tokens:
+        return u
+    gens = generators or [None] * images
+    keep = torch.stack([torch.randperm(n, generator=g)[:max_tokens] for g in gens]).to(u.device)
+    keep = keep.repeat_interleave(groups // images, dim=0)  # (G, max_tokens)
+    return u.gather(1, keep[..., None].expand(-1, -1, d))
+
+
+def pair_entropy(u: torch.Tensor, images: int) -> torch.Tensor:
+    """Entropy of the cosine similarity of all patch pairs in each group of U (G, n, d), averaged over the
+    G/images groups (windows) of each image -> (images,)."""
+    u = u.float()
+    groups, n, _ = u.shape
     un = F.normalize(u, dim=-1)
     sim = un @ un.transpose(1, 2)  # (G, n, n)
     iu = torch.triu_indices(n, n, offset=1, device=u.device)
     pairs = sim[:, iu[0], iu[1]]  # (G, n(n-1)/2)
     return kde_entropy(pairs).view(images, groups // images).mean(dim=1)
+
+
+def patch_similarity_entropy(u: torch.Tensor, images: int, max_tokens: int | None = 256,
+                             generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+    """Patch-similarity entropy of each image (PSAQ-ViT's PSE): long sequences are sub-sampled to
+    ``max_tokens`` patches to keep the N² pairs affordable at 1024 input -> (images,)."""
+    return pair_entropy(subsample_tokens(u, images, max_tokens, generators), images)
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ def run_key(sam: SamBundle, config: SynthesisConfig, num_images: int) -> dict:
     """What must match for finished images to be reused (JSON-normalised: tuples become lists)."""
     cfg = config.to_dict()
     cfg.pop("batch_size")  # batching does not change an image's initial state: a restart may re-batch
-    cfg.pop("amp")
+    cfg.pop("amp")  # precision and compilation change rounding, not what is optimised
+    cfg.pop("compile")
     key = {"model": sam.name, "weights_sha256": sam.weights_sha256, "num_images": num_images, "config": cfg}
     return json.loads(json.dumps(key))
 
