@@ -5,7 +5,10 @@
 Variants (all from the bundled data-free calibration set, no real image): the FP32 IR pair; the PTQ INT8 recipe
 (`openvino_int8_cpu` or `--recipe`); the shipped distilled INT8 encoder; INT8 weights with float activations
 (`weight_compression: [encoder, decoder]`); and, for the decoder alone, full INT8 (`quantize_decoder`) and
-INT8 weights, each decoding the FP32 encoder's embeddings (the decoder's own error, issue #15 item 2).
+INT8 weights, each decoding the FP32 encoder's embeddings (the decoder's own error, issue #15 item 2). With
+``--variants`` also INT4 encoder weights (`weight_compression_mode: int4_sym` / `int4_asym`, groups of 32 input
+channels, float activations, decoder float; issue #13 item 2), e.g.
+    python benchmarks/cpu_variants.py --variants fp32 "int8 weights" "int4 weights asym" "int4 weights sym"
 Fidelity: Dice against the FP32 IR pinned to f32, nuclei + MNI prompts. Speed: `benchmark_app -hint latency`
 medians, the variants interleaved for ``--rounds`` rounds so that a noisy host hits all alike.
 """
@@ -38,6 +41,10 @@ def decoder_fidelity(fp, variant, sets) -> dict[str, float]:
     return out
 
 
+DEFAULT_VARIANTS = ["fp32", "int8 PTQ", "int8 distilled", "int8 weights", "int8 decoder"]
+ALL_VARIANTS = DEFAULT_VARIANTS + ["int4 weights asym", "int4 weights sym"]
+
+
 def main() -> None:
     from rich.console import Console
 
@@ -56,6 +63,8 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/cpu_variants")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--niter", type=int, default=6)
+    ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=ALL_VARIANTS,
+                    help="IR pairs to build and compare (fp32 is always built: the reference)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     console = Console()
@@ -67,12 +76,18 @@ def main() -> None:
     ds = DFQSAMDataset.bundled(sam)
     base = load_recipe(args.recipe)
     t0 = time.perf_counter()
-    dirs = {"fp32": export_float(sam, out / "fp32"),
-            "int8 PTQ": quantize_sam(sam, ds, base).save(out / "int8_ptq"),
-            "int8 distilled": packaged_export(sam, out / "int8_distilled"),
-            "int8 weights": quantize_sam(sam, ds, {**base, "weight_compression": ["encoder", "decoder"]}
-                                         ).save(out / "int8_weights"),
-            "int8 decoder": quantize_sam(sam, ds, {**base, "quantize_decoder": True}).save(out / "int8_decoder")}
+    weights = {**base, "weight_compression": ["encoder", "decoder"]}
+    int4 = {**weights, "weight_compression": ["encoder"], "weight_compression_group_size": 32}
+    builders = {"fp32": lambda d: export_float(sam, d),
+                "int8 PTQ": lambda d: quantize_sam(sam, ds, base).save(d),
+                "int8 distilled": lambda d: packaged_export(sam, d),
+                "int8 weights": lambda d: quantize_sam(sam, ds, weights).save(d),
+                "int8 decoder": lambda d: quantize_sam(sam, ds, {**base, "quantize_decoder": True}).save(d),
+                "int4 weights asym": lambda d: quantize_sam(sam, ds, {**int4, "weight_compression_mode": "int4_asym"}
+                                                            ).save(d),
+                "int4 weights sym": lambda d: quantize_sam(sam, ds, {**int4, "weight_compression_mode": "int4_sym"}
+                                                           ).save(d)}
+    dirs = {name: builders[name](out / name.replace(" ", "_")) for name in dict.fromkeys(["fp32", *args.variants])}
     console.print(f"built {len(dirs)} IR pairs in {time.perf_counter() - t0:.0f} s")
 
     sets = [load_benchmark(n) for n in ("nuclei", "mni")]
@@ -80,11 +95,13 @@ def main() -> None:
     whole = {k: OVSamPredictor(d) for k, d in dirs.items() if k != "int8 decoder"}
     report = evaluate({"fp": fp, **whole}, sets)
     fidelity = {name: {s: report.results[s][name]["fidelity"] for s in report.results} for name in whole}
-    dec = {"int8 decoder (full INT8)": decoder_fidelity(fp, OVSamPredictor(dirs["int8 decoder"]), sets),
-           "int8 decoder (weights only)": decoder_fidelity(fp, whole["int8 weights"], sets)}
+    dec = {}
+    if "int8 decoder" in dirs and "int8 weights" in dirs:
+        dec = {"int8 decoder (full INT8)": decoder_fidelity(fp, OVSamPredictor(dirs["int8 decoder"]), sets),
+               "int8 decoder (weights only)": decoder_fidelity(fp, whole["int8 weights"], sets)}
 
-    parts = [(name, part) for name in ("fp32", "int8 PTQ", "int8 distilled", "int8 weights") for part in
-             ("encoder", "decoder")] + [("int8 decoder", "decoder")]
+    parts = [(name, part) for name in whole for part in ("encoder", "decoder")]
+    parts += [("int8 decoder", "decoder")] if dec else []
     times: dict[tuple[str, str], list[float]] = {key: [] for key in parts}
     for _ in range(args.rounds):
         for name, part in parts:
@@ -101,10 +118,11 @@ def main() -> None:
         e, d = latency[f"{name} encoder"]["median_ms"], latency[f"{name} decoder"]["median_ms"]
         console.print(f"| {name} | {fidelity[name]['nuclei']:.4f} | {fidelity[name]['mni']:.4f} | {e:.1f} | "
                       f"{fp_enc / e:.2f}× | {sizes[f'{name} encoder']:.1f} | {d:.1f} | {sizes[f'{name} decoder']:.1f} |")
-    console.print("\n| decoder alone (FP32 embeddings) | nuclei | MNI | decoder ms | decoder MB |")
-    console.print("|---|---|---|---|---|")
+    if dec:
+        console.print("\n| decoder alone (FP32 embeddings) | nuclei | MNI | decoder ms | decoder MB |")
+        console.print("|---|---|---|---|---|")
     for label, key in (("int8 decoder (full INT8)", "int8 decoder decoder"),
-                       ("int8 decoder (weights only)", "int8 weights decoder")):
+                       ("int8 decoder (weights only)", "int8 weights decoder")) if dec else ():
         console.print(f"| {label} | {dec[label]['nuclei']:.4f} | {dec[label]['mni']:.4f} | "
                       f"{latency[key]['median_ms']:.1f} | {sizes[key]:.1f} |")
     if args.json:

@@ -123,6 +123,7 @@ RECONSTRUCT = {
                                help="QDrop: probability that an activation element skips its quantizer"),
 }
 
+WEIGHT_MODES = ("int8_asym", "int4_sym", "int4_asym")  # nncf.CompressWeightsMode of recipe key weight_compression_mode
 OPENVINO = {
     **COMMON,
     "target_device": Option("CPU", str, ("CPU", "NPU", "GPU", "ANY"), help="nncf.TargetDevice"),
@@ -147,6 +148,14 @@ OPENVINO = {
                                  help="parts whose weights become INT8 with float activations (nncf.compress_weights, "
                                  "INT8_ASYM, per channel; no calibration): CPUs without int8 dot products run INT8 "
                                  "activations slower than float (docs/RESULTS.md §11)"),
+    "weight_compression_mode": Option("int8_asym", str, check=lambda v: None if v in WEIGHT_MODES else
+                                      f"must be one of {', '.join(WEIGHT_MODES)}",
+                                      help="nncf.compress_weights mode of the weight_compression parts: int8_asym "
+                                      "(per channel), int4_sym / int4_asym (per group of weight_compression_group_size "
+                                      "input channels; NNCF keeps the last layer at INT8)"),
+    "weight_compression_group_size": Option(32, int, check=lambda v: None if v == -1 or v > 0 else
+                                            "must be a positive group size or -1 (per output channel)",
+                                            help="int4 modes: input channels that share one scale (-1: per channel)"),
     "accuracy_control": Option(False, bool, help="nncf.quantize_with_accuracy_control on synthetic fidelity: "
                                "revert the most harmful quantizers to float until max_drop holds"),
     "max_drop": Option(0.02, (int, float), check=lambda v: None if 0 < v < 1 else "must be in (0, 1)",

@@ -182,3 +182,30 @@ def test_weight_compression_keeps_activations_float(tiny_sam, tmp_path):
     b = OVSamPredictor(tmp_path / "fp", config={"INFERENCE_PRECISION_HINT": "f32"}).predict(image, boxes)
     assert np.mean([dice(x, y) for x, y in zip(a, b)]) > 0.9
     assert load_recipe("openvino_int8_cpu_avx2")["weight_compression"] == ["encoder", "decoder"]
+
+
+def test_int4_weight_compression_and_its_recipe_keys():
+    """``weight_compression_mode: int4_sym`` / ``int4_asym``: 4-bit weight constants in groups of
+    ``weight_compression_group_size`` input channels (NNCF keeps the last layer at INT8), outputs close to float.
+    Bad modes and group sizes are refused on load."""
+    import openvino as ov
+
+    from dfq_sam_plugin.backends.nncf import compress_weights
+    from dfq_sam_plugin.export.openvino import int8_weight_constants
+    from dfq_sam_plugin.recipes import RecipeError, load_recipe
+
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 128), nn.GELU(), nn.Linear(128, 32)).eval()
+    x = torch.randn(4, 64)
+    recipe = {**load_recipe("openvino_int8_cpu_avx2"), "weight_compression": ["encoder"], "ignored_modules": []}
+    for mode in ("int4_sym", "int4_asym"):
+        fp = ov.convert_model(mlp, example_input=x)
+        w4 = compress_weights(fp, validate({**recipe, "weight_compression_mode": mode,
+                                            "weight_compression_group_size": 32}))
+        assert int8_weight_constants(w4, ("u4", "i4")) >= 2 and int8_weight_constants(w4) >= 1, mode  # last: INT8
+        out = ov.Core().compile_model(w4, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x.numpy())[0]
+        ref = mlp(x).detach().numpy()
+        assert np.abs(out - ref).max() < 0.1 * np.abs(ref).max(), mode
+    for key, bad in (("weight_compression_mode", "int3"), ("weight_compression_group_size", 0)):
+        with pytest.raises(RecipeError, match=key):
+            validate({**recipe, key: bad})

@@ -124,13 +124,16 @@ def nncf_quantize(ov_model, dataset, recipe: dict[str, Any], validation=None):
 
 
 def compress_weights(ov_model, recipe: dict[str, Any]):
-    """INT8 weights (asymmetric, per output channel) with float activations: ``nncf.compress_weights``, no
-    calibration data. The recipe's ``ignored_modules`` stay float here too."""
+    """Low-bit weights with float activations: ``nncf.compress_weights``, no calibration data. INT8_ASYM per output
+    channel, or INT4 (sym / asym) per group of input channels (``weight_compression_mode``, ``_group_size``); the
+    recipe's ``ignored_modules`` stay float here too."""
     import nncf
 
     names = ignored_nodes(ov_model, recipe)
     ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
-    return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=ignored)
+    mode = recipe.get("weight_compression_mode", "int8_asym")
+    options = {} if mode == "int8_asym" else {"group_size": recipe.get("weight_compression_group_size", 32)}
+    return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode(mode), ignored_scope=ignored, **options)
 
 
 def decoder_dataset(dataset, sam: SamBundle, boxes: int, limit: int):
