@@ -126,10 +126,12 @@ class Synthesizer:
             emb = self.encode(raw)
         return emb, list(cap.outputs)
 
-    def _logits(self, emb: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask logits at the input side (B, K, S, S) and predicted IoU (B, K), the decoder under autocast."""
+    def _logits(self, emb: torch.Tensor, boxes: torch.Tensor, fp32: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask logits at the input side (B, K, S, S) and predicted IoU (B, K), the decoder under autocast;
+        ``fp32``: the low-resolution logits are cast to fp32 before they are resized (label evolution)."""
         with self.autocast:
             logits, iou = self.model.decode(emb, boxes)
+            logits = logits.float() if fp32 else logits
             if logits.shape[-1] != self.size:
                 logits = torch.nn.functional.interpolate(logits, size=(self.size, self.size), mode="bilinear")
         return logits, iou
@@ -185,7 +187,7 @@ class Synthesizer:
 
     @torch.no_grad()
     def predict_masks(self, raw: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        return self._logits(self.encode(raw), boxes)[0].float()
+        return self._logits(self.encode(raw), boxes, fp32=True)[0]
 
     # -- the loop -------------------------------------------------------------------------------------
     def _lr(self, step: int) -> float:
