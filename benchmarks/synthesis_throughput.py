@@ -85,6 +85,8 @@ def measure(sam, batch: int, precision: str, device: str, iterations: int, check
 
 
 def main() -> None:
+    from dfq_sam_plugin.synthesis.config import COMPILE_MODES
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["litemedsam"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32, 64])
@@ -94,8 +96,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--max-batch-vit", type=int, default=8, help="largest batch tried for SAM ViT at 1024")
-    ap.add_argument("--compile", nargs="+", default=["off"], choices=["off", "default", "reduce-overhead",
-                                                                      "max-autotune-no-cudagraphs"],
+    ap.add_argument("--compile", nargs="+", default=["off"], choices=[m for m in COMPILE_MODES if m != "auto"],
                     help="torch.compile modes (SynthesisConfig.compile) to measure")
     ap.add_argument("--reference-roll", nargs="+", type=int, default=[0],
                     help="0: the permutation roll; 1: the advanced-indexing gather it replaced")

@@ -161,7 +161,7 @@ def test_weight_compression_keeps_activations_float(tiny_sam, tmp_path):
     from dfq_sam_plugin import DFQSAMDataset
     from dfq_sam_plugin.backends.nncf import export_float, quantize_sam
     from dfq_sam_plugin.eval.metrics import dice
-    from dfq_sam_plugin.export.openvino import int8_weight_constants, read_manifest
+    from dfq_sam_plugin.export.openvino import integer_weight_constants, read_manifest
     from dfq_sam_plugin.recipes import load_recipe
     from dfq_sam_plugin.runtime import OVSamPredictor
 
@@ -171,7 +171,7 @@ def test_weight_compression_keeps_activations_float(tiny_sam, tmp_path):
                                       provenance={"method": "test"})
     q = quantize_sam(tiny_sam, calib, "openvino_int8_cpu_avx2")
     assert q.report["encoder_fake_quantize"] == q.report["decoder_fake_quantize"] == 0 and "reparam" not in q.report
-    assert int8_weight_constants(q.encoder) > 0 and int8_weight_constants(q.decoder) > 0
+    assert integer_weight_constants(q.encoder) > 0 and integer_weight_constants(q.decoder) > 0
     folder = q.save(tmp_path / "w8")
     manifest = read_manifest(folder)
     assert manifest["encoder_int8_weights"] and manifest["decoder_int8_weights"] and not manifest["encoder_int8"]
@@ -191,7 +191,7 @@ def test_int4_weight_compression_and_its_recipe_keys():
     import openvino as ov
 
     from dfq_sam_plugin.backends.nncf import compress_weights
-    from dfq_sam_plugin.export.openvino import int8_weight_constants
+    from dfq_sam_plugin.export.openvino import integer_weight_constants
     from dfq_sam_plugin.recipes import RecipeError, load_recipe
 
     torch.manual_seed(0)
@@ -202,7 +202,7 @@ def test_int4_weight_compression_and_its_recipe_keys():
         fp = ov.convert_model(mlp, example_input=x)
         w4 = compress_weights(fp, validate({**recipe, "weight_compression_mode": mode,
                                             "weight_compression_group_size": 32}))
-        assert int8_weight_constants(w4, ("u4", "i4")) >= 2 and int8_weight_constants(w4) >= 1, mode  # last: INT8
+        assert integer_weight_constants(w4, ("u4", "i4")) >= 2 and integer_weight_constants(w4) >= 1, mode  # last: INT8
         out = ov.Core().compile_model(w4, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x.numpy())[0]
         ref = mlp(x).detach().numpy()
         assert np.abs(out - ref).max() < 0.1 * np.abs(ref).max(), mode

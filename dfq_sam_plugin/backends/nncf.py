@@ -131,8 +131,8 @@ def compress_weights(ov_model, recipe: dict[str, Any]):
 
     names = ignored_nodes(ov_model, recipe)
     ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
-    mode = recipe.get("weight_compression_mode", "int8_asym")
-    options = {} if mode == "int8_asym" else {"group_size": recipe.get("weight_compression_group_size", 32)}
+    mode = recipe["weight_compression_mode"]
+    options = {} if mode == "int8_asym" else {"group_size": recipe["weight_compression_group_size"]}
     return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode(mode), ignored_scope=ignored, **options)
 
 

@@ -64,9 +64,9 @@ def count_ops(model, type_name: str) -> int:
 _FUSED_INTO = ("Convolution", "GroupConvolution", "MatMul")
 
 
-def int8_weight_constants(model, types: tuple[str, ...] = ("u8", "i8")) -> int:
-    """Constants stored as 8-bit integers (or the element ``types`` given, e.g. ``("u4", "i4")``): the INT8 weights
-    of a quantized IR or the low-bit weights of ``nncf.compress_weights``."""
+def integer_weight_constants(model, types: tuple[str, ...] = ("u8", "i8")) -> int:
+    """Constants stored as integers of the element ``types`` (8-bit by default; ``("u4", "i4")`` for INT4): the INT8
+    weights of a quantized IR or the low-bit weights of ``nncf.compress_weights``."""
     return sum(1 for op in model.get_ops()
                if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() in types)
 
@@ -120,10 +120,10 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
             "decoder_boxes": int(decoder.inputs[1].get_partial_shape()[0].get_length()),
             "encoder_int8": count_ops(encoder, "FakeQuantize") > 0,
             "decoder_int8": count_ops(decoder, "FakeQuantize") > 0,
-            "encoder_int8_weights": int8_weight_constants(encoder) > 0,  # INT8 (or weight-compressed) weights
-            "decoder_int8_weights": int8_weight_constants(decoder) > 0,
-            "encoder_int4_weights": int8_weight_constants(encoder, ("u4", "i4")) > 0,  # INT4 weight compression
-            "decoder_int4_weights": int8_weight_constants(decoder, ("u4", "i4")) > 0,
+            "encoder_int8_weights": integer_weight_constants(encoder) > 0,  # INT8 (or weight-compressed) weights
+            "decoder_int8_weights": integer_weight_constants(decoder) > 0,
+            "encoder_int4_weights": integer_weight_constants(encoder, ("u4", "i4")) > 0,  # INT4 weight compression
+            "decoder_int4_weights": integer_weight_constants(decoder, ("u4", "i4")) > 0,
             "calibration": calibration,
             "recipe": recipe,
             "report": report or {},

@@ -84,8 +84,9 @@ class Synthesizer:
         self._capture: AttentionCapture | None = None  # hooks that stay attached (compiled encoder only)
         self._encoder_fn, self._seg_fn = self.encoder, self._segmentation
         self._pair_entropy, self._tv = pair_entropy, total_variation
-        if config.compile_mode(self.device.type) != "off":
-            self._compile(config.compile_mode(self.device.type))
+        mode = config.compile_mode(self.device.type)
+        if mode != "off":
+            self._compile(mode)
 
     def _compile(self, mode: str) -> None:
         """torch.compile the encoder, the decoder + segmentation loss, the PSE/KDE and TV terms: one fused
