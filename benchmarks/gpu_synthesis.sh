@@ -6,8 +6,9 @@
 #   bash benchmarks/gpu_synthesis.sh compile               # #14: permutation roll vs gather, torch.compile off/on
 #   bash benchmarks/gpu_synthesis.sh compile-more          # #14: SAM ViT-B off/compiled, compiled profile, and
 #        two 16-image sets (3 x 100 iterations) made eager and compiled, same seed, for the equivalence check
-#   bash benchmarks/gpu_synthesis.sh set NAME METHOD N SECONDS ITERS BATCH [GPUS]  # (resume) a LiteMedSAM set,
-#        --shards-only; GPUS > 1 runs torchrun --nproc_per_node GPUS (one rank per GPU, disjoint images)
+#   [SEED=1 AMP=bf16-model] bash benchmarks/gpu_synthesis.sh set NAME METHOD N SECONDS ITERS BATCH [GPUS]
+#        (resume) a LiteMedSAM set, --shards-only (compiled on CUDA by default); GPUS > 1 runs torchrun
+#        --nproc_per_node GPUS (one rank per GPU, disjoint images); shards over 15 MB come back split in two
 # A set's shards come back under $OUT/NAME/.shards; `dfq-sam synthesize` with the same settings and
 # --out NAME (without --shards-only) merges them on a machine with nncf + datasets.
 set -uo pipefail
@@ -62,7 +63,10 @@ PY
     launch="python3"
     if [ "$gpus" -gt 1 ]; then launch="torchrun --standalone --nproc_per_node $gpus"; fi
     timeout --signal=KILL "$seconds" $launch -m dfq_sam_plugin.cli synthesize --model litemedsam --method "$method" \
-      --num-images "$n" --iterations "$iters" --batch-size "$batch" --device cuda --shards-only --quiet --out "calib/$name"
+      --num-images "$n" --iterations "$iters" --batch-size "$batch" --seed "${SEED:-0}" --amp "${AMP:-auto}" \
+      --device cuda --shards-only --quiet --out "calib/$name"
     echo "exit $? after limit ${seconds}s"
-    mkdir -p "$OUT/$name" && cp -r "calib/$name/.shards" "$OUT/$name/" && ls -la "$OUT/$name/.shards" ;;
+    mkdir -p "$OUT/$name/.shards" && cp "calib/$name/.shards/run.json" "$OUT/$name/.shards/"
+    python3 benchmarks/split_shards.py "calib/$name/.shards" "$OUT/$name/.shards" --max-mb 15
+    ls -la "$OUT/$name/.shards" ;;
 esac
