@@ -66,7 +66,6 @@ PY
       --num-images "$n" --iterations "$iters" --batch-size "$batch" --seed "${SEED:-0}" --amp "${AMP:-auto}" \
       --device cuda --shards-only --quiet --out "calib/$name"
     echo "exit $? after limit ${seconds}s"
-    mkdir -p "$OUT/$name/.shards" && cp "calib/$name/.shards/run.json" "$OUT/$name/.shards/"
-    python3 benchmarks/split_shards.py "calib/$name/.shards" "$OUT/$name/.shards" --max-mb 15
+    python3 benchmarks/split_shards.py "calib/$name" "$OUT/$name" --max-mb 15
     ls -la "$OUT/$name/.shards" ;;
 esac

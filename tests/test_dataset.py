@@ -85,6 +85,13 @@ def test_array_set_from_shards_and_concat(tiny_sam, tmp_path):
                                          "boxes": rng.random((len(idx), 3, 4))})
     shards = ArraySet.from_shards(tmp_path, tiny_sam.spec)
     assert len(shards) == 3 and shards.provenance["real_data_used"] is False
+    small = store.files()[0].stat().st_size // 2  # every shard over the cap: the 2-image one in two pieces
+    pieces = store.copy_split(tmp_path / "copy", max_bytes=small)
+    assert sorted(p.name for p in pieces) == ["shard-r0-000000-p0.npz", "shard-r0-000000-p1.npz",
+                                              "shard-r0-000002.npz"]
+    copied = ArraySet.from_shards(tmp_path / "copy", tiny_sam.spec)
+    np.testing.assert_array_equal(copied.pixels, shards.pixels)
+    assert copied.provenance == shards.provenance
     assert shards.provenance["seed"] == 4 and shards.spec == tiny_sam.spec
     other = ArraySet(rng.random((2, 1, 64, 64)), rng.random((2, 5, 4)), {**shards.provenance, "seed": 5})
     joined = ArraySet.concat([shards, other])

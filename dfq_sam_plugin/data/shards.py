@@ -56,6 +56,24 @@ class ShardStore:
         os.replace(tmp, path)
         return path
 
+    def copy_split(self, folder: str | Path, max_bytes: int) -> list[Path]:
+        """Copy the run key and every shard to ``folder/.shards``, a shard larger than ``max_bytes`` as pieces of
+        disjoint image indices (for transports that cap a file's size); it reads back as the same images."""
+        dst = ShardStore(folder)
+        dst.dir.mkdir(parents=True, exist_ok=True)
+        if (self.dir / "run.json").exists():
+            _atomic_write(dst.dir / "run.json", (self.dir / "run.json").read_bytes())
+        written = []
+        for f in self.files():
+            with np.load(f) as z:
+                arrays = {k: z[k] for k in z.files}
+            n = len(arrays["indices"])
+            pieces = min(n, max(1, -(-f.stat().st_size // max_bytes)))
+            for i, part in enumerate(np.array_split(np.arange(n), pieces)):
+                name = f.stem[len("shard-"):] + (f"-p{i}" if pieces > 1 else "")
+                written.append(dst.write(name, {k: v[part] for k, v in arrays.items()}))
+        return written
+
     def read(self) -> dict[str, np.ndarray]:
         """All finished images, sorted by index; an index present twice (cannot happen unless shards were
         copied by hand) is kept once."""
