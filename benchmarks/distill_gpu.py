@@ -42,8 +42,7 @@ def pack(args) -> None:
 
 
 def calibration(sam, kind: str, extra: list[str], n: int):
-    from dfq_sam_plugin.data.arrays import ArraySet
-    from dfq_sam_plugin.data.dataset import ASSETS
+    from dfq_sam_plugin.data.arrays import ASSETS, ArraySet  # not data.dataset: it imports NNCF
 
     bundled = ArraySet.from_npz(ASSETS / "litemedsam_dfqsam16.npz")
     if extra:  # more synthetic images: npz files or synthesis run folders (their .shards)

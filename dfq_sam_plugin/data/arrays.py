@@ -11,6 +11,8 @@ import numpy as np
 
 from ..models.spec import SamBundle, SamSpec
 
+ASSETS = Path(__file__).resolve().parent.parent / "assets"  # bundled calibration sets (npz + provenance json)
+
 
 class ArraySet:
     def __init__(self, pixels: np.ndarray, boxes: np.ndarray, provenance: dict[str, Any]) -> None:

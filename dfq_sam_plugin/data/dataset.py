@@ -26,10 +26,9 @@ import nncf
 import numpy as np
 
 from ..models.spec import SamBundle, SamSpec
+from .arrays import ASSETS
 from .inputs import to_encoder_input, torch_batches
 from .shards import SHARD_DIR
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"  # bundled calibration sets (npz + provenance json)
 
 FORMAT = "dfq-sam-calibration/1"
 PROVENANCE = "provenance.json"
