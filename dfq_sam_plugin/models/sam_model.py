@@ -64,7 +64,9 @@ class SamDecoder(nn.Module):
 
     def __init__(self, sam: SamModel) -> None:
         super().__init__()
-        self.sam = sam
+        # the decoder's own modules only: torch.jit.trace (ov.convert_model) scripts every sub-module it holds,
+        # and a quantized encoder has thousands (a Brevitas W8A8 TinyViT: 85 s of a 93-s decoder conversion)
+        self.sam = SamModel(nn.Identity(), sam.prompt_encoder, sam.mask_decoder)
 
     def forward(self, image_embeddings: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         masks, iou = self.sam.decode(image_embeddings, boxes.unsqueeze(0))
