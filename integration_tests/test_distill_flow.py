@@ -16,7 +16,7 @@ import yaml
 def tiny_recipe(tmp_path_factory):
     from dfq_sam_plugin.recipes import load_recipe
 
-    recipe = {**load_recipe("openvino_int8_cpu_distill"), "subset_size": 4, "distill_steps": 3, "distill_batch": 2,
+    recipe = {**load_recipe("openvino_int8_cpu_distill"), "subset_size": 4, "distill_steps": 2, "distill_batch": 2,
               "distill_random_boxes": 2}
     path = tmp_path_factory.mktemp("recipe") / "tiny_distill.yaml"
     path.write_text(yaml.safe_dump({k: v for k, v in recipe.items() if k != "name"}))
@@ -37,7 +37,7 @@ def test_cli_distillation_writes_an_ir_with_its_provenance(distilled_export):
 
     manifest = json.loads((distilled_export / "int8" / "manifest.json").read_text())
     facts = manifest["calibration"]["distillation"]
-    assert facts["steps"] == 3 and facts["real_data_used"] is False and facts["data"] == "synthetic only"
+    assert facts["steps"] == 2 and facts["real_data_used"] is False and facts["data"] == "synthetic only"
     assert manifest["report"]["distill"]["images"] == 2
     enc = ov.Core().read_model(distilled_export / "int8" / "encoder.xml")
     assert sum(op.get_type_name() == "FakeQuantize" for op in enc.get_ops()) > 20
@@ -58,7 +58,7 @@ def test_student_and_its_ir_are_equally_faithful(distilled_export, litemedsam, l
     # the finished checkpoint is loaded, not trained again
     student, _work, report = distill_sam(litemedsam, ds, load_recipe(tiny_recipe),
                                          work_dir=distilled_export / "work", progress=False)
-    assert report["distill"]["steps"] == 3 and report["timings"]["distill_s"] < 5
+    assert report["distill"]["steps"] == 2 and report["timings"]["distill_s"] < 5
     model = type(litemedsam.model)(student, litemedsam.model.prompt_encoder, litemedsam.model.mask_decoder)
     bset = dataclasses.replace(nuclei_set(), images=nuclei_set().images[:3])
     fp = predict_set(SamBoxPredictor(litemedsam), bset)

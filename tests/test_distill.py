@@ -142,7 +142,7 @@ from dfq_sam_plugin.backends.nncf import quantize_sam
 from dfq_sam_plugin.recipes import load_recipe
 sam = load_sam("litemedsam")
 recipe = {**load_recipe("openvino_int8_cpu_distill"), "subset_size": 2, "calibration_letterbox": 0.5,
-          "distill_steps": 2, "distill_batch": 2, "distill_random_boxes": 2, "distill_letterbox": 0.5}
+          "distill_steps": 1, "distill_batch": 2, "distill_random_boxes": 2, "distill_letterbox": 0.5}
 q = quantize_sam(sam, DFQSAMDataset.bundled(sam), recipe, work_dir=Path(OUT) / "work")
 q.save(Path(OUT) / "int8")
 WEIGHTS = sam.checkpoint

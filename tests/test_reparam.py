@@ -29,7 +29,7 @@ def test_fold_is_exact_and_undoable(name, kw, litemedsam):
     x = calib(sam.spec, 1, seed=5)[0]
     with torch.no_grad():
         ref = enc(x)
-        result = reparameterize(enc, calib(sam.spec))
+        result = reparameterize(enc, calib(sam.spec, n=1 if sam.spec.img_size == 1024 else 2))  # 1024: slow on CPU
         out = enc(x)
     assert len(result.folds) == (20 if name == "litemedsam" else 24)
     assert rel_err(out, ref) <= 1e-3
