@@ -45,9 +45,11 @@ def calibration(sam, kind: str, extra: list[str], n: int):
     from dfq_sam_plugin.data.arrays import ASSETS, ArraySet  # not data.dataset: it imports NNCF
 
     bundled = ArraySet.from_npz(ASSETS / "litemedsam_dfqsam16.npz")
+    if extra and kind not in ("dfq-sam", "bundled"):
+        raise SystemExit(f"--add joins DFQ-SAM sets; it cannot be combined with --data {kind}")
     if extra:  # more synthetic images: npz files or synthesis run folders (their .shards)
         parts = [ArraySet.from_npz(p) if p.endswith(".npz") else ArraySet.from_shards(p, sam.spec) for p in extra]
-        return ArraySet.concat(([bundled] if kind in ("dfq-sam", "bundled") else []) + parts)
+        return ArraySet.concat([bundled] + parts)
     if kind in ("dfq-sam", "bundled"):
         return bundled
     if kind == "gaussian":  # the synthesis engine's own Gaussian initialisation, no optimisation
