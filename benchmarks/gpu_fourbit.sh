@@ -18,7 +18,7 @@ export PYTHONPATH=/tmp/site:$PWD:$PWD/benchmarks PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 add=()
 if [ -d "$extra/.shards" ]; then add=(--add "$extra"); else echo "no $extra/.shards: bundled 16 images only"; fi
-n=$(( 16 + $(python3 -c "import sys,numpy as np,glob;print(sum(len(np.load(f)['indices']) for f in glob.glob(sys.argv[1]+'/.shards/shard-*.npz')))" "$extra" 2>/dev/null || echo 0) ))
+n=$(( 16 + $(python3 -c "import sys; from dfq_sam_plugin.data.shards import ShardStore; print(len(ShardStore(sys.argv[1]).done()))" "$extra") ))
 LOW="softmax_quantizer=log2sqrt"
 STAGES=(--stages calib recon recon+distill)
 args_of() {

@@ -8,7 +8,7 @@
 #        two 16-image sets (3 x 100 iterations) made eager and compiled, same seed, for the equivalence check
 #   [SEED=1 AMP=bf16-model] bash benchmarks/gpu_synthesis.sh set NAME METHOD N SECONDS ITERS BATCH [GPUS]
 #        (resume) a LiteMedSAM set, --shards-only (compiled on CUDA by default); GPUS > 1 runs torchrun
-#        --nproc_per_node GPUS (one rank per GPU, disjoint images); shards over 15 MB come back split in two
+#        --nproc_per_node GPUS (one rank per GPU, disjoint images); shards over 15 MB come back in pieces (split_shards.py)
 # A set's shards come back under $OUT/NAME/.shards; `dfq-sam synthesize` with the same settings and
 # --out NAME (without --shards-only) merges them on a machine with nncf + datasets.
 set -uo pipefail

@@ -65,7 +65,7 @@ class SamDecoder(nn.Module):
     def __init__(self, sam: SamModel) -> None:
         super().__init__()
         # the decoder's own modules only: torch.jit.trace (ov.convert_model) scripts every sub-module it holds,
-        # and a quantized encoder has thousands (a Brevitas W8A8 TinyViT: 85 s of a 93-s decoder conversion)
+        # and a quantized encoder has thousands (Brevitas W8A8 LiteMedSAM decoder: 45.2 -> 11.7 s, RESULTS 13)
         self.sam = SamModel(nn.Identity(), sam.prompt_encoder, sam.mask_decoder)
 
     def forward(self, image_embeddings: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
