@@ -70,7 +70,7 @@ def test_bad_pixels_shape(tiny_sam):
         DFQSAMDataset.from_arrays(tiny_sam, np.zeros((2, 2, 64, 64)), np.zeros((2, 1, 4)))
 
 
-def test_array_set_from_shards_and_concat(tiny_sam, tmp_path):
+def test_array_set_from_shards_and_concat(tiny_sam, tmp_path, monkeypatch):
     from dfq_sam_plugin.data.arrays import ArraySet
     from dfq_sam_plugin.data.shards import ShardStore
 
@@ -83,6 +83,18 @@ def test_array_set_from_shards_and_concat(tiny_sam, tmp_path):
     for idx in ([2], [0, 1]):
         store.write(f"r0-{idx[0]:06d}", {"indices": np.array(idx), "pixels": rng.random((len(idx), 1, 64, 64)),
                                          "boxes": rng.random((len(idx), 3, 4))})
+    # a run killed between writing a shard's temp file and renaming it: the temp file is never read as a
+    # shard (CI once resumed from a half-written one), and a restart removes it
+    import dfq_sam_plugin.data.shards as shards_module
+
+    monkeypatch.setattr(shards_module.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        store.write("r0-000003", {"indices": np.array([3]), "pixels": rng.random((1, 1, 64, 64)),
+                                  "boxes": rng.random((1, 3, 4))})
+    monkeypatch.undo()
+    assert len(store.files()) == 2 and store.done() == {0, 1, 2}
+    store.start(key)
+    assert sorted(p.name for p in store.dir.iterdir()) == ["run.json", "shard-r0-000000.npz", "shard-r0-000002.npz"]
     shards = ArraySet.from_shards(tmp_path, tiny_sam.spec)
     assert len(shards) == 3 and shards.provenance["real_data_used"] is False
     small = store.files()[0].stat().st_size // 2  # every shard over the cap: the 2-image one in two pieces

@@ -20,6 +20,8 @@ class ShardStore:
     def start(self, run_key: dict) -> None:
         """Create the shard folder, or check that the shards there come from the same model and config."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob("*.tmp"):  # a shard or run key a killed run was writing
+            stale.unlink(missing_ok=True)
         key_file = self.dir / "run.json"
         if key_file.exists():
             previous = json.loads(key_file.read_text())
@@ -48,7 +50,7 @@ class ShardStore:
 
     def write(self, name: str, arrays: dict[str, np.ndarray]) -> Path:
         path = self.dir / f"shard-{name}.npz"
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_name(path.name + ".tmp")  # not matched by files()' shard-*.npz
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
             fh.flush()
