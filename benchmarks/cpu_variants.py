@@ -102,22 +102,33 @@ def main() -> None:
 
     parts = [(name, part) for name in whole for part in ("encoder", "decoder")]
     parts += [("int8 decoder", "decoder")] if dec else []
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in parts}
+    # where OpenVINO runs float IRs in bf16 by default (AMX / AVX-512 BF16), FP32 also pinned to f32
+    pinned = [("fp32", part) for part in ("encoder", "decoder")] if cls.bf16_default else []
+    runs = [(n, p, "default") for n, p in parts] + [(n, p, "f32") for n, p in pinned]
+    times: dict[tuple[str, str, str], list[float]] = {key: [] for key in runs}
     for _ in range(args.rounds):
-        for name, part in parts:
-            median, _, _ = run_benchmark_app(dirs[name] / f"{part}.xml", niter=args.niter)
-            times[(name, part)].append(median)
-    latency = {f"{n} {p}": {"median_ms": statistics.median(v), "rounds_ms": v} for (n, p), v in times.items()}
+        for name, part, precision in runs:
+            median, _, _ = run_benchmark_app(dirs[name] / f"{part}.xml", niter=args.niter, precision=precision)
+            times[(name, part, precision)].append(median)
+    latency = {f"{n} {p}" + (" f32" if c == "f32" else ""): {"median_ms": statistics.median(v), "rounds_ms": v}
+               for (n, p, c), v in times.items()}
     sizes = {f"{n} {p}": (dirs[n] / f"{p}.bin").stat().st_size / 2**20 for n, p in parts}
 
     fp_enc = latency["fp32 encoder"]["median_ms"]
-    console.print("\n| variant | nuclei FP-fidelity | MNI FP-fidelity | encoder ms | vs FP32 | encoder MB | decoder ms "
+    f32_enc = latency.get("fp32 encoder f32", {}).get("median_ms")
+    vs = "vs float IR (default precision)" + (" | vs f32" if f32_enc else "")
+    console.print(f"\n| variant | nuclei FP-fidelity | MNI FP-fidelity | encoder ms | {vs} | encoder MB | decoder ms "
                   "| decoder MB |")
-    console.print("|---|---|---|---|---|---|---|---|")
+    console.print("|---|---|---|---|---|---|---|---|" + ("---|" if f32_enc else ""))
+    if f32_enc:
+        console.print(f"| fp32 pinned to f32 | 1 | 1 | {f32_enc:.1f} | {fp_enc / f32_enc:.2f}× | 1.00× | "
+                      f"{sizes['fp32 encoder']:.1f} | {latency['fp32 decoder f32']['median_ms']:.1f} | "
+                      f"{sizes['fp32 decoder']:.1f} |")
     for name in whole:
         e, d = latency[f"{name} encoder"]["median_ms"], latency[f"{name} decoder"]["median_ms"]
+        ratio = f"{fp_enc / e:.2f}×" + (f" | {f32_enc / e:.2f}×" if f32_enc else "")
         console.print(f"| {name} | {fidelity[name]['nuclei']:.4f} | {fidelity[name]['mni']:.4f} | {e:.1f} | "
-                      f"{fp_enc / e:.2f}× | {sizes[f'{name} encoder']:.1f} | {d:.1f} | {sizes[f'{name} decoder']:.1f} |")
+                      f"{ratio} | {sizes[f'{name} encoder']:.1f} | {d:.1f} | {sizes[f'{name} decoder']:.1f} |")
     if dec:
         console.print("\n| decoder alone (FP32 embeddings) | nuclei | MNI | decoder ms | decoder MB |")
         console.print("|---|---|---|---|---|")
