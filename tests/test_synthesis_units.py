@@ -100,22 +100,31 @@ def test_evolution_accepts_plausible_and_rejects_collapsed_predictions():
 
 
 def test_bf16_model_computes_what_bf16_autocast_computes(tiny_sam):
-    """amp='bf16-model' (the encoder as a bf16 copy, no autocast around it; the decoder under autocast) gives the
-    loss terms and pixel gradients of amp='bf16' up to bf16 rounding; the caller's model stays fp32."""
+    """amp='bf16-model' (the encoder as a bf16 copy, no autocast around it; the decoder under autocast) and
+    amp='bf16' both give the fp32 loss terms and pixel gradients up to bf16 rounding; the caller's model stays fp32.
+
+    Each bf16 path is compared with the fp32 one (amp='off'), not with each other: how far bf16 rounding moves the
+    PSE gradient of this random ViT-B depends on the CPU's bf16 kernels. Measured cosines to fp32 (total / seg):
+    AMD EPYC AVX-512 BF16 autocast 0.922 / 0.998, bf16-model 0.999 / 0.997; a CI machine had 0.938 between the two
+    bf16 paths (the test then compared them with each other, > 0.98, and failed). A broken path scores near 0
+    (bf16-model with a differently seeded encoder: total-gradient cosine 0.054)."""
     from dfq_sam_plugin.synthesis.config import SynthesisConfig
     from dfq_sam_plugin.synthesis.engine import Synthesizer, derived_generator
 
     terms, grads = {}, {}
-    for amp in ("bf16", "bf16-model"):
+    for amp in ("off", "bf16", "bf16-model"):
         eng = Synthesizer(tiny_sam, SynthesisConfig(amp=amp, boxes_per_image=2), device="cpu")
-        states = [eng.initial_state(i) for i in range(2)]
-        raw = torch.stack([s[0] for s in states]).requires_grad_(True)
-        masks, boxes = torch.stack([s[1] for s in states]), torch.stack([s[2] for s in states])
-        out = eng.losses(raw, masks, boxes, [derived_generator(0, 1, i) for i in range(2)], stage=0)
-        out["total"].sum().backward()
-        terms[amp], grads[amp] = {k: v.detach().float() for k, v in out.items()}, raw.grad.flatten()
+        for term in ("seg", "total"):
+            states = [eng.initial_state(i) for i in range(2)]
+            raw = torch.stack([s[0] for s in states]).requires_grad_(True)
+            masks, boxes = torch.stack([s[1] for s in states]), torch.stack([s[2] for s in states])
+            out = eng.losses(raw, masks, boxes, [derived_generator(0, 1, i) for i in range(2)], stage=0)
+            out[term].sum().backward()
+            terms[amp], grads[amp, term] = {k: v.detach().float() for k, v in out.items()}, raw.grad.flatten()
     assert all(p.dtype == torch.float32 for p in tiny_sam.model.parameters())
-    for k in ("seg", "pse", "tv"):
-        torch.testing.assert_close(terms["bf16-model"][k], terms["bf16"][k], rtol=0.01, atol=1e-3)
-    cos = torch.nn.functional.cosine_similarity(grads["bf16"], grads["bf16-model"], dim=0)
-    assert cos > 0.98, float(cos)
+    for amp in ("bf16", "bf16-model"):
+        for k in ("seg", "pse", "tv"):
+            torch.testing.assert_close(terms[amp][k], terms["off"][k], rtol=0.01, atol=1e-3)
+        for term, floor in (("seg", 0.98), ("total", 0.8)):
+            cos = float(torch.nn.functional.cosine_similarity(grads[amp, term], grads["off", term], dim=0))
+            assert cos > floor, (amp, term, cos)
