@@ -9,6 +9,9 @@ INT8 weights, each decoding the FP32 encoder's embeddings (the decoder's own err
 ``--variants`` also INT4 encoder weights (`weight_compression_mode: int4_sym` / `int4_asym`, groups of 32 input
 channels, float activations, decoder float; issue #13 item 2), e.g.
     python benchmarks/cpu_variants.py --variants fp32 "int8 weights" "int4 weights asym" "int4 weights sym"
+``--try NAME KEY=VALUE ...`` adds a PTQ variant: the ``--recipe`` with those keys changed (values are YAML), e.g.
+    python benchmarks/cpu_variants.py --recipe openvino_int8_cpu_vnni --variants fp32 "int8 PTQ" \
+        --try spr target_device=CPU_SPR --try "symmetric" preset=performance
 Fidelity: Dice against the FP32 IR pinned to f32, nuclei + MNI prompts. Speed: `benchmark_app -hint latency`
 medians, the variants interleaved for ``--rounds`` rounds so that a noisy host hits all alike.
 """
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 
 def decoder_fidelity(fp, variant, sets) -> dict[str, float]:
@@ -55,7 +59,7 @@ def main() -> None:
     from dfq_sam_plugin.eval.latency import run_benchmark_app
     from dfq_sam_plugin.export.packaged import packaged_export
     from dfq_sam_plugin.models import load_sam
-    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.recipes import load_recipe, validate
     from dfq_sam_plugin.runtime import OVSamPredictor
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,6 +69,8 @@ def main() -> None:
     ap.add_argument("--niter", type=int, default=6)
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=ALL_VARIANTS,
                     help="IR pairs to build and compare (fp32 is always built: the reference)")
+    ap.add_argument("--try", dest="tries", nargs="+", action="append", default=[], metavar="NAME KEY=VALUE",
+                    help="a PTQ variant: --recipe with these keys changed (repeatable)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     console = Console()
@@ -87,7 +93,15 @@ def main() -> None:
                                                             ).save(d),
                 "int4 weights sym": lambda d: quantize_sam(sam, ds, {**int4, "weight_compression_mode": "int4_sym"}
                                                            ).save(d)}
-    dirs = {name: builders[name](out / name.replace(" ", "_")) for name in dict.fromkeys(["fp32", *args.variants])}
+    tried = {}
+    for name, *pairs in args.tries:
+        if name in builders or any("=" not in p for p in pairs):
+            ap.error(f"--try {name} {' '.join(pairs)}: a new variant name, then KEY=VALUE pairs")
+        tried[name] = validate({**base, **{k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}},
+                               f"--try {name}")
+        builders[name] = lambda d, r=tried[name]: quantize_sam(sam, ds, r).save(d)
+    names = dict.fromkeys(["fp32", *args.variants, *tried])
+    dirs = {name: builders[name](out / name.replace(" ", "_")) for name in names}
     console.print(f"built {len(dirs)} IR pairs in {time.perf_counter() - t0:.0f} s")
 
     sets = [load_benchmark(n) for n in ("nuclei", "mni")]
@@ -138,6 +152,7 @@ def main() -> None:
                       f"{latency[key]['median_ms']:.1f} | {sizes[key]:.1f} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": cls.to_dict(), "recipe": args.recipe, "fidelity": fidelity,
+                                               "tried": {t[0]: " ".join(t[1:]) for t in args.tries},
                                                "decoder_fidelity": dec, "latency": latency, "sizes_mb": sizes},
                                               indent=2))
 

@@ -126,7 +126,8 @@ RECONSTRUCT = {
 WEIGHT_MODES = ("int8_asym", "int4_sym", "int4_asym")  # nncf.CompressWeightsMode of recipe key weight_compression_mode
 OPENVINO = {
     **COMMON,
-    "target_device": Option("CPU", str, ("CPU", "NPU", "GPU", "ANY"), help="nncf.TargetDevice"),
+    "target_device": Option("CPU", str, ("CPU", "CPU_SPR", "NPU", "GPU", "ANY"),
+                            help="nncf.TargetDevice (CPU_SPR: AMX Xeons, NNCF's OpenVINO backend only)"),
     "nncf_backend": Option("openvino", str, ("openvino", "torch"),
                            help="where nncf.quantize runs: on the converted OpenVINO model, or on the torch encoder "
                            "(NNCF's torch backend, then ov.convert_model; always so with distill_steps > 0)"),
@@ -239,6 +240,9 @@ def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
     if "decoder" in out.get("weight_compression", []) and out["quantize_decoder"]:
         raise RecipeError(f"{source}: the decoder is either quantized (quantize_decoder: true) or weight-compressed "
                           f"(weight_compression: [decoder]), not both")
+    if out.get("target_device") == "CPU_SPR" and (out["distill_steps"] or out["nncf_backend"] == "torch"):
+        raise RecipeError(f"{source}: target_device CPU_SPR exists in NNCF's OpenVINO backend only; distillation "
+                          f"(distill_steps > 0) and nncf_backend: torch quantize through the torch backend")
     return out
 
 

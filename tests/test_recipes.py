@@ -25,6 +25,8 @@ def test_shipped_recipes_are_valid(path):
     ({"backend": "tflite"}, "key 'backend' must be one of"),
     ({"backend": "openvino", "weight_compression": ["neck"]}, "key 'weight_compression' must list"),
     ({"backend": "openvino", "weight_compression": ["decoder"], "quantize_decoder": True}, "not both"),
+    ({"backend": "openvino", "target_device": "CPU_SPR", "nncf_backend": "torch"}, "OpenVINO backend only"),
+    ({"backend": "openvino", "target_device": "CPU_SPR", "distill_steps": 10}, "OpenVINO backend only"),
 ])
 def test_bad_recipes_name_the_key(raw, match):
     with pytest.raises(RecipeError, match=match):
