@@ -14,7 +14,7 @@ from pathlib import Path
 # (class, ISA flags it needs, the packaged recipe that pays there); the first match wins
 _CLASSES = (
     ("amx", ("amx_int8",), "openvino_int8_cpu_vnni"),
-    ("avx512_vnni", ("avx512_vnni",), "openvino_int8_cpu_avx512_vnni"),
+    ("avx512_vnni", ("avx512_vnni",), "openvino_int8_cpu_vnni"),
     ("avx_vnni", ("avx_vnni",), "openvino_int8_cpu_vnni"),
     ("avx2", ("avx2",), "openvino_int8_cpu_avx2"),
 )

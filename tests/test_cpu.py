@@ -14,8 +14,8 @@ EPYC_GENOA = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni"}
 
 @pytest.mark.parametrize("flags,caps,name,int8_dot,bf16,recipe", [
     (SAPPHIRE_RAPIDS, ["FP32", "BF16", "INT8", "BIN"], "amx", True, True, "openvino_int8_cpu_vnni"),
-    (CASCADE_LAKE, ["FP32", "INT8", "BIN"], "avx512_vnni", True, False, "openvino_int8_cpu_avx512_vnni"),
-    (EPYC_GENOA, ["FP32", "BF16", "INT8", "BIN"], "avx512_vnni", True, True, "openvino_int8_cpu_avx512_vnni"),
+    (CASCADE_LAKE, ["FP32", "INT8", "BIN"], "avx512_vnni", True, False, "openvino_int8_cpu_vnni"),
+    (EPYC_GENOA, ["FP32", "BF16", "INT8", "BIN"], "avx512_vnni", True, True, "openvino_int8_cpu_vnni"),
     (ALDER_LAKE, ["FP32", "INT8", "BIN"], "avx_vnni", True, False, "openvino_int8_cpu_vnni"),
     (EPYC_ROME, ["FP32", "INT8", "BIN"], "avx2", False, False, "openvino_int8_cpu_avx2"),
     ({"sse4_2"}, ["FP32"], "unknown", False, False, "openvino_int8_cpu"),

@@ -1,0 +1,61 @@
+"""Paired latency A/B of IRs on a noisy host: every IR compiled once in this process, then ``--rounds`` rounds
+that each run ``--iters`` inferences of every IR in turn; the figure is the median over rounds of the per-round
+ratio to the first IR (its quartiles say how sure it is). On a shared 2-core VM, `benchmark_app` medians move
+±15 % between calls while a paired ratio holds to ±2 % (docs/RESULTS.md §15).
+
+    python benchmarks/ab_latency.py fp32/encoder.xml int8/encoder.xml other/encoder.xml --rounds 30 --json ab.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import openvino as ov
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("irs", nargs="+", help="IR .xml files; the first is the baseline of the ratios")
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--iters", type=int, default=8, help="inferences of each IR per round (their median counts)")
+    ap.add_argument("--f32", action="store_true", help="INFERENCE_PRECISION_HINT=f32 for every IR")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    if len(args.irs) < 2:
+        ap.error("give at least two IRs")
+    core = ov.Core()
+    config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_PRECISION_HINT": "f32"} if args.f32 else {})}
+    runs = []
+    for xml in args.irs:
+        model = core.compile_model(xml, "CPU", config)
+        request = model.create_infer_request()
+        inputs = {i: np.random.default_rng(0).random(tuple(p.shape), np.float32) for i, p in enumerate(model.inputs)}
+        request.infer(inputs)  # warm-up
+        runs.append((request, inputs))
+    ms = np.zeros((args.rounds, len(runs)))
+    for r in range(args.rounds):
+        for j, (request, inputs) in enumerate(runs):
+            lat = []
+            for _ in range(args.iters):
+                t0 = time.perf_counter()
+                request.infer(inputs)
+                lat.append((time.perf_counter() - t0) * 1e3)
+            ms[r, j] = np.median(lat)
+    speedup = ms[:, :1] / ms  # > 1: faster than the first IR
+    out = {"config": config, "rounds": args.rounds, "iters": args.iters, "irs": []}
+    print(f"{'IR':<48} {'median ms':>10} {'min ms':>8} {'speed-up vs first (quartiles)':>32}")
+    for j, xml in enumerate(args.irs):
+        q1, q2, q3 = np.percentile(speedup[:, j], [25, 50, 75])
+        print(f"{xml:<48} {np.median(ms[:, j]):10.1f} {ms[:, j].min():8.1f} {q2:14.3f} ({q1:.3f}-{q3:.3f})")
+        out["irs"].append({"ir": xml, "median_ms": float(np.median(ms[:, j])), "min_ms": float(ms[:, j].min()),
+                           "speedup_vs_first": {"q1": q1, "median": q2, "q3": q3}, "rounds_ms": ms[:, j].tolist()})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
