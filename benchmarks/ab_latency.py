@@ -4,6 +4,9 @@ ratio to the first IR (its quartiles say how sure it is). On a shared 2-core VM,
 ±15 % between calls while a paired ratio holds to ±2 % (docs/RESULTS.md §15).
 
     python benchmarks/ab_latency.py fp32/encoder.xml int8/encoder.xml other/encoder.xml --rounds 30 --json ab.json
+
+An IR written ``path.xml@f32`` runs with ``INFERENCE_PRECISION_HINT=f32`` (on CPUs where OpenVINO defaults to
+bf16), e.g. ``fp32/encoder.xml fp32/encoder.xml@f32 int8/encoder.xml int8/encoder.xml@f32``.
 """
 
 from __future__ import annotations
@@ -18,19 +21,21 @@ import openvino as ov
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("irs", nargs="+", help="IR .xml files; the first is the baseline of the ratios")
+    ap.add_argument("irs", nargs="+", help="IR .xml files (PATH@f32: pinned to f32); the first is the baseline")
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--iters", type=int, default=8, help="inferences of each IR per round (their median counts)")
-    ap.add_argument("--f32", action="store_true", help="INFERENCE_PRECISION_HINT=f32 for every IR")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if len(args.irs) < 2:
         ap.error("give at least two IRs")
     core = ov.Core()
-    config = {"PERFORMANCE_HINT": "LATENCY", **({"INFERENCE_PRECISION_HINT": "f32"} if args.f32 else {})}
+    config = {"PERFORMANCE_HINT": "LATENCY"}
     runs = []
-    for xml in args.irs:
-        model = core.compile_model(xml, "CPU", config)
+    for name in args.irs:
+        xml, _, precision = name.partition("@")
+        if precision not in ("", "f32"):
+            ap.error(f"{name}: the only precision suffix is @f32")
+        model = core.compile_model(xml, "CPU", {**config, **({"INFERENCE_PRECISION_HINT": "f32"} if precision else {})})
         request = model.create_infer_request()
         inputs = {i: np.random.default_rng(0).random(tuple(p.shape), np.float32) for i, p in enumerate(model.inputs)}
         request.infer(inputs)  # warm-up
