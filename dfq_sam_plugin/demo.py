@@ -55,6 +55,7 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
         recipe: str | None = None, niter: int = 5, float_precisions: tuple[str, ...] | None = None
         ) -> dict[str, Any]:
     from .backends.nncf import export_float, quantize_sam
+    from .cpu import cpu_class
     from .eval import evaluate, load_benchmark
     from .eval.figures import overlay_figure
     from .eval.latency import benchmark_export
@@ -109,6 +110,9 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     # FP reference: the FP32 IR pinned to f32 (OpenVINO would run it in bf16 on a bf16-capable CPU)
     predictors = {"fp": OVSamPredictor(fp_dir, config={"INFERENCE_PRECISION_HINT": "f32"}),
                   **{name: OVSamPredictor(folder) for name, folder in dirs.items()}}
+    cpu = cpu_class()
+    if cpu.bf16_default:  # the float IR as OpenVINO runs it here: bf16 is lossy too (docs/RESULTS.md §15)
+        predictors["fp32_bf16"] = OVSamPredictor(fp_dir)
     with progress_factory() as progress:
         task = progress.add_task("[bold]4[/] FP vs INT8 on the real sets",
                                  total=len(predictors) * sum(len(s.images) for s in sets))
@@ -126,10 +130,8 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     timings["benchmark_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_all
 
-    from .cpu import cpu_class
-
     summary = {"model": sam.model_id, "calibration": quantized.calibration, "recipe": recipe_cfg,
-               "cpu": cpu_class().to_dict(),
+               "cpu": cpu.to_dict(),
                "results": report.results, "latency": rows, "timings": timings,
                "sizes_mb": {f"{d.name}/{f.name}": f.stat().st_size / 2**20
                             for d in (fp_dir, *dirs.values()) for f in sorted(d.glob("*.bin"))}}
@@ -152,8 +154,8 @@ def _rows(summary: dict):
 def summary_table(summary: dict) -> Table:
     table = Table(title=f"{summary['model']}: FP32 (f32) vs data-free INT8 (calibration real_data_used="
                         f"{summary['calibration'].get('real_data_used')})")
-    for col in ("set", "prompts", "FP GT Dice", "model", "GT Dice", "Δ pt", "FP-fidelity"):
-        table.add_column(col, justify="left" if col in ("set", "model") else "right")
+    for col in ("set", "prompts", "FP Dice", "model", "Dice", "Δ pt", "FP-fidelity"):
+        table.add_column(col, justify="left" if col in ("set", "model") else "right", no_wrap=col == "model")
     for name, prompts, fp_dice, quantized in _rows(summary):
         for i, (model, dice, delta, fidelity) in enumerate(quantized):
             table.add_row(name if i == 0 else "", str(prompts) if i == 0 else "", f"{fp_dice:.4f}" if i == 0 else "",
@@ -180,7 +182,9 @@ def write_report(out: Path, summary: dict, figures: dict[str, Path]) -> Path:
              f"{summary['recipe']['weight_compression'] or 'none'}; CPU class {summary['cpu']['name']}).", "",
              "FP reference: the FP32 IR at `INFERENCE_PRECISION_HINT=f32`. `int8`: made now with that recipe "
              "(PTQ, or INT8 weights with float activations where the recipe says weight_compression); `int8_distilled`: "
-             "the shipped encoder, distilled on a GPU from synthetic images only.", "",
+             "the shipped encoder, distilled on a GPU from synthetic images only." + (
+                 " `fp32_bf16`: the FP32 IR at OpenVINO's default precision, bf16 on this CPU (the INT8 IRs' float "
+                 "parts run in bf16 here too)." if summary["cpu"]["bf16_default"] else ""), "",
              "| set | prompts | FP GT Dice | model | GT Dice | Δ pt | FP-fidelity |", "|---|---|---|---|---|---|---|"]
     for name, prompts, fp_dice, quantized in _rows(summary):
         for model, dice, delta, fidelity in quantized:
