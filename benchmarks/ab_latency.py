@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import openvino as ov
+from cpu_profile import warm_request
 
 
 def main() -> None:
@@ -35,11 +36,7 @@ def main() -> None:
         xml, _, precision = name.partition("@")
         if precision not in ("", "f32"):
             ap.error(f"{name}: the only precision suffix is @f32")
-        model = core.compile_model(xml, "CPU", {**config, **({"INFERENCE_PRECISION_HINT": "f32"} if precision else {})})
-        request = model.create_infer_request()
-        inputs = {i: np.random.default_rng(0).random(tuple(p.shape), np.float32) for i, p in enumerate(model.inputs)}
-        request.infer(inputs)  # warm-up
-        runs.append((request, inputs))
+        runs.append(warm_request(core, xml, {**config, **({"INFERENCE_PRECISION_HINT": "f32"} if precision else {})}))
     ms = np.zeros((args.rounds, len(runs)))
     for r in range(args.rounds):
         for j, (request, inputs) in enumerate(runs):

@@ -22,11 +22,17 @@ import numpy as np
 import openvino as ov
 
 
-def profile(core: ov.Core, xml: str, iters: int, config: dict) -> dict:
-    model = core.compile_model(xml, "CPU", {**config, "PERF_COUNT": True, "PERFORMANCE_HINT": "LATENCY"})
+def warm_request(core: ov.Core, xml: str, config: dict) -> tuple[ov.InferRequest, dict]:
+    """An infer request of ``xml`` compiled for CPU with ``config`` and fixed random inputs, run once (warm-up)."""
+    model = core.compile_model(xml, "CPU", config)
     request = model.create_infer_request()
     inputs = {i: np.random.default_rng(0).random(tuple(p.shape), np.float32) for i, p in enumerate(model.inputs)}
-    request.infer(inputs)  # warm-up
+    request.infer(inputs)
+    return request, inputs
+
+
+def profile(core: ov.Core, xml: str, iters: int, config: dict) -> dict:
+    request, inputs = warm_request(core, xml, {**config, "PERF_COUNT": True, "PERFORMANCE_HINT": "LATENCY"})
     totals: dict[tuple[str, str], float] = defaultdict(float)
     parts: dict[str, float] = defaultdict(float)
     latencies = []
