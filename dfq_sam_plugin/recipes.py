@@ -124,6 +124,7 @@ RECONSTRUCT = {
 }
 
 WEIGHT_MODES = ("int8_asym", "int4_sym", "int4_asym")  # nncf.CompressWeightsMode of recipe key weight_compression_mode
+WEIGHT_ALGORITHMS = ("scale_estimation", "gptq", "awq")  # nncf.compress_weights' data-aware steps (INT4 modes)
 OPENVINO = {
     **COMMON,
     "target_device": Option("CPU", str, ("CPU", "CPU_SPR", "NPU", "GPU", "ANY"),
@@ -157,6 +158,14 @@ OPENVINO = {
     "weight_compression_group_size": Option(32, int, check=lambda v: None if v == -1 or v > 0 else
                                             "must be a positive group size or -1 (per output channel)",
                                             help="int4 modes: input channels that share one scale (-1: per channel)"),
+    "weight_compression_algorithms": Option([], list, check=lambda v: None if set(v) <= set(WEIGHT_ALGORITHMS) else
+                                            f"may list only {', '.join(WEIGHT_ALGORITHMS)}",
+                                            help="int4 modes: nncf.compress_weights' data-aware steps, run on the "
+                                            "synthetic calibration images (subset_size, + letterboxed copies)"),
+    "weight_compression_ratio": Option(1.0, (int, float), check=lambda v: None if 0 < v <= 1 else
+                                       "must be in (0, 1]",
+                                       help="int4 modes: share of the compressible weights at INT4, the rest INT8, "
+                                       "ranked by NNCF's sensitivity metric (activation-aware with algorithms)"),
     "accuracy_control": Option(False, bool, help="nncf.quantize_with_accuracy_control on synthetic fidelity: "
                                "revert the most harmful quantizers to float until max_drop holds"),
     "max_drop": Option(0.02, (int, float), check=lambda v: None if 0 < v < 1 else "must be in (0, 1)",
@@ -240,6 +249,10 @@ def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
     if "decoder" in out.get("weight_compression", []) and out["quantize_decoder"]:
         raise RecipeError(f"{source}: the decoder is either quantized (quantize_decoder: true) or weight-compressed "
                           f"(weight_compression: [decoder]), not both")
+    if out.get("weight_compression_mode") == "int8_asym" and (out["weight_compression_algorithms"]
+                                                             or out["weight_compression_ratio"] != 1):
+        raise RecipeError(f"{source}: weight_compression_algorithms and weight_compression_ratio apply to the int4 "
+                          f"modes only (weight_compression_mode: int4_sym / int4_asym)")
     if out.get("target_device") == "CPU_SPR" and (out["distill_steps"] or out["nncf_backend"] == "torch"):
         raise RecipeError(f"{source}: target_device CPU_SPR exists in NNCF's OpenVINO backend only; distillation "
                           f"(distill_steps > 0) and nncf_backend: torch quantize through the torch backend")

@@ -209,3 +209,42 @@ def test_int4_weight_compression_and_its_recipe_keys():
     for key, bad in (("weight_compression_mode", "int3"), ("weight_compression_group_size", 0)):
         with pytest.raises(RecipeError, match=key):
             validate({**recipe, key: bad})
+
+
+def test_data_aware_int4_weights_fit_the_calibration_inputs():
+    """``weight_compression_algorithms`` run NNCF's data-aware INT4 steps on calibration inputs: GPTQ's weights give
+    a smaller output error on those inputs than rounding alone; ``weight_compression_ratio`` < 1 leaves some layers
+    at INT8; both keys are refused with the INT8 mode, and the algorithms without inputs."""
+    import openvino as ov
+
+    from dfq_sam_plugin.backends.nncf import compress_weights
+    from dfq_sam_plugin.export.openvino import integer_weight_constants
+    from dfq_sam_plugin.recipes import RecipeError, load_recipe
+
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(64, 128), nn.GELU(), nn.Linear(128, 128), nn.GELU(), nn.Linear(128, 32)).eval()
+    x = torch.randn(16, 64) * torch.linspace(0.1, 3, 64)  # uneven input channels: where data-aware fitting pays
+    inputs = [x[i:i + 4].numpy() for i in range(0, 16, 4)]
+    base = {**load_recipe("openvino_int8_cpu_avx2"), "weight_compression": ["encoder"], "ignored_modules": [],
+            "weight_compression_mode": "int4_asym", "weight_compression_group_size": 32}
+    ref = mlp(x).detach().numpy()
+
+    def error(recipe, data=None):
+        w4 = compress_weights(ov.convert_model(mlp, example_input=x[:4]), validate(recipe), data)
+        out = np.concatenate([ov.Core().compile_model(w4, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(i)[0]
+                              for i in inputs])
+        return float(np.mean((out - ref) ** 2)), w4
+
+    rounded, _ = error(base)
+    fitted, _ = error({**base, "weight_compression_algorithms": ["gptq"]}, inputs)
+    assert fitted < rounded
+    _, mixed = error({**base, "weight_compression_ratio": 0.5})
+    _, all4 = error(base)
+    assert integer_weight_constants(mixed, ("u4", "i4")) < integer_weight_constants(all4, ("u4", "i4"))
+    with pytest.raises(ValueError, match="calibration inputs"):
+        error({**base, "weight_compression_algorithms": ["scale_estimation"]})
+    for key, bad in (("weight_compression_algorithms", ["adaround"]), ("weight_compression_ratio", 0)):
+        with pytest.raises(RecipeError, match=key):
+            validate({**base, key: bad})
+    with pytest.raises(RecipeError, match="int4 modes only"):
+        validate({**base, "weight_compression_mode": "int8_asym", "weight_compression_ratio": 0.5})

@@ -123,16 +123,26 @@ def nncf_quantize(ov_model, dataset, recipe: dict[str, Any], validation=None):
         advanced_accuracy_restorer_parameters=restorer, **common)
 
 
-def compress_weights(ov_model, recipe: dict[str, Any]):
-    """Low-bit weights with float activations: ``nncf.compress_weights``, no calibration data. INT8_ASYM per output
-    channel, or INT4 (sym / asym) per group of input channels (``weight_compression_mode``, ``_group_size``); the
-    recipe's ``ignored_modules`` stay float here too."""
+def compress_weights(ov_model, recipe: dict[str, Any], inputs: list | None = None):
+    """Low-bit weights with float activations: ``nncf.compress_weights``. INT8_ASYM per output channel, or INT4
+    (sym / asym) per group of input channels (``weight_compression_mode``, ``_group_size``), at most
+    ``weight_compression_ratio`` of the weights in INT4; ``weight_compression_algorithms`` (scale estimation, GPTQ,
+    AWQ) fit the INT4 weights on ``inputs`` (synthetic encoder inputs), otherwise no data is used. The recipe's
+    ``ignored_modules`` stay float here too."""
     import nncf
 
     names = ignored_nodes(ov_model, recipe)
     ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
     mode = recipe["weight_compression_mode"]
-    options = {} if mode == "int8_asym" else {"group_size": recipe["weight_compression_group_size"]}
+    options: dict[str, Any] = {}
+    if mode != "int8_asym":
+        algorithms = recipe["weight_compression_algorithms"]
+        options = {"group_size": recipe["weight_compression_group_size"], "ratio": recipe["weight_compression_ratio"],
+                   **{name: True for name in algorithms}}
+        if algorithms:
+            if not inputs:
+                raise ValueError(f"weight_compression_algorithms {algorithms} need calibration inputs")
+            options.update(dataset=nncf.Dataset(inputs), subset_size=len(inputs))
     return nncf.compress_weights(ov_model, mode=nncf.CompressWeightsMode(mode), ignored_scope=ignored, **options)
 
 
@@ -205,12 +215,13 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     import nncf
 
     if weights_only:
-        encoder = compress_weights(encoder, recipe)
+        data = calibration_inputs(dataset, recipe) if recipe["weight_compression_algorithms"] else None
+        encoder = compress_weights(encoder, recipe, data)
     else:
         encoder = nncf_quantize(encoder, nncf.Dataset(inputs), {**recipe, "subset_size": len(inputs)}, validation)
     timings["encoder_quantize_s"] = time.perf_counter() - t0
     if "decoder" in recipe["weight_compression"]:
-        decoder = compress_weights(decoder, {**recipe, "ignored_modules": []})
+        decoder = compress_weights(decoder, {**recipe, "ignored_modules": [], "weight_compression_algorithms": []})
     if validation is not None:
         import openvino as ov
 
