@@ -6,7 +6,8 @@ ratio to the first IR (its quartiles say how sure it is). On a shared 2-core VM,
     python benchmarks/ab_latency.py fp32/encoder.xml int8/encoder.xml other/encoder.xml --rounds 30 --json ab.json
 
 An IR written ``path.xml@f32`` runs with ``INFERENCE_PRECISION_HINT=f32`` (on CPUs where OpenVINO defaults to
-bf16), e.g. ``fp32/encoder.xml fp32/encoder.xml@f32 int8/encoder.xml int8/encoder.xml@f32``.
+bf16), e.g. ``fp32/encoder.xml fp32/encoder.xml@f32 int8/encoder.xml int8/encoder.xml@f32``; ``path.xml@KEY=VALUE``
+(comma-separated pairs) sets other CPU properties, e.g. ``int4/encoder.xml@DYNAMIC_QUANTIZATION_GROUP_SIZE=0``.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ def main() -> None:
     config = {"PERFORMANCE_HINT": "LATENCY"}
     runs = []
     for name in args.irs:
-        xml, _, precision = name.partition("@")
-        if precision not in ("", "f32"):
-            ap.error(f"{name}: the only precision suffix is @f32")
-        runs.append(warm_request(core, xml, {**config, **({"INFERENCE_PRECISION_HINT": "f32"} if precision else {})}))
+        xml, _, suffix = name.partition("@")
+        pairs = [p.partition("=") for p in suffix.split(",")] if suffix and suffix != "f32" else []
+        if any(not k or not v for k, _, v in pairs):
+            ap.error(f"{name}: the suffix is @f32 or @KEY=VALUE[,KEY=VALUE]")
+        extra = {"INFERENCE_PRECISION_HINT": "f32"} if suffix == "f32" else {k: v for k, _, v in pairs}
+        runs.append(warm_request(core, xml, {**config, **extra}))
     ms = np.zeros((args.rounds, len(runs)))
     for r in range(args.rounds):
         for j, (request, inputs) in enumerate(runs):

@@ -12,6 +12,9 @@ channels, float activations, decoder float; issue #13 item 2), e.g.
 ``--try NAME KEY=VALUE ...`` adds a PTQ variant: the ``--recipe`` with those keys changed (values are YAML), e.g.
     python benchmarks/cpu_variants.py --recipe openvino_int8_cpu_vnni --variants fp32 "int8 PTQ" \
         --try spr target_device=CPU_SPR --try "symmetric" preset=performance
+or data-aware INT4 weights (GPTQ on the synthetic calibration inputs; docs/RESULTS.md §12.1):
+    --try "int4 gptq" weight_compression=[encoder] weight_compression_mode=int4_sym \
+        "weight_compression_algorithms=[gptq]" weight_compression_group_size=16 weight_compression_ratio=0.8
 Fidelity: Dice against the FP32 IR pinned to f32, nuclei + MNI prompts. Speed: `benchmark_app -hint latency`
 medians, the variants interleaved for ``--rounds`` rounds so that a noisy host hits all alike.
 """
