@@ -236,7 +236,8 @@ def _quantize_brevitas(sam, dataset, recipe: dict, args: argparse.Namespace, wha
         folder = quantized.save(args.out)
     console.print(f"[green]wrote[/] {folder}: {', '.join(sorted(p.name for p in Path(folder).iterdir()))}")
     if not quantized.exportable:
-        console.print("no ONNX/OpenVINO export: only 8-bit recipes with export_onnx: true export (QCDQ is 8-bit)")
+        console.print("no ONNX/OpenVINO export: only recipes with 8-bit activations (activation_bits and "
+                      "first_last_bits 8) and export_onnx: true export (QCDQ carries 8-bit activations)")
     rep = quantized.report
     console.print(f"weights: {rep['average_weight_bits']:.2f} bits on average (float weights counted at 32)")
     if "reconstruct" in rep:
@@ -405,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "calibration set, save encoder.xml + decoder.xml + manifest.json with provenance in rt_info. "
                     "--backend brevitas: reparameterize, Brevitas quantizers (log2sqrt softmax), calibration_mode, then "
                     "block reconstruction and distillation if the recipe asks (synthetic images only); "
-                    "save the state dict + recipe, and for 8-bit recipes a QCDQ ONNX encoder and its IR pair.")
+                    "save the state dict + recipe, and for recipes with 8-bit activations (W8A8, W4A8) a QCDQ ONNX encoder and its IR pair.")
     _add_model_args(p)
     p.add_argument("--backend", default="nncf", choices=list(RECIPE_BACKEND))
     p.add_argument("--calib", required=True, help="a calibration set folder made by `dfq-sam synthesize`")

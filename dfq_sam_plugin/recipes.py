@@ -192,7 +192,7 @@ BREVITAS = {
     "high_precision_modules": Option([], list, check=_regexes,
                                      help="regexes of encoder Linear/Conv2d modules quantized at first_last_bits "
                                      "(weights and inputs): mixed precision; the report gives the average bits"),
-    "export_onnx": Option(True, bool, help="QCDQ ONNX export (8-bit recipes)"),
+    "export_onnx": Option(True, bool, help="QCDQ ONNX export + OpenVINO IR pair (recipes with 8-bit activations; weights of any bit-width)"),
     **DISTILL,
     **RECONSTRUCT,
 }

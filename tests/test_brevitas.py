@@ -179,3 +179,30 @@ def test_reconstruction_and_distillation_lower_the_error_and_round_trip(tiny_sam
     loaded = load_quantized(tmp_path / "w4a8", tiny_sam)
     with torch.no_grad():
         assert torch.allclose(loaded.sam.model.image_encoder(x), out, atol=1e-5)
+
+
+@torch.no_grad()
+def test_w4a8_exports_through_qcdq_to_an_int8_openvino_encoder(tiny_sam, tiny_calib, tmp_path):
+    """8-bit activations export at any weight bit-width: QCDQ stores 4-bit weights as int8 constants clipped to
+    [-8, 7], OpenVINO reads the IR and computes what the Brevitas encoder computes; W4A4 does not export."""
+    import openvino as ov
+
+    from dfq_sam_plugin.backends.brevitas import BrevitasQuantizedSam, quantize_sam
+
+    recipe = _recipe("brevitas_w4a8", export_onnx=True, reconstruct_iters=0, distill_steps=0,
+                     weight_scale="stats", weight_range="minmax", activation_range="minmax")
+    q = quantize_sam(tiny_sam, tiny_calib, recipe)
+    assert q.exportable and not BrevitasQuantizedSam(tiny_sam, _recipe("brevitas_w4a4"), {}).exportable
+    folder = q.save(tmp_path / "w4a8")
+    assert {"encoder.onnx", "encoder.xml", "encoder.bin", "decoder.xml", "manifest.json"} <= {
+        p.name for p in folder.iterdir()}
+    model = ov.Core().read_model(folder / "encoder.xml")
+    weights = [op.get_data() for op in model.get_ops() if op.get_type_name() == "Constant"
+               and op.get_element_type().get_type_name() == "i8" and len(op.get_output_shape(0)) >= 2]
+    four_bit = [w for w in weights if w.size >= 16 and np.abs(w).max() <= 8]
+    assert len(four_bit) >= 12 * 4  # qkv, proj, lin1, lin2 of every block at 4 bits (patch embedding, neck at 8)
+    x = torch.from_numpy(tiny_calib.encoder_input(tiny_calib[0]["pixels"]))
+    ref = q.sam.model.image_encoder(x)
+    ref = ref.value if hasattr(ref, "value") else ref
+    out = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x.numpy())[0]
+    assert _rel(torch.from_numpy(out), ref) < 0.05

@@ -21,8 +21,8 @@ The flow (``quantize_sam``):
 Mixed precision: ``high_precision_modules`` (regexes) are quantized at ``first_last_bits``; the report gives the
 weight bit-width averaged over all encoder Linear/Conv2d weights (float ones counted at 32).
 
-``BrevitasQuantizedSam.save`` writes the state dict + recipe (``load_quantized`` rebuilds it) and, for 8-bit
-recipes, a QCDQ ONNX encoder (``export_onnx_qcdq(..., dynamo=False)``) converted to an OpenVINO IR pair that
+``BrevitasQuantizedSam.save`` writes the state dict + recipe (``load_quantized`` rebuilds it) and, for recipes
+with 8-bit activations (W8A8, W4A8), a QCDQ ONNX encoder (``export_onnx_qcdq(..., dynamo=False)``) converted to an OpenVINO IR pair that
 ``OVSamPredictor`` and ``benchmark_app`` run.
 """
 
@@ -263,12 +263,14 @@ class BrevitasQuantizedSam:
 
     @property
     def exportable(self) -> bool:
+        """QCDQ carries 8-bit activations; weights of fewer bits export as int8 constants clipped to their grid
+        (``QuantizeLinear`` + ``Clip``), which OpenVINO runs as INT8 FullyConnected / Convolution (RESULTS 12.2)."""
         r = self.recipe
-        return r["export_onnx"] and min(r["weight_bits"], r["activation_bits"], r["first_last_bits"]) == 8
+        return r["export_onnx"] and r["activation_bits"] == 8 and r["first_last_bits"] == 8
 
     def save(self, folder: str | Path) -> Path:
-        """State dict + recipe + calibration facts and, for 8-bit recipes with ``export_onnx``, ``encoder.onnx``
-        and an OpenVINO IR pair (``OVSamPredictor``-ready). Written via a staging folder."""
+        """State dict + recipe + calibration facts and, where ``exportable``, ``encoder.onnx`` and an OpenVINO IR
+        pair (``OVSamPredictor``-ready). Written via a staging folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".brevitas-", dir=folder))
