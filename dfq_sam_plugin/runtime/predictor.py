@@ -182,35 +182,44 @@ class OVSamPredictor(BoxPredictor):
         return self._tput
 
     def predict_many(self, images, boxes) -> list[np.ndarray]:
-        """``predict`` over many images with every core busy: encoder requests run in an ``AsyncInferQueue``
-        (THROUGHPUT hint) and each finished embedding's decoder requests start while later images encode."""
-        import queue
-
-        import openvino as ov
+        """``predict`` over many images with every core busy: encoder requests run asynchronously (THROUGHPUT
+        hint, as many in flight as OpenVINO asks for) and each finished embedding's decoder requests start while
+        later images encode. Plain infer requests polled from this thread, no Python callbacks: with
+        ``AsyncInferQueue`` callbacks, freeing the compiled models could deadlock on the GIL (seen 2026-12-03)."""
+        from collections import deque
 
         prepared = self._prepare_many(images, boxes)
         encoder, decoder = self._throughput_models()
-        encoded: queue.SimpleQueue = queue.SimpleQueue()
         logits: list[list] = [[None] * -(-len(mb) // self.boxes_per_call) for _, mb, _ in prepared]
-        enc_q, dec_q = ov.AsyncInferQueue(encoder), ov.AsyncInferQueue(decoder)
-        enc_q.set_callback(lambda req, i: encoded.put((i, req.get_output_tensor(0).data.copy())))
+        pools = {m: [m.create_infer_request() for _ in range(max(1, m.get_property(
+            "OPTIMAL_NUMBER_OF_INFER_REQUESTS")))] for m in (encoder, decoder)}
+        busy: dict = {encoder: deque(), decoder: deque()}
 
-        def keep(req, key):
-            i, c, real = key
-            logits[i][c] = req.get_output_tensor(0).data[:real].copy()
+        def finish_oldest(model) -> None:
+            request, key = busy[model].popleft()
+            request.wait()
+            out = request.get_output_tensor(0).data
+            if model is encoder:
+                emb = out.copy()
+                pools[encoder].append(request)
+                for c, (chunk, real) in enumerate(self._chunks(prepared[key][1])):
+                    start(decoder, {0: emb, 1: chunk}, (key, c, real))
+            else:
+                i, c, real = key
+                logits[i][c] = out[:real].copy()
+                pools[decoder].append(request)
 
-        dec_q.set_callback(keep)
-
-        def start_decoders() -> None:  # main thread only: start_async may wait for a free request
-            while not encoded.empty():
-                i, emb = encoded.get()
-                for c, (chunk, real) in enumerate(self._chunks(prepared[i][1])):
-                    dec_q.start_async({0: emb, 1: chunk}, (i, c, real))
+        def start(model, inputs, key) -> None:
+            if not pools[model]:
+                finish_oldest(model)
+            request = pools[model].pop()
+            request.start_async(inputs, share_inputs=False)
+            busy[model].append((request, key))
 
         for i, (pixels, _, _) in enumerate(prepared):
-            enc_q.start_async({0: pixels}, i)
-            start_decoders()
-        enc_q.wait_all()
-        start_decoders()
-        dec_q.wait_all()
+            start(encoder, {0: pixels}, i)
+        while busy[encoder]:
+            finish_oldest(encoder)
+        while busy[decoder]:
+            finish_oldest(decoder)
         return [postprocess_masks(np.concatenate(parts), geo) for parts, (_, _, geo) in zip(logits, prepared)]
