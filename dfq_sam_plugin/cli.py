@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "openvino_int8_cpu_vnni, openvino_int8_cpu_avx2, openvino_int8_cpu_vit (SAM ViT), openvino_int8_npu, "
                         "openvino_int8_cpu_distill (data-free distillation: use --device cuda) for nncf; "
                         "brevitas_w8a8, brevitas_w6a6, brevitas_w4a8, brevitas_w4a4 for brevitas (brevitas_w6a6: block "
-                        "reconstruction, brevitas_w4a8: reconstruction + distillation, use --device cuda) "
+                        "reconstruction, brevitas_w4a8 and brevitas_w4a4: reconstruction + distillation, use --device cuda) "
                         "(default %(default)s)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="cpu",
