@@ -52,6 +52,9 @@ def main() -> None:
                     help="benchmark_app -hint values; speed-ups compare medians (latency) or FPS (throughput)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--pc-dir", default=None, help="folder for benchmark_app -pc reports")
+    ap.add_argument("--ir-dir", default=None, help="keep the IRs in this folder (default: a temporary one)")
+    ap.add_argument("--build-only", action="store_true",
+                    help="write the IRs and stop (e.g. to strip them with ir_skeleton.py for another host)")
     args = ap.parse_args()
 
     import nncf
@@ -66,7 +69,8 @@ def main() -> None:
     from dfq_sam_plugin.recipes import load_recipe
     from dfq_sam_plugin.reparam import reparameterize
 
-    tmp = Path(tempfile.mkdtemp(prefix="latency-"))
+    tmp = Path(args.ir_dir or tempfile.mkdtemp(prefix="latency-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     base = load_recipe("recipes/openvino_int8_cpu.yaml")
     rows = []
     for name in args.models:
@@ -96,6 +100,9 @@ def main() -> None:
             print(f"{name}: {variant} quantized in {time.perf_counter() - t0:.1f} s "
                   f"({count_ops(q, 'FakeQuantize')} FakeQuantize)", flush=True)
             irs[variant] = (path, "default")
+        (tmp / f"{name}_irs.json").write_text(json.dumps({k: str(v[0]) for k, v in irs.items()}, indent=1))
+        if args.build_only:
+            continue
         fp_size = (tmp / f"{name}_fp32.bin").stat().st_size
         for hint in args.hints:
             for label, (xml, precision) in irs.items():
@@ -112,6 +119,9 @@ def main() -> None:
                 out = subprocess.run([_benchmark_app(), "-m", str(irs[label][0]), "-d", "CPU", "-hint", "latency",
                                       "-niter", "20", "-pc"], capture_output=True, text=True)
                 Path(args.pc_dir, f"pc_{name}_{tag}.txt").write_text(out.stdout[-200000:])
+    if args.build_only:
+        return
+
     def speed(r):  # higher is faster
         return 1000.0 / r["median_ms"] if r["hint"] == "latency" else r["fps"]
 
