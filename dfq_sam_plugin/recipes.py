@@ -192,6 +192,10 @@ BREVITAS = {
     "high_precision_modules": Option([], list, check=_regexes,
                                      help="regexes of encoder Linear/Conv2d modules quantized at first_last_bits "
                                      "(weights and inputs): mixed precision; the report gives the average bits"),
+    "high_precision_activations": Option([], list, check=_regexes,
+                                         help="regexes of encoder modules whose activations are quantized at "
+                                         "first_last_bits, weights unchanged: Linear/Conv2d inputs and the q/k/v/"
+                                         "softmax quantizers of attention wrappers (e.g. '\\.attn$' for all)"),
     "export_onnx": Option(True, bool, help="QCDQ ONNX export + OpenVINO IR pair (recipes with 8-bit activations; weights of any bit-width)"),
     **DISTILL,
     **RECONSTRUCT,

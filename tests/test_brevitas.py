@@ -139,6 +139,31 @@ def test_recipes_and_errors(tiny_sam, tiny_calib):
         quantize_sam(tiny_sam, tiny_calib, load_recipe(RECIPES / "openvino_int8_cpu.yaml"))
 
 
+def test_high_precision_activations_raise_only_the_matching_activations(tiny_sam, tiny_calib):
+    """Mixed A4/A8: '\\.attn$' puts q/k/v/probabilities of every attention at 8 bits, 'attn' also the inputs of
+    qkv and proj; weights stay 4-bit and the report counts the activation quantizers by bit-width."""
+    from brevitas.nn import QuantLinear
+
+    from dfq_sam_plugin.backends.brevitas import quantize_sam
+
+    base = _recipe("brevitas_w4a4", subset_size=1, reconstruct_iters=0, distill_steps=0)
+    reports, layers = {}, {}
+    for key in ("none", r"\.attn$", "attn"):
+        q = quantize_sam(tiny_sam, tiny_calib, {**base, "high_precision_activations": [] if key == "none" else [key]})
+        reports[key] = q.report
+        layers[key] = {n: m for n, m in q.sam.model.image_encoder.named_modules() if isinstance(m, QuantLinear)}
+    blocks = len(tiny_sam.model.image_encoder.blocks)
+    by_bits = {k: r["activation_quantizers_by_bits"] for k, r in reports.items()}
+    assert by_bits[r"\.attn$"]["8"] == by_bits["none"]["8"] + 4 * blocks  # q, k, v, probs
+    assert by_bits["attn"]["8"] == by_bits[r"\.attn$"]["8"] + 2 * blocks  # + qkv and proj inputs
+    assert sum(by_bits["attn"].values()) == sum(by_bits["none"].values())
+    assert len({r["average_weight_bits"] for r in reports.values()}) == 1
+    qkv = next(n for n in layers["none"] if n.startswith("blocks.0.") and n.endswith(".qkv"))  # under reparam wrappers
+    assert [float(layers[k][qkv].input_quant.bit_width()) for k in ("none", r"\.attn$", "attn")] == [4, 4, 8]
+    assert float(layers["attn"][qkv].weight_quant.bit_width()) == 4
+    assert float(layers["attn"]["blocks.0.mlp.lin1"].input_quant.bit_width()) == 4
+
+
 def test_qdrop_hook_mixes_float_and_quantized_elements():
     from dfq_sam_plugin.distill.reconstruct import _drop_hook
 

@@ -20,6 +20,9 @@ The flow (``quantize_sam``):
 
 Mixed precision: ``high_precision_modules`` (regexes) are quantized at ``first_last_bits``; the report gives the
 weight bit-width averaged over all encoder Linear/Conv2d weights (float ones counted at 32).
+``high_precision_activations`` (regexes) raise only activations to ``first_last_bits``: the inputs of matching
+Linear/Conv2d modules and the q/k/v/probability quantizers of matching attention wrappers (weights keep
+``weight_bits``; the report counts the activation quantizers by bit-width).
 
 ``BrevitasQuantizedSam.save`` writes the state dict + recipe (``load_quantized`` rebuilds it) and, for recipes
 with 8-bit activations (W8A8, W4A8), a QCDQ ONNX encoder (``export_onnx_qcdq(..., dynamo=False)``) converted to an OpenVINO IR pair that
@@ -126,8 +129,8 @@ def layer_map(weight_bits: int, act_bits: int, recipe: dict[str, Any]) -> dict:
     return {nn.Linear: (QuantLinear, common), nn.Conv2d: (QuantConv2d, common)}
 
 
-def softmax_quantizer(recipe: dict[str, Any]) -> nn.Module:
-    kind, bits = recipe["softmax_quantizer"], recipe["activation_bits"]
+def softmax_quantizer(recipe: dict[str, Any], bits: int | None = None) -> nn.Module:
+    kind, bits = recipe["softmax_quantizer"], bits or recipe["activation_bits"]
     if kind == "log2sqrt":
         return QuantIdentity(act_quant=Log2SqrtSoftmaxQuant.let(bit_width=bits), return_quant_tensor=False)
     if kind == "uniform":
@@ -147,29 +150,43 @@ def ignored_modules(encoder: nn.Module, patterns: list[str]) -> list[str]:
     return [name for name, m in encoder.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and ignored(name)]
 
 
+def _quantize_only(encoder: nn.Module, names: list[str], mapping: dict, skip: list[str]) -> None:
+    """``layerwise_quantize`` of exactly the Linear/Conv2d modules ``names`` (its blacklist matches whole names)."""
+    if names:
+        others = [n for n, m in encoder.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and n not in names]
+        layerwise_quantize(encoder, mapping, name_blacklist=skip + others)
+
+
 def build_quantized(model: nn.Module, recipe: dict[str, Any]) -> nn.Module:
     """Insert the recipe's quantizers into ``model`` (a ``SamModel``), in place; nothing is calibrated yet."""
     encoder = model.image_encoder
-    abits = recipe["activation_bits"]
+    abits, edge_bits = recipe["activation_bits"], recipe["first_last_bits"]
     wrap_attention(encoder)
-    for m in encoder.modules():
-        if isinstance(m, QuantPointAttention):
+    high_act = matches_any(recipe["high_precision_activations"])
+    for name, m in encoder.named_modules():
+        if isinstance(m, QuantPointAttention):  # q, k, v and probabilities at first_last_bits where asked
+            bits = edge_bits if high_act(name) else abits
             for slot in ("q", "k", "v"):
-                setattr(m, slot, QuantIdentity(act_quant=act_quant(abits, recipe["activation_range"]),
+                setattr(m, slot, QuantIdentity(act_quant=act_quant(bits, recipe["activation_range"]),
                                                return_quant_tensor=False))
-            m.probs = softmax_quantizer(recipe)
+            m.probs = softmax_quantizer(recipe, bits)
     kept = ignored_modules(encoder, recipe["ignored_modules"])
     edge = _present(encoder, FIRST_LAST)
-    edge_bits = recipe["first_last_bits"]
     for name in edge:
         inner = [k[len(name) + 1:] for k in kept if k.startswith(name + ".")]
         layerwise_quantize(getattr(encoder, name), layer_map(edge_bits, edge_bits, recipe), name_blacklist=inner)
-    high = [n for n in ignored_modules(encoder, recipe["high_precision_modules"])
-            if n not in kept and not any(n.startswith(e + ".") for e in edge)]
-    if high:  # mixed precision: these layers at first_last_bits (name_blacklist matches whole names)
-        others = [n for n, m in encoder.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)) and n not in high]
-        layerwise_quantize(encoder, layer_map(edge_bits, edge_bits, recipe), name_blacklist=edge + others)
-    layerwise_quantize(encoder, layer_map(recipe["weight_bits"], abits, recipe), name_blacklist=edge + kept + high)
+
+    def chosen(patterns: list[str], taken: list[str]) -> list[str]:
+        return [n for n in ignored_modules(encoder, patterns)
+                if n not in taken and not any(n.startswith(e + ".") for e in edge)]
+
+    # mixed precision: these layers at first_last_bits (weights and inputs), then these inputs alone
+    high = chosen(recipe["high_precision_modules"], kept)
+    _quantize_only(encoder, high, layer_map(edge_bits, edge_bits, recipe), edge)
+    high_inputs = chosen(recipe["high_precision_activations"], kept + high)
+    _quantize_only(encoder, high_inputs, layer_map(recipe["weight_bits"], edge_bits, recipe), edge)
+    layerwise_quantize(encoder, layer_map(recipe["weight_bits"], abits, recipe),
+                       name_blacklist=edge + kept + high + high_inputs)
     if recipe["quantize_decoder"]:
         layerwise_quantize(model.mask_decoder, layer_map(recipe["weight_bits"], abits, recipe))
     return model
@@ -192,6 +209,16 @@ def weight_bits_report(encoder: nn.Module) -> dict[str, Any]:
         histogram[f"{b:g}"] = histogram.get(f"{b:g}", 0) + c
     return {"average_weight_bits": sum(b * c for b, c in zip(bits, counts)) / total if total else float("nan"),
             "weights_by_bits": histogram}
+
+
+def activation_bits_report(encoder: nn.Module) -> dict[str, int]:
+    """How many enabled activation quantizers of the encoder run at each bit-width."""
+    histogram: dict[str, int] = {}
+    for m in encoder.modules():
+        if isinstance(m, ActQuantProxyFromInjector) and m.is_quant_enabled:
+            key = f"{float(m.bit_width()):g}"
+            histogram[key] = histogram.get(key, 0) + 1
+    return histogram
 
 
 def is_brevitas_quantizer(module: nn.Module) -> bool:
@@ -379,6 +406,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     report.update(calibrate(model, items, recipe, progress))
     report["calibration_images"] = len(items)
     report.update(weight_bits_report(model.image_encoder))
+    report["activation_quantizers_by_bits"] = activation_bits_report(model.image_encoder)
     if recipe["reconstruct_iters"] or recipe["distill_steps"]:
         t0 = time.perf_counter()
         report.update(train(sam, model, dataset, recipe, device, work_dir, train_progress))
