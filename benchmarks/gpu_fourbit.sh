@@ -3,7 +3,7 @@
 # $OUT, rewritten after every stage, so a run cut short keeps its finished stages).
 #   bash benchmarks/gpu_fourbit.sh SECONDS EXTRA_SET RUN...      # EXTRA_SET: synthesis folder (its .shards)
 #   RUN: w6a6 | w4a4 | w4a8 (DFQ-SAM data: bundled 16 + EXTRA_SET) | w4a8_gaussian (as many Gaussian-noise images)
-# SET="KEY=VALUE ..." changes the recipe of every run (e.g. a shorter distillation).
+# SET="KEY=VALUE ..." changes the recipe of every run (e.g. a shorter distillation); STAGES="calib recon" runs fewer.
 # Runs go one after another within SECONDS in all; PARALLEL=1 starts them side by side instead (RESULTS 10.1: four
 # at once made each calibration 2.0-2.4x slower, and none finished reconstruction within a 10-minute call).
 # Every run takes `brevitas_w4a8`'s training settings (reparameterized scales, depthwise equalization, stem + patch
@@ -22,7 +22,7 @@ if [ -d "$extra/.shards" ]; then add=(--add "$extra"); else echo "no $extra/.sha
 n=$(( 16 + $(python3 -c "import sys; from dfq_sam_plugin.data.shards import ShardStore; print(len(ShardStore(sys.argv[1]).done()))" "$extra") ))
 LOW="softmax_quantizer=log2sqrt"
 S=${SET:-}  # recipe overrides for every run, e.g. SET="distill_steps=100"
-STAGES=(--stages calib recon recon+distill)
+read -r -a STAGES <<< "--stages ${STAGES:-calib recon recon+distill}"  # STAGES="calib recon": fewer stages
 args_of() {
   case "$1" in
     w6a6) echo "${add[*]} --set weight_bits=6 activation_bits=6 $LOW $S" ;;
