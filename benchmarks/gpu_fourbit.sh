@@ -22,7 +22,7 @@ if [ -d "$extra/.shards" ]; then add=(--add "$extra"); else echo "no $extra/.sha
 n=$(( 16 + $(python3 -c "import sys; from dfq_sam_plugin.data.shards import ShardStore; print(len(ShardStore(sys.argv[1]).done()))" "$extra") ))
 LOW="softmax_quantizer=log2sqrt"
 S=${SET:-}  # recipe overrides for every run, e.g. SET="distill_steps=100"
-read -r -a STAGES <<< "--stages ${STAGES:-calib recon recon+distill}"  # STAGES="calib recon": fewer stages
+read -r -a stage_args <<< "--stages ${STAGES:-calib recon recon+distill}"
 args_of() {
   case "$1" in
     w6a6) echo "${add[*]} --set weight_bits=6 activation_bits=6 $LOW $S" ;;
@@ -38,7 +38,7 @@ for name in "$@"; do
   left=$(( end - $(date +%s) ))
   # shellcheck disable=SC2086
   cmd=(timeout --signal=INT "$left" python3 benchmarks/fourbit_gpu.py --pack carried/distill --recipe brevitas_w4a8
-       $a "${STAGES[@]}" --json "$OUT/$name.json")
+       $a "${stage_args[@]}" --json "$OUT/$name.json")
   if [ "${PARALLEL:-0}" = 1 ]; then OMP_NUM_THREADS=4 "${cmd[@]}" > "/tmp/$name.log" 2>&1 &
   else "${cmd[@]}" > "/tmp/$name.log" 2>&1; fi
 done
