@@ -9,6 +9,10 @@ Stages (each from its own copy of the calibrated student, same prompts and image
   recon          + block reconstruction (reconstruct_* keys; per-unit error before/after recorded)
   recon+distill  + distillation of the reconstructed student (distill_* keys)
   distill        distillation of the calibrated student, no reconstruction
+--ablate also scores the calibrated student with one error source removed (where the error comes from):
+  weights-only   activation quantizers (softmax included) disabled, Brevitas' quantization_status_manager
+  activations-only  weight quantizers disabled
+  probs-float    the attention-probability quantizers alone removed
 The JSON is rewritten after every stage, so a call cut short keeps what finished.
 """
 
@@ -25,6 +29,7 @@ from distill_gpu import _overrides, calibration, fidelity
 
 warnings.filterwarnings("ignore")
 STAGES = ("calib", "recon", "recon+distill", "distill")
+ABLATIONS = ("weights-only", "activations-only", "probs-float")
 
 
 def main() -> None:
@@ -36,6 +41,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=0, help="gaussian: image count")
     ap.add_argument("--set", nargs="*", default=[], help="recipe overrides KEY=VALUE (YAML values)")
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    ap.add_argument("--ablate", nargs="*", default=[], choices=ABLATIONS)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
@@ -66,6 +72,8 @@ def main() -> None:
 
     if "calib" in args.stages:
         score("calib", q.sam.model)
+    for name in args.ablate:
+        score(f"calib[{name}]", ablated(q.sam.model, name))
     recon = None
     if {"recon", "recon+distill"} & set(args.stages):
         recon = copy.deepcopy(q.sam.model)
@@ -81,6 +89,36 @@ def main() -> None:
         t0 = time.perf_counter()
         rep = train(sam, model, data, {**recipe, "reconstruct_iters": 0}, args.device, progress=False)
         score("distill", model, {**rep, "seconds": time.perf_counter() - t0})
+
+
+def ablated(model, name: str):
+    """A copy of the calibrated ``model`` (with ``.image_encoder``) with the error source ``name`` removed."""
+    from types import SimpleNamespace
+
+    from brevitas.graph.calibrate import quantization_status_manager
+    from torch import nn
+
+    from dfq_sam_plugin.models.attention import QuantPointAttention
+
+    encoder = copy.deepcopy(model.image_encoder).eval()
+    if name == "probs-float":
+        for m in encoder.modules():
+            if isinstance(m, QuantPointAttention):
+                m.probs = nn.Identity()
+        return SimpleNamespace(image_encoder=encoder)
+
+    class Disabled(nn.Module):  # the encoder run inside Brevitas' quantization-status context
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, x):
+            with quantization_status_manager(self.encoder, is_training=False,
+                                             disable_act_quant=name == "weights-only",
+                                             disable_weight_quant=name == "activations-only"):
+                return self.encoder(x)
+
+    return SimpleNamespace(image_encoder=Disabled())
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 # $OUT, rewritten after every stage, so a run cut short keeps its finished stages).
 #   bash benchmarks/gpu_fourbit.sh SECONDS EXTRA_SET RUN...      # EXTRA_SET: synthesis folder (its .shards)
 #   RUN: w6a6 | w4a4 | w4a8 (DFQ-SAM data: bundled 16 + EXTRA_SET) | w4a8_gaussian (as many Gaussian-noise images)
-# SET="KEY=VALUE ..." changes the recipe of every run (e.g. a shorter distillation); STAGES="calib recon" runs fewer.
+# SET="KEY=VALUE ..." changes the recipe of every run (e.g. a shorter distillation); STAGES="calib recon" runs fewer;
+# ABLATE="weights-only activations-only" also scores each calibrated student with one error source removed.
 # Runs go one after another within SECONDS in all; PARALLEL=1 starts them side by side instead (RESULTS 10.1: four
 # at once made each calibration 2.0-2.4x slower, and none finished reconstruction within a 10-minute call).
 # Every run takes `brevitas_w4a8`'s training settings (reparameterized scales, depthwise equalization, stem + patch
@@ -22,7 +23,7 @@ if [ -d "$extra/.shards" ]; then add=(--add "$extra"); else echo "no $extra/.sha
 n=$(( 16 + $(python3 -c "import sys; from dfq_sam_plugin.data.shards import ShardStore; print(len(ShardStore(sys.argv[1]).done()))" "$extra") ))
 LOW="softmax_quantizer=log2sqrt"
 S=${SET:-}  # recipe overrides for every run, e.g. SET="distill_steps=100"
-read -r -a stage_args <<< "--stages ${STAGES:-calib recon recon+distill}"
+read -r -a stage_args <<< "--stages ${STAGES:-calib recon recon+distill}${ABLATE:+ --ablate $ABLATE}"
 args_of() {
   case "$1" in
     w6a6) echo "${add[*]} --set weight_bits=6 activation_bits=6 $LOW $S" ;;
@@ -39,8 +40,8 @@ for name in "$@"; do
   # shellcheck disable=SC2086
   cmd=(timeout --signal=INT "$left" python3 benchmarks/fourbit_gpu.py --pack carried/distill --recipe brevitas_w4a8
        $a "${stage_args[@]}" --json "$OUT/$name.json")
-  if [ "${PARALLEL:-0}" = 1 ]; then OMP_NUM_THREADS=4 "${cmd[@]}" > "/tmp/$name.log" 2>&1 &
-  else "${cmd[@]}" > "/tmp/$name.log" 2>&1; fi
+  if [ "${PARALLEL:-0}" = 1 ]; then OMP_NUM_THREADS=4 "${cmd[@]}" > "$OUT/$name.log" 2>&1 &
+  else "${cmd[@]}" > "$OUT/$name.log" 2>&1; fi
 done
 wait
-for name in "$@"; do echo "== $name"; grep -v "^\s*$" "/tmp/$name.log" | tail -n 12; done
+for name in "$@"; do echo "== $name"; grep -v "^\s*$" "$OUT/$name.log" | tail -n 12; done

@@ -121,6 +121,9 @@ RECONSTRUCT = {
                                    help="relative (log-space) Adam step of quantizer scales/zero points"),
     "reconstruct_drop": Option(0.5, (int, float), check=_fraction,
                                help="QDrop: probability that an activation element skips its quantizer"),
+    "reconstruct_augment": Option(0, int, check=_nonneg,
+                                  help="label-free augmented copies (flips, 90-degree rotations, crops, gamma, mixup) "
+                                       "of every synthetic image added to the reconstruction inputs"),
 }
 
 WEIGHT_MODES = ("int8_asym", "int4_sym", "int4_asym")  # nncf.CompressWeightsMode of recipe key weight_compression_mode

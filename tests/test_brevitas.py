@@ -183,13 +183,14 @@ def test_reconstruction_and_distillation_lower_the_error_and_round_trip(tiny_sam
 
     recipe = _recipe("brevitas_w4a8", activation_range="minmax", reconstruct_iters=4, reconstruct_batch=2,
                      distill_steps=1, distill_batch=2, distill_random_boxes=1, calibration_letterbox=0.0,
-                     high_precision_modules=[r"^blocks\.0\."])
+                     high_precision_modules=[r"^blocks\.0\."], reconstruct_augment=1)
     q = quantize_sam(tiny_sam, tiny_calib, recipe, train_progress=False, work_dir=tmp_path / "work")
     enc = q.sam.model.image_encoder
     assert enc.blocks[0].attn.attn.attn.qkv.weight_quant.bit_width() == 8  # high precision
     assert enc.blocks[1].attn.attn.attn.qkv.weight_quant.bit_width() == 4
     assert 4 < q.report["average_weight_bits"] < 5 and set(q.report["weights_by_bits"]) == {"4", "8"}
     rec = q.report["reconstruct"]
+    assert rec["inputs"] == 2 * len(tiny_calib.pixels)  # every image and one augmented copy
     assert [u["name"] for u in rec["units"]] == ["patch_embed", *[f"blocks.{i}" for i in range(12)], "neck"]
     trained = [u for u in rec["units"] if not u.get("reverted")]
     assert all(u["after"] < u["before"] for u in trained) and len(trained) >= 10
@@ -232,3 +233,29 @@ def test_w4a8_exports_through_qcdq_to_an_int8_openvino_encoder(tiny_sam, tiny_ca
     ref = ref.value if hasattr(ref, "value") else ref
     out = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x.numpy())[0]
     assert _rel(torch.from_numpy(out), ref) < 0.05
+
+
+def test_gptq_runs_on_learned_weight_scales_and_lowers_the_weight_error(litemedsam):
+    """GPTQ on LiteMedSAM's learned-scale W6A6 recipe (it used to stop on uninitialised learned scales): on its one
+    calibration image, the encoder with activation quantizers off is closer to the FP encoder than without GPTQ."""
+    from brevitas.graph.calibrate import quantization_status_manager
+
+    from dfq_sam_plugin.backends.brevitas import quantize_sam
+    from dfq_sam_plugin.data.arrays import ASSETS, ArraySet
+    from dfq_sam_plugin.data.inputs import to_encoder_input
+    from dfq_sam_plugin.distill.losses import relative_mse
+
+    data = ArraySet.from_npz(ASSETS / "litemedsam_dfqsam16.npz")
+    x = torch.from_numpy(to_encoder_input(data.pixels[0], litemedsam.spec))
+    with torch.no_grad():
+        reference = litemedsam.model.image_encoder(x)
+    errors = {}
+    for gptq in (False, True):
+        q = quantize_sam(litemedsam, data, _recipe("brevitas_w6a6", subset_size=1, calibration_letterbox=0.0,
+                                                   activation_range="minmax",
+                                                   reconstruct_iters=0, gptq=gptq))
+        encoder = q.sam.model.image_encoder.eval()
+        with torch.no_grad(), quantization_status_manager(encoder, is_training=False, disable_act_quant=True):
+            errors[gptq] = float(relative_mse(encoder(x), reference))
+        assert ("gptq_s" in q.report) == gptq
+    assert errors[True] < 0.7 * errors[False], errors

@@ -156,3 +156,19 @@ def test_privacy_distillation_opens_only_code_weights_the_calibration_set_and_it
     # torch.save and ov.save_model write from C++ (no Python audit event): the outputs are checked on disk
     assert (tmp_path / "out" / "work" / "checkpoint.pt").exists()
     assert (tmp_path / "out" / "int8" / "encoder.xml").exists()
+
+
+def test_augmented_copies_are_deterministic_new_and_in_range():
+    """Reconstruction's extra inputs: copy-major, same seed same images, another seed other images, pixels in
+    [0, 1], none equal to its source image."""
+    from dfq_sam_plugin.distill.augment import augmented_copies
+
+    px = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    a, b = augmented_copies(px, 2, seed=5), augmented_copies(px, 2, seed=5)
+    assert a.shape == (6, 1, 32, 32) and torch.equal(a, b)
+    assert not torch.equal(a, augmented_copies(px, 2, seed=6))
+    assert 0 <= float(a.min()) and float(a.max()) <= 1
+    assert all(not torch.allclose(a[c * 3 + i], px[i]) for c in range(2) for i in range(3))
+    assert augmented_copies(px, 0).shape == (0, 1, 32, 32)
+    with pytest.raises(ValueError):
+        augmented_copies(px, -1)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from brevitas.core.stats import NegativeMinOrZero
 from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
@@ -240,6 +241,17 @@ def _calibration_items(dataset, recipe: dict[str, Any]) -> list[tuple[torch.Tens
     return [(torch.from_numpy(x), torch.from_numpy(b)[None]) for x, b in pairs]
 
 
+def _augmented_inputs(dataset, copies: int, seed: int) -> list[torch.Tensor]:
+    """Encoder inputs (1, 3, S, S) of ``copies`` augmented versions of every image of ``dataset``."""
+    from ..data.inputs import to_encoder_input
+    from ..distill.augment import augmented_copies
+
+    if not copies:
+        return []
+    pixels = augmented_copies(torch.as_tensor(np.asarray(dataset.pixels, np.float32)), copies, seed).numpy()
+    return [torch.from_numpy(to_encoder_input(px, dataset.spec)) for px in pixels]
+
+
 @torch.no_grad()
 def _run(model: nn.Module, items, with_decoder: bool, progress: Callable[[str], None] | None, label: str) -> None:
     for x, boxes in items:
@@ -266,8 +278,9 @@ def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) ->
         from brevitas.graph.gptq import gptq_mode
 
         t0 = time.perf_counter()
-        with gptq_mode(target, use_quant_activations=True) as gptq:
-            for _ in range(gptq.num_layers):
+        _run(model, items[:1], recipe["quantize_decoder"], None, "gptq")  # learned weight scales take their init
+        with gptq_mode(target, use_quant_activations=True) as gptq:  # one input a pass: batching changes the
+            for _ in range(gptq.num_layers):                         # result and is slower (RESULTS 10.5)
                 _run(model, items, recipe["quantize_decoder"], None, "gptq")
                 gptq.update()
         timings["gptq_s"] = time.perf_counter() - t0
@@ -359,10 +372,13 @@ def train(sam: SamBundle, model: nn.Module, dataset, recipe: dict[str, Any], dev
     if recipe["reconstruct_iters"] and not resuming:
         teacher = copy.deepcopy(sam.model.image_encoder)
         items = _calibration_items(dataset, {**recipe, "subset_size": len(dataset.pixels)})
-        rec = BlockReconstructor(teacher, model.image_encoder, [x for x, _ in items], reconstruct_config(recipe),
+        inputs = [x for x, _ in items] + _augmented_inputs(dataset, recipe["reconstruct_augment"],
+                                                           recipe["distill_seed"])
+        rec = BlockReconstructor(teacher, model.image_encoder, inputs, reconstruct_config(recipe),
                                  is_quantizer=is_brevitas_quantizer, act_quant_points=act_quant_points, device=device)
         result = rec.run(progress=progress)
-        report["reconstruct"] = {**result.summary(), "device": str(device), "data": "synthetic only"}
+        report["reconstruct"] = {**result.summary(), "device": str(device), "data": "synthetic only",
+                                 "inputs": len(inputs)}
         if work_dir is not None:
             reconstruction_figure(result, Path(work_dir) / "reconstruction.png")
         del teacher, rec

@@ -68,3 +68,18 @@ def random_boxes(n: int, k: int, size: int, generator: torch.Generator, lo: floa
     sides = sides.clamp(max=size - 1)
     start = u[..., 2:] * (size - 1 - sides)
     return torch.cat([start, start + sides], dim=-1)
+
+
+def augmented_copies(pixels: torch.Tensor, copies: int, seed: int = 0, mixup: float = 0.25) -> torch.Tensor:
+    """``copies`` label-free augmented versions of every image of ``pixels`` (N, C, S, S) raw [0, 1], as
+    (copies · N, C, S, S), copy-major; each image's draw has its own generator, so the result depends only on
+    (seed, copy, image index). Used to give block reconstruction more inputs than the synthetic set has images."""
+    if copies < 0:
+        raise ValueError(f"copies must be >= 0; got {copies}")
+    pixels = torch.as_tensor(pixels, dtype=torch.float32)
+    no_boxes = torch.zeros(len(pixels), 0, 4)
+    out = []
+    for c in range(copies):
+        gens = [torch.Generator().manual_seed(seed * 1_000_003 + c * 100_003 + i) for i in range(len(pixels))]
+        out.append(augment(pixels, no_boxes, gens, mixup)[0])
+    return torch.cat(out) if out else pixels[:0]
