@@ -243,13 +243,13 @@ def _calibration_items(dataset, recipe: dict[str, Any]) -> list[tuple[torch.Tens
 
 def _augmented_inputs(dataset, copies: int, seed: int) -> list[torch.Tensor]:
     """Encoder inputs (1, 3, S, S) of ``copies`` augmented versions of every image of ``dataset``."""
-    from ..data.inputs import to_encoder_input
+    from ..data.inputs import encoder_inputs
     from ..distill.augment import augmented_copies
 
     if not copies:
         return []
     pixels = augmented_copies(torch.as_tensor(np.asarray(dataset.pixels, np.float32)), copies, seed).numpy()
-    return [torch.from_numpy(to_encoder_input(px, dataset.spec)) for px in pixels]
+    return [torch.from_numpy(x) for x in encoder_inputs(pixels, dataset.spec)]
 
 
 @torch.no_grad()
