@@ -78,7 +78,11 @@ def main() -> None:
     if {"recon", "recon+distill"} & set(args.stages):
         recon = copy.deepcopy(q.sam.model)
         t0 = time.perf_counter()
-        rep = train(sam, recon, data, {**recipe, "distill_steps": 0}, args.device, progress=False)
+        try:
+            rep = train(sam, recon, data, {**recipe, "distill_steps": 0}, args.device, progress=False)
+        except RuntimeError:
+            print("off-device tensors:", off_device(recon.image_encoder, args.device), flush=True)
+            raise
         score("recon", recon, {**rep, "seconds": time.perf_counter() - t0})
     if "recon+distill" in args.stages:
         t0 = time.perf_counter()
@@ -89,6 +93,24 @@ def main() -> None:
         t0 = time.perf_counter()
         rep = train(sam, model, data, {**recipe, "reconstruct_iters": 0}, args.device, progress=False)
         score("distill", model, {**rep, "seconds": time.perf_counter() - t0})
+
+
+def off_device(encoder, device: str) -> list[str]:
+    """Parameters, buffers, plain tensor attributes and weight-quantizer scales of ``encoder`` not on ``device``."""
+    import torch
+
+    want = torch.device(device).type
+    found = []
+    for name, m in encoder.named_modules():
+        tensors = {**dict(m.named_parameters(recurse=False)), **dict(m.named_buffers(recurse=False)),
+                   **{k: v for k, v in vars(m).items() if torch.is_tensor(v)}}
+        found += [f"{name}.{k} {v.device}" for k, v in tensors.items() if v.device.type != want]
+        if hasattr(m, "quant_weight"):
+            with torch.no_grad():
+                scale = m.quant_weight().scale
+            if scale is not None and scale.device.type != want:
+                found.append(f"{name}.quant_weight().scale {scale.device}")
+    return found
 
 
 def ablated(model, name: str):

@@ -51,6 +51,23 @@ class DistillResult:
                 "world_size": self.world_size, "first_losses": first, "final_losses": last}
 
 
+@torch.no_grad()
+def load_in_place(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy ``state`` (a ``state_dict`` of ``module``) into ``module``'s own tensors, strictly.
+
+    Unlike ``load_state_dict`` it keeps every tensor object where it is: the optimizer's parameters stay the
+    module's, and no backend rebuilds its quantizers (Brevitas re-creates its quantizer modules on every
+    ``load_state_dict``, on the CPU and with new parameters, which left a student on the GPU half on the CPU)."""
+    own = module.state_dict(keep_vars=True)
+    if own.keys() != state.keys():
+        missing, extra = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+        raise KeyError(f"state does not match the module: missing {missing[:5]}, unexpected {extra[:5]}")
+    for key, tensor in own.items():
+        if tensor.shape != state[key].shape:
+            raise ValueError(f"{key}: shape {tuple(state[key].shape)} in the state, {tuple(tensor.shape)} here")
+        tensor.copy_(state[key])
+
+
 def param_groups(module: nn.Module, is_quantizer: Callable[[nn.Module], bool], lr_weights: float,
                  lr_quant: float) -> list[dict[str, Any]]:
     """Adam parameter groups of ``module``'s trainable parameters: one group of weights at ``lr_weights``, and one
@@ -226,7 +243,7 @@ class Distiller:
             diff = sorted(k for k in state["config"] if state["config"][k] != self.cfg.resume_key().get(k))
             raise ValueError(f"{path} was made with other settings ({', '.join(diff)}); use another output folder "
                              f"or delete it")
-        self.student.load_state_dict(state["student"])
+        load_in_place(self.student, state["student"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.history = int(state["step"]), state["history"]
         return True

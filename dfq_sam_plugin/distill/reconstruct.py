@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .engine import param_groups
+from .engine import load_in_place, param_groups
 from .losses import relative_mse
 
 # TinyViT (LiteMedSAM, MobileSAM): patch_embed, layers.i.blocks.j, layers.i.downsample, neck; SAM ViT: blocks.i
@@ -221,7 +221,7 @@ class BlockReconstructor:
         after = _unit_error(unit, x_q, target, batch)
         entry = {"name": name, "before": before, "after": after, "seconds": time.perf_counter() - t0}
         if not after <= before:  # worse (or NaN) on its own inputs: keep the calibrated unit
-            unit.load_state_dict(snapshot)
+            load_in_place(unit, snapshot)
             entry.update(after=before, trained=after, reverted=True)
         return entry
 
