@@ -1,4 +1,4 @@
-"""``dfq-sam``: synthesize | quantize | evaluate | benchmark | demo. Run ``dfq-sam COMMAND --help``."""
+"""``dfq-sam``: synthesize | quantize | evaluate | benchmark | verify | recipes | demo. Run ``dfq-sam COMMAND --help``."""
 
 from __future__ import annotations
 
@@ -80,8 +80,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.ir:
         from .runtime import OVSamPredictor
 
-        predictors[Path(args.ir).name or "ir"] = OVSamPredictor(args.ir, device=args.device, verify=args.verify,
-                                                                require_data_free=args.require_data_free)
+        ov_pred = OVSamPredictor(args.ir, device=args.device, verify=args.verify,
+                                 require_data_free=args.require_data_free, policy=args.policy)
+        console.print(f"{args.ir}: encoder [bold]{ov_pred.candidate}[/] ({ov_pred.choice.reason})")
+        predictors[Path(args.ir).name or "ir"] = ov_pred
     if args.brevitas:
         from .backends.brevitas import load_quantized
 
@@ -118,11 +120,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     ok = True
     try:
         verify_export(args.folder, manifest)
-        for name, info in digests(args.folder).items():
+        for name, info in digests(args.folder, tuple(manifest["files"])).items():
             console.print(f"[green]ok[/] {name} {info['sha256'][:16]}… ({info['bytes']} bytes)")
     except ExportIntegrityError as exc:
         console.print(f"[bold red]integrity:[/] {exc}")
         ok = False
+    _print_candidates(args.folder)
     if args.require_data_free:
         try:
             check_data_free(args.folder, manifest)
@@ -141,7 +144,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         "iterations": args.iterations, "stages": args.stages, "batch_size": args.batch_size,
         "boxes_per_image": args.boxes_per_image, "channels": args.channels, "lr": args.lr,
         "activation_checkpointing": args.activation_checkpointing or None, "amp": args.amp,
-        "compile": args.compile,
+        "compile": args.compile, "boundary": args.boundary,
+        "label_axes": tuple(args.label_axes) if args.label_axes else None,
     }.items() if v is not None}
     ds = synthesize(sam, num_images=args.num_images, device=args.device, seed=args.seed, method=args.method,
                     out=args.out, progress=not args.quiet, shards_only=args.shards_only, **overrides)
@@ -196,8 +200,53 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                   f"({rep['decoder_fake_quantize']} FakeQuantize); calibration: "
                   f"{quantized.calibration.get('method')} (real_data_used={quantized.calibration.get('real_data_used')})")
     _print_reparam(rep)
+    _print_candidates(folder)
     if "synthetic_fidelity" in rep:
         console.print(f"accuracy control: synthetic FP-fidelity of the INT8 encoder {rep['synthetic_fidelity']:.4f}")
+    return 0
+
+
+def _print_candidates(folder) -> None:
+    """The encoder candidates an export carries, with their synthetic FP-fidelity measured at export time."""
+    from .export.openvino import candidates_of, read_manifest
+
+    candidates = candidates_of(read_manifest(folder))
+    if len(candidates) < 2:
+        return
+    table = Table(title=f"{folder}: encoder candidates (the predictor measures them on the CPU it runs on)")
+    for col in ("candidate", "file", "MiB", "probe fidelity (exporting CPU)"):
+        table.add_column(col)
+    for name, c in candidates.items():
+        fid = ", ".join(f"{k} {v:.4f}" for k, v in c.get("export_fidelity", {}).items()) or "—"
+        table.add_row(name, c["xml"], f"{c.get('mib', 0):.1f}", fid)
+    console.print(table)
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    """The packaged recipes: backend, the CPU classes ``auto`` maps to each, candidates, what RESULTS measured."""
+    from .cpu import _CLASSES, RECIPE_FALLBACK
+    from .recipes import load_recipe, packaged_recipes
+
+    rows = []
+    for name in packaged_recipes():
+        r = load_recipe(name)
+        classes = [c[0] for c in _CLASSES if c[2] == name] + (["unknown"] if name == RECIPE_FALLBACK else [])
+        rows.append({"name": name, "backend": r["backend"], "auto_for": classes, "description": r["description"],
+                     "candidates": r.get("candidates", []), "measured": r["measured"]})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="packaged recipes (dfq-sam quantize --recipe NAME)")
+    for col in ("recipe", "backend", "auto on CPU class", "extra candidates"):
+        table.add_column(col, no_wrap=col == "recipe")
+    for r in rows:
+        table.add_row(r["name"], r["backend"], ", ".join(r["auto_for"]) or "—", ", ".join(r["candidates"]) or "—")
+    console.print(table)
+    console.print("[bold]measured[/] (docs/RESULTS.md; `--json` adds the descriptions):")
+    for r in rows:
+        for machine, text in r["measured"].items():
+            console.print(f"  {r['name']} on {machine}: {text}")
+    print_auto_recipe()
     return 0
 
 
@@ -284,7 +333,11 @@ def _benchmark_volume(args: argparse.Namespace) -> int:
         _quiet_libraries(args.verbose)
         predictors["torch fp32"] = SamBoxPredictor(_load(args))
     for ir in args.ir or []:
-        predictors[f"openvino {Path(ir).name}"] = OVSamPredictor(ir, device=args.device)
+        from .export.openvino import candidates_of
+
+        pred = OVSamPredictor(ir, device=args.device, policy=args.policy)
+        many = len(candidates_of(pred.manifest)) > 1
+        predictors[f"openvino {Path(ir).name}" + (f" ({pred.candidate})" if many else "")] = pred
     with console.status(f"loading the MNI volume ({args.volume} slices)"):
         volume = mni_volume(args.volume, stride=args.stride)
     with console.status("") as status:
@@ -369,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help=f"images optimised together (default {d.batch_size})")
     p.add_argument("--boxes-per-image", type=int, default=None, help=f"box prompts per image (default {d.boxes_per_image})")
     p.add_argument("--channels", type=int, choices=[1, 3], default=None, help="1: grey modality (default), 3: RGB")
+    p.add_argument("--boundary", type=float, default=None, metavar="FRACTION",
+                   help="boundary-supporting samples (Qimera-style): this fraction of each image's prompts gets a "
+                        f"superposed soft label of two masks, driving SAM's logits toward 0 there (default {d.boundary})")
+    p.add_argument("--label-axes", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="axes of the random pseudo-masks as fractions of the side: more sizes and aspects of prompts "
+                        f"(default {d.label_axes[0]} {d.label_axes[1]})")
     p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate in [0,1] pixel units (default {d.lr})")
     p.add_argument("--amp", choices=["auto", "bf16", "off", "bf16-model"], default=None,
                    help="bf16 autocast (auto: on CUDA); bf16-model: the encoder as a bf16 copy without autocast "
@@ -395,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip checking the --ir files against the sha256 in its manifest")
     p.add_argument("--require-data-free", action="store_true",
                    help="refuse an --ir export whose provenance says real data was used (or records none)")
+    p.add_argument("--policy", default="fastest_faithful",
+                   help="which encoder candidate of an export to run: fastest_faithful (default: measured on this CPU, "
+                        "the fastest within 0.03 probe FP-fidelity of the best), fastest, smallest, most_faithful, "
+                        "or a candidate's name (float, int8, int8_weights)")
     p.add_argument("--sets", nargs="+", default=["nuclei", "mni"], choices=["nuclei", "mni"])
     p.add_argument("--out", default="dfq_sam_out/evaluate", help="folder for overlay figures")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -443,6 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "from its tissue maps) with each runtime (predict_many: OpenVINO THROUGHPUT, encoder and "
                         "decoder overlapped) and report slices/s, GT Dice and fidelity vs the first runtime")
     p.add_argument("--torch", action="store_true", help="--volume: also the FP32 torch model (--model), first")
+    p.add_argument("--policy", default="fastest_faithful",
+                   help="which encoder candidate of an export to run: fastest_faithful (default: measured on this CPU, "
+                        "the fastest within 0.03 probe FP-fidelity of the best), fastest, smallest, most_faithful, "
+                        "or a candidate's name (float, int8, int8_weights)")
     p.add_argument("--stride", type=int, default=1, help="--volume: every STRIDE-th slice only (a quick look)")
     p.add_argument("--sequential", action="store_true",
                    help="--volume: also time a plain loop of predict() calls over the same slices")
@@ -462,6 +529,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-data-free", action="store_true",
                    help="also fail unless the provenance says no real data was used")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("recipes", help="list the packaged recipes: backend, CPU class, what they were measured at",
+                       description="Every recipe shipped in the package with its backend, the CPU classes `--recipe "
+                                   "auto` maps to it, the encoder candidates its exports carry, and what "
+                                   "docs/RESULTS.md measured for it on named machines.")
+    p.add_argument("--json", action="store_true", help="print the list as JSON on stdout")
+    p.set_defaults(func=cmd_recipes)
 
     p = sub.add_parser(
         "demo", help="the end-to-end demo on this CPU (what `make demo` runs)",

@@ -11,12 +11,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# (class, ISA flags it needs, the packaged recipe that pays there); the first match wins
+# (class, ISA flags it needs, the packaged recipe for it, the encoder candidate RESULTS measured fastest within
+# fidelity tolerance there); the first match wins. Every CPU recipe's export also carries the float encoder
+# (recipe key ``candidates``) and the predictor measures on the box, so no class is left with a model slower than
+# its float IR: AMX Xeons run INT8 at 0.83-0.98x the bf16 float IR (RESULTS 14, 16, 17), AVX-512 VNNI EPYCs at
+# 1.25x (RESULTS 15), AVX2 EPYCs INT8 weights at 0.74-1.04x FP32 (RESULTS 11, 12); AVX-VNNI is not measured.
 _CLASSES = (
-    ("amx", ("amx_int8",), "openvino_int8_cpu_vnni"),
-    ("avx512_vnni", ("avx512_vnni",), "openvino_int8_cpu_vnni"),
-    ("avx_vnni", ("avx_vnni",), "openvino_int8_cpu_vnni"),
-    ("avx2", ("avx2",), "openvino_int8_cpu_avx2"),
+    ("amx", ("amx_int8",), "openvino_int8_cpu_vnni", "float"),
+    ("avx512_vnni", ("avx512_vnni",), "openvino_int8_cpu_vnni", "int8"),
+    ("avx_vnni", ("avx_vnni",), "openvino_int8_cpu_vnni", None),
+    ("avx2", ("avx2",), "openvino_int8_cpu_avx2", "float"),
 )
 RECIPE_FALLBACK = "openvino_int8_cpu"  # any x86 CPU: OverflowFix on
 
@@ -29,6 +33,7 @@ class CpuClass:
     capabilities: tuple[str, ...]  # OpenVINO CPU OPTIMIZATION_CAPABILITIES
     flags: tuple[str, ...]  # the ISA flags that decided the class
     recipe: str  # the packaged OpenVINO recipe for this class
+    expected: str | None = None  # the candidate RESULTS measured fastest-faithful on this class (None: not measured)
 
     def describe(self) -> str:
         dot = "int8 dot products" if self.int8_dot else "no int8 dot-product instruction"
@@ -53,12 +58,12 @@ def _cpu_flags() -> set[str]:
 def classify(capabilities: tuple[str, ...] | list[str], flags: set[str] | frozenset[str]) -> CpuClass:
     """The class of a CPU from OpenVINO's capabilities and its ISA flags (pure: testable for every class)."""
     capabilities = tuple(capabilities)
-    for name, needed, recipe in _CLASSES:
+    for name, needed, recipe, expected in _CLASSES:
         if all(f in flags for f in needed):
             int8_dot = name != "avx2"
             return CpuClass(name, int8_dot, "BF16" in capabilities, capabilities, tuple(sorted(
                 f for f in flags if f in {"amx_int8", "amx_bf16", "avx512_vnni", "avx512_bf16", "avx_vnni", "avx2"})),
-                recipe)
+                recipe, expected)
     return CpuClass("unknown", False, "BF16" in capabilities, capabilities, (), RECIPE_FALLBACK)
 
 

@@ -57,9 +57,9 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     from .backends.nncf import export_float, quantize_sam
     from .cpu import cpu_class
     from .eval import evaluate, load_benchmark
-    from .eval.figures import overlay_figure
+    from .eval.figures import disagreement_figure, fidelity_spread_figure, overlay_figure
     from .eval.latency import benchmark_export
-    from .export.openvino import read_manifest
+    from .export.openvino import candidates_of, read_manifest
     from .export.packaged import packaged_export
     from .models import load_sam
     from .runtime import OVSamPredictor
@@ -107,40 +107,107 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
 
     t0 = time.perf_counter()
     sets = [load_benchmark(n) for n in ("nuclei", "mni")]
+    # the export measures its encoder candidates on this CPU and picks one, as it will on any box it is copied to
+    chosen = OVSamPredictor(int8_dir)
+    console.print(f"[bold]4[/] on this CPU {int8_dir} runs encoder [bold]{chosen.candidate}[/]: {chosen.choice.reason}")
     # FP reference: the FP32 IR pinned to f32 (OpenVINO would run it in bf16 on a bf16-capable CPU)
-    predictors = {"fp": OVSamPredictor(fp_dir, config={"INFERENCE_PRECISION_HINT": "f32"}),
-                  **{name: OVSamPredictor(folder) for name, folder in dirs.items()}}
+    predictors = {"fp": OVSamPredictor(fp_dir, config={"INFERENCE_PRECISION_HINT": "f32"})}
     cpu = cpu_class()
     if cpu.bf16_default:  # the float IR as OpenVINO runs it here: bf16 is lossy too (docs/RESULTS.md §15)
         predictors["fp32_bf16"] = OVSamPredictor(fp_dir)
+    predictors.update({name: OVSamPredictor(int8_dir, policy=name) for name in candidates_of(read_manifest(int8_dir))})
+    predictors.update({name: OVSamPredictor(folder) for name, folder in dirs.items() if name != "int8"})
     with progress_factory() as progress:
-        task = progress.add_task("[bold]4[/] FP vs INT8 on the real sets",
+        task = progress.add_task("[bold]4[/] FP vs the quantized models on the real sets",
                                  total=len(predictors) * sum(len(s.images) for s in sets))
         report = evaluate(predictors, sets, on_image=lambda: progress.advance(task))
     figures = {s.name: overlay_figure(s, report.masks[s.name], out / f"overlay_{s.name}.png") for s in sets}
+    figures["fidelity spread"] = fidelity_spread_figure(sets, report.masks, out / "fidelity_spread.png")
+    worst = "int8" if "int8" in predictors else next(k for k in predictors if k not in ("fp", "fp32_bf16"))
+    for s in sets:
+        figures[f"{s.name} disagreement ({worst})"] = disagreement_figure(
+            s, report.masks[s.name], worst, out / f"disagreement_{s.name}.png")
     timings["evaluate_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    with console.status(f"[bold]5[/] end-to-end time of an image + {PROMPTS} prompts, every model"):
+        end_to_end = end_to_end_ms(predictors, sets[0].images[0].image, sets[0].images[0].boxes[:PROMPTS])
     rows = []
-    with console.status(f"[bold]5[/] benchmark_app (latency hint, {niter} iterations) on both IR pairs"):
+    with console.status(f"[bold]5[/] benchmark_app (latency hint, {niter} iterations) on every IR"):
         for name, folder in (("fp32 IR", fp_dir), *((f"{k.replace('_', ' ')} IR", d) for k, d in dirs.items())):
             for r in benchmark_export(folder, niter=niter, float_precisions=float_precisions):
                 rows.append({**r.to_dict(), "folder": r.ir, "ir": name})
     latency_figure(rows, out / "latency.png")
     timings["benchmark_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_all
+    sizes = {name: model_mib(int8_dir, name) for name in candidates_of(read_manifest(int8_dir))}
+    sizes.update({"fp": model_mib(fp_dir), "fp32_bf16": model_mib(fp_dir)},
+                 **{name: model_mib(folder) for name, folder in dirs.items() if name != "int8"})
 
     summary = {"model": sam.model_id, "calibration": quantized.calibration, "recipe": recipe_cfg,
-               "cpu": cpu.to_dict(),
+               "cpu": cpu.to_dict(), "export": str(int8_dir), "choice": chosen.choice.to_dict(),
+               "end_to_end_ms": end_to_end, "model_mib": sizes, "prompts": PROMPTS,
                "results": report.results, "latency": rows, "timings": timings,
                "sizes_mb": {f"{d.name}/{f.name}": f.stat().st_size / 2**20
                             for d in (fp_dir, *dirs.values()) for f in sorted(d.glob("*.bin"))}}
+    summary["recommendation"] = recommendation(summary)
     (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
     console.print(summary_table(summary))
     console.print(latency_table(summary["latency"]))
+    console.print(f"[bold green]deploy[/]: {summary['recommendation']}")
     write_report(out, summary, figures)
-    console.print(f"report: {out / 'report.md'}  (figures: samples.png, overlay_*.png, latency.png)")
+    console.print(f"report: {out / 'report.md'}  (figures: samples.png, overlay_*.png, fidelity_spread.png, "
+                  f"disagreement_*.png, latency.png)")
     return summary
+
+
+PROMPTS = 4  # box prompts per image in the end-to-end time
+
+
+def end_to_end_ms(predictors: dict, image, boxes, rounds: int = 7) -> dict[str, float]:
+    """Median ms of ``set_image(image)`` + ``predict(boxes)`` per predictor, what a user waits for one image and its
+    prompts; rounds interleaved across predictors, so a load spike hits them all alike."""
+    times: dict[str, list[float]] = {name: [] for name in predictors}
+    for p in predictors.values():  # warm-up
+        p.set_image(image)
+        p.predict(boxes)
+    for _ in range(rounds):
+        for name, p in predictors.items():
+            t0 = time.perf_counter()
+            p.set_image(image)
+            p.predict(boxes)
+            times[name].append(1e3 * (time.perf_counter() - t0))
+    for p in predictors.values():
+        p.reset_image()
+    return {name: float(sorted(t)[len(t) // 2]) for name, t in times.items()}
+
+
+def model_mib(folder: Path, candidate: str | None = None) -> float:
+    """MiB a box loads for one model: the encoder candidate's weights + the decoder's."""
+    from .export.openvino import candidates_of, read_manifest
+
+    candidates = candidates_of(read_manifest(folder))
+    c = candidates[candidate] if candidate else next(iter(candidates.values()))
+    return ((folder / c["bin"]).stat().st_size + (folder / "decoder.bin").stat().st_size) / 2**20
+
+
+def recommendation(summary: dict) -> str:
+    """One computed line: the model the export runs on this CPU (the predictor's own choice), its end-to-end time,
+    real FP-fidelity and size, and what each other model trades against it."""
+    pick = summary["choice"]["name"]
+    sets = list(summary["results"])
+    fid = {m: [summary["results"][s][m]["fidelity"] for s in sets] for m in summary["end_to_end_ms"] if m != "fp"}
+    e2e, mib = summary["end_to_end_ms"], summary["model_mib"]
+    others = []
+    for m in fid:
+        if m == pick:
+            continue
+        delta = " / ".join(f"{a - b:+.3f}" for a, b in zip(fid[m], fid[pick]))
+        others.append(f"{m} {e2e[m] / e2e[pick]:.2f}x the time, fidelity {delta}, {mib[m]:.1f} MiB")
+    return (f"{summary['export']} runs encoder '{pick}' on this CPU (class {summary['cpu']['name']}, chosen by "
+            f"OVSamPredictor itself): {e2e[pick]:.0f} ms for an image + {summary['prompts']} prompts, FP-fidelity "
+            f"{' / '.join(f'{x:.3f}' for x in fid[pick])} ({' / '.join(sets)}), {mib[pick]:.1f} MiB. Others: "
+            + "; ".join(others) + ".")
 
 
 def _rows(summary: dict):
@@ -154,12 +221,17 @@ def _rows(summary: dict):
 def summary_table(summary: dict) -> Table:
     table = Table(title=f"{summary['model']}: FP32 (f32) vs data-free INT8 (calibration real_data_used="
                         f"{summary['calibration'].get('real_data_used')})")
-    for col in ("set", "prompts", "FP Dice", "model", "Dice", "Δ pt", "FP-fidelity"):
+    e2e = summary.get("end_to_end_ms", {})
+    for col in ("set", "n", "FP Dice", "model", "Dice", "Δ pt", "fidelity", "ms"):
         table.add_column(col, justify="left" if col in ("set", "model") else "right", no_wrap=col == "model")
+    pick = summary.get("choice", {}).get("name")
     for name, prompts, fp_dice, quantized in _rows(summary):
         for i, (model, dice, delta, fidelity) in enumerate(quantized):
             table.add_row(name if i == 0 else "", str(prompts) if i == 0 else "", f"{fp_dice:.4f}" if i == 0 else "",
-                          model, f"{dice:.4f}", f"{delta:+.2f}", f"{fidelity:.4f}")
+                          model + (" *" if model == pick else ""), f"{dice:.4f}", f"{delta:+.2f}", f"{fidelity:.4f}",
+                          f"{e2e[model]:.0f}" if model in e2e else "—")
+    table.caption = (f"n: prompts; fidelity: Dice vs FP32 (f32) masks; ms: an image + {summary.get('prompts')} prompts end "
+                     f"to end; * the encoder the export runs on this CPU (chosen by OVSamPredictor)")
     return table
 
 
@@ -193,10 +265,13 @@ def write_report(out: Path, summary: dict, figures: dict[str, Path]) -> Path:
     for r in summary["latency"]:
         lines.append(f"| {r['ir']} | {r['part']} | {r['precision']} | "
                      f"{r['median_ms']:.1f} |" if r["median_ms"] else f"| {r['ir']} | {r['part']} | — |")
+    lines += ["", f"| model | image + {summary['prompts']} prompts (ms, this CPU) | MiB loaded |", "|---|---|---|"]
+    lines += [f"| {m} | {ms:.1f} | {summary['model_mib'][m]:.1f} |" for m, ms in summary["end_to_end_ms"].items()]
     lines += ["", "Sizes (MiB): " + ", ".join(f"{k} {v:.1f}" for k, v in summary["sizes_mb"].items()), "",
               "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in summary["timings"].items()), "",
               "![calibration samples](samples.png)", "", "![latency](latency.png)", ""]
-    lines += [f"![{name} overlays: FP vs INT8]({Path(p).name})" for name, p in figures.items()]
+    lines += [f"![{name}]({Path(p).name})" for name, p in figures.items()]
+    lines += ["", f"**Deploy**: {summary['recommendation']}"]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -32,17 +32,11 @@ def digests(folder: str | Path, names: tuple[str, ...] = IR_FILES) -> dict[str, 
     return {n: {"sha256": file_sha256(folder / n), "bytes": (folder / n).stat().st_size} for n in names}
 
 
-def verify_export(folder: str | Path, manifest: dict[str, Any] | None = None) -> dict[str, str]:
-    """Check every IR file against ``manifest["files"]``; returns {file: "ok"} or raises naming each bad file."""
+def file_problems(folder: str | Path, recorded: dict[str, Any], names) -> list[str]:
+    """What is wrong with each of ``names`` in ``folder`` against the ``recorded`` digests (empty: all fine)."""
     folder = Path(folder)
-    manifest = manifest if manifest is not None else json.loads((folder / "manifest.json").read_text())
-    recorded = manifest.get("files")
-    if not recorded:
-        raise ExportIntegrityError(f"{folder / 'manifest.json'} records no file hashes (an export made before "
-                                   f"dfq-sam recorded them, or an edited manifest): re-export it, or pass "
-                                   f"verify=False / --no-verify to use it unchecked")
     problems = []
-    for name in IR_FILES:
+    for name in names:
         path = folder / name
         if name not in recorded:
             problems.append(f"{path}: no hash in the manifest")
@@ -53,9 +47,29 @@ def verify_export(folder: str | Path, manifest: dict[str, Any] | None = None) ->
                             f"(truncated or replaced)")
         elif file_sha256(path) != recorded[name]["sha256"]:
             problems.append(f"{path}: sha256 differs from the manifest (edited, damaged, or from another export)")
+    return problems
+
+
+def recorded_files(folder: str | Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    recorded = manifest.get("files")
+    if not recorded:
+        raise ExportIntegrityError(f"{Path(folder) / 'manifest.json'} records no file hashes (an export made before "
+                                   f"dfq-sam recorded them, or an edited manifest): re-export it, or pass "
+                                   f"verify=False / --no-verify to use it unchecked")
+    return recorded
+
+
+def verify_export(folder: str | Path, manifest: dict[str, Any] | None = None, names=None) -> dict[str, str]:
+    """Check ``names`` (default: the four IR files and every other file the manifest records: encoder candidates,
+    the synthetic probe) against ``manifest["files"]``; returns {file: "ok"} or raises naming each bad file."""
+    folder = Path(folder)
+    manifest = manifest if manifest is not None else json.loads((folder / "manifest.json").read_text())
+    recorded = recorded_files(folder, manifest)
+    names = list(dict.fromkeys([*IR_FILES, *recorded])) if names is None else list(names)
+    problems = file_problems(folder, recorded, names)
     if problems:
         raise ExportIntegrityError("export failed its integrity check:\n  " + "\n  ".join(problems))
-    return {name: "ok" for name in IR_FILES}
+    return {name: "ok" for name in names}
 
 
 def check_data_free(folder: str | Path, manifest: dict[str, Any]) -> None:

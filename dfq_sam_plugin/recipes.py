@@ -69,6 +69,9 @@ COMMON = {
     "backend": Option("openvino", str, ("openvino", "brevitas"), help="which flow runs the recipe"),
     "name": Option("custom", str, help="defaults to the file name"),
     "description": Option("", str, help="free text"),
+    "measured": Option({}, dict, check=lambda v: None if all(isinstance(k, str) and isinstance(x, str) for k, x in
+                                                            v.items()) else "must map machine names to text",
+                       help="what docs/RESULTS.md measured for the recipe, per machine (shown by `dfq-sam recipes`)"),
     "reparam": Option(True, bool, help="fold per-channel post-LayerNorm ranges into LayerNorm + Linear"),
     "reparam_strength": Option(1.0, (int, float), check=_fraction,
                                help="fold r**strength (1: RepQ-ViT, every channel on one grid)"),
@@ -127,7 +130,8 @@ RECONSTRUCT = {
 }
 
 WEIGHT_MODES = ("int8_asym", "int4_sym", "int4_asym")  # nncf.CompressWeightsMode of recipe key weight_compression_mode
-WEIGHT_ALGORITHMS = ("scale_estimation", "gptq", "awq")  # nncf.compress_weights' data-aware steps (INT4 modes)
+WEIGHT_ALGORITHMS = ("scale_estimation", "gptq", "awq")
+CANDIDATES = ("float", "int8_weights")  # encoder candidates an export may carry beside the recipe's own  # nncf.compress_weights' data-aware steps (INT4 modes)
 OPENVINO = {
     **COMMON,
     "target_device": Option("CPU", str, ("CPU", "CPU_SPR", "NPU", "GPU", "ANY"),
@@ -169,6 +173,12 @@ OPENVINO = {
                                        "must be in (0, 1]",
                                        help="int4 modes: share of the compressible weights at INT4, the rest INT8, "
                                        "ranked by NNCF's sensitivity metric (activation-aware with algorithms)"),
+    "candidates": Option([], list, check=lambda v: None if set(v) <= set(CANDIDATES) and len(set(v)) == len(v) else
+                         f"may list {', '.join(CANDIDATES)}, each once",
+                         help="further encoders the export carries beside the recipe's own, sharing its decoder: "
+                         "'float' (the FP encoder, FP16-stored weights) and/or 'int8_weights' (INT8 weights, float "
+                         "activations); the predictor measures them on the CPU it runs on and runs the fastest "
+                         "faithful one (runtime.selection)"),
     "accuracy_control": Option(False, bool, help="nncf.quantize_with_accuracy_control on synthetic fidelity: "
                                "revert the most harmful quantizers to float until max_drop holds"),
     "max_drop": Option(0.02, (int, float), check=lambda v: None if 0 < v < 1 else "must be in (0, 1)",

@@ -166,12 +166,35 @@ class QuantizedSam:
     calibration: dict[str, Any]
     recipe: dict[str, Any]
     report: dict[str, Any] = field(default_factory=dict)
+    candidates: dict[str, Any] = field(default_factory=dict)  # further encoders (ov.Model) sharing the decoder
+    probe: dict[str, np.ndarray] | None = None  # synthetic probe the box measures candidates with
 
     def save(self, folder: str | Path) -> Path:
         from ..export.openvino import save_export
 
         return save_export(folder, self.encoder, self.decoder, self.sam.spec, self.calibration, self.recipe,
-                           self.report)
+                           self.report, candidates=self.candidates, probe=self.probe,
+                           fp16_storage=bool(self.candidates))
+
+
+def encoder_candidates(sam: SamBundle, dataset, recipe: dict[str, Any], encoder) -> tuple[dict[str, Any], Any]:
+    """The recipe's further encoder candidates (``candidates``: ``float``, ``int8_weights``; the kind of the
+    recipe's own ``encoder`` is not repeated) and the synthetic probe to choose among them with (None without)."""
+    from ..export.openvino import convert_encoder, encoder_kind
+    from ..export.probe import make_probe
+
+    wanted = [k for k in recipe["candidates"] if k != encoder_kind(encoder)]
+    if not wanted:
+        return {}, None
+    found = {}
+    fp = convert_encoder(sam.model.image_encoder, sam.spec.img_size)
+    for kind in wanted:
+        model = fp.clone()
+        if kind == "int8_weights":
+            model = compress_weights(model, {**recipe, "weight_compression_mode": "int8_asym",
+                                             "weight_compression_algorithms": [], "weight_compression_ratio": 1.0})
+        found[kind] = model
+    return found, make_probe(sam, dataset)
 
 
 def calibration_summary(dataset) -> dict[str, Any]:
@@ -234,7 +257,10 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
         timings["decoder_quantize_s"] = time.perf_counter() - t0
     report.update(timings=timings, encoder_fake_quantize=count_ops(encoder, "FakeQuantize"),
                   decoder_fake_quantize=count_ops(decoder, "FakeQuantize"))
-    return QuantizedSam(encoder, decoder, sam, calibration_summary(dataset), recipe, report)
+    t0 = time.perf_counter()
+    candidates, probe = encoder_candidates(sam, dataset, recipe, encoder)
+    timings["candidates_s"] = time.perf_counter() - t0
+    return QuantizedSam(encoder, decoder, sam, calibration_summary(dataset), recipe, report, candidates, probe)
 
 
 def _quantize_torch(sam: SamBundle, dataset, recipe: dict[str, Any], device: str, work_dir, progress: bool
@@ -253,7 +279,10 @@ def _quantize_torch(sam: SamBundle, dataset, recipe: dict[str, Any], device: str
     if "distill" in report:
         calibration["distillation"] = {"steps": report["distill"]["steps"], "data": "synthetic only",
                                        "final_losses": report["distill"]["final_losses"], "real_data_used": False}
-    return QuantizedSam(encoder, decoder, sam, calibration, recipe, report)
+    if "decoder" in recipe["weight_compression"]:
+        decoder = compress_weights(decoder, {**recipe, "ignored_modules": [], "weight_compression_algorithms": []})
+    candidates, probe = encoder_candidates(sam, dataset, recipe, encoder)
+    return QuantizedSam(encoder, decoder, sam, calibration, recipe, report, candidates, probe)
 
 
 def export_float(sam: SamBundle, folder: str | Path, decoder_boxes: int = 1) -> Path:

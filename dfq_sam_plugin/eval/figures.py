@@ -42,3 +42,57 @@ def overlay_figure(bset: BenchmarkSet, masks: dict[str, Masks], path: str | Path
         axes[r, 0].set_ylabel(item.name, fontsize=7)
     fig.suptitle(f"{bset.name}: {bset.source}", fontsize=8)
     return save(fig, path, dpi=110)
+
+
+def _fidelities(bset: BenchmarkSet, masks: dict[str, Masks], reference: str) -> dict[str, np.ndarray]:
+    from .harness import per_prompt
+
+    return {name: per_prompt(bset, m, masks[reference])["fidelity"] for name, m in masks.items() if name != reference}
+
+
+def fidelity_spread_figure(sets: list[BenchmarkSet], masks: dict[str, dict[str, Masks]], path: str | Path,
+                           reference: str = "fp") -> Path:
+    """Per-prompt FP-fidelity of every model, one box plot per set: the spread and the worst prompts, not only
+    the mean."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.2), squeeze=False)
+    for ax, bset in zip(axes[0], sets):
+        scores = _fidelities(bset, masks[bset.name], reference)
+        ax.boxplot(list(scores.values()), vert=False, showmeans=True, whis=(5, 95), flierprops={"markersize": 3})
+        ax.set_yticks(range(1, len(scores) + 1), list(scores), fontsize=8)
+        ax.set_xlabel(f"per-prompt FP-fidelity vs {reference} (whiskers 5-95 %)", fontsize=8)
+        ax.set_title(f"{bset.name}: {len(next(iter(scores.values())))} prompts", fontsize=9)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    return save(fig, path, dpi=110)
+
+
+def disagreement_figure(bset: BenchmarkSet, masks: dict[str, Masks], model: str, path: str | Path,
+                        reference: str = "fp", worst: int = 6, margin: int = 12) -> Path:
+    """The ``worst`` prompts of ``model`` (lowest FP-fidelity), cropped around their box: pixels both masks hold
+    (grey), only the reference (blue), only ``model`` (red)."""
+    plt = pyplot()
+    scores = _fidelities(bset, masks, reference)[model]
+    where = [(i, k) for i, item in enumerate(bset.images) for k in range(len(item.boxes))]
+    picks = np.argsort(scores, kind="stable")[:worst]
+    fig, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.5), squeeze=False)
+    for ax, p in zip(axes[0], picks):
+        i, k = where[p]
+        item = bset.images[i]
+        x0, y0, x1, y1 = item.boxes[k].astype(int)
+        h, w = item.image.shape[:2]
+        ys, xs = slice(max(0, y0 - margin), min(h, y1 + margin)), slice(max(0, x0 - margin), min(w, x1 + margin))
+        ref, got = masks[reference][i][k][ys, xs], masks[model][i][k][ys, xs]
+        ax.imshow(item.image[ys, xs], cmap="gray")
+        rgba = np.zeros((*ref.shape, 4), np.float32)
+        rgba[ref & got] = (1, 1, 1, 0.25)
+        rgba[ref & ~got] = (0.1, 0.3, 1, 0.7)
+        rgba[got & ~ref] = (1, 0.1, 0.1, 0.7)
+        ax.imshow(rgba)
+        ax.set_title(f"{item.name} #{k}: {scores[p]:.2f}", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{bset.name}: {model}'s worst prompts vs {reference} (blue: only {reference}, red: only {model})",
+                 fontsize=8)
+    fig.tight_layout()
+    return save(fig, path, dpi=110)

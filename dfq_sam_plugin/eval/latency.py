@@ -59,13 +59,22 @@ def benchmark_export(folder: str | Path, device: str = "CPU", hints: tuple[str, 
         from ..cpu import cpu_class
 
         float_precisions = ("default", "f32") if cpu_class().bf16_default else ("default",)
+    from ..export.openvino import candidates_of
+
     folder = Path(folder)
     manifest = read_manifest(folder)
     results = []
     for part in parts:
-        precisions = ["default"] if manifest.get(f"{part}_int8") else list(float_precisions)
-        for hint in hints:
-            for precision in precisions:
-                median, fps, cmd = run_benchmark_app(folder / f"{part}.xml", device, hint, niter, seconds, precision)
-                results.append(BenchmarkResult(str(folder), part, hint, precision, median, fps, device, cmd))
+        if part == "encoder":  # every encoder candidate the export carries; INT8 ones at the default precision
+            many = len(candidates_of(manifest)) > 1
+            runs = [(f"encoder:{name}" if many else "encoder", c["xml"], c["kind"] == "int8")
+                    for name, c in candidates_of(manifest).items()]
+        else:
+            runs = [(part, f"{part}.xml", bool(manifest.get(f"{part}_int8")))]
+        for label, xml, int8 in runs:
+            precisions = ["default"] if int8 else list(float_precisions)
+            for hint in hints:
+                for precision in precisions:
+                    median, fps, cmd = run_benchmark_app(folder / xml, device, hint, niter, seconds, precision)
+                    results.append(BenchmarkResult(str(folder), label, hint, precision, median, fps, device, cmd))
     return results

@@ -34,11 +34,12 @@ def _convert(module, example, shapes):
     return ov.convert_model(traced, example_input=example, input=shapes)
 
 
-def convert_encoder(encoder, img_size: int):
-    """``ov.convert_model`` of an image encoder module (FP, reparameterized, or an NNCF torch student)."""
+def convert_encoder(encoder, img_size: int, batch: int = 1):
+    """``ov.convert_model`` of an image encoder module (FP, reparameterized, or an NNCF torch student), static input
+    ``[batch, 3, S, S]`` (the traced graph keeps its shapes: a batch-1 IR does not reshape)."""
     import torch
 
-    model = _convert(encoder, torch.zeros(1, 3, img_size, img_size), [1, 3, img_size, img_size])
+    model = _convert(encoder, torch.zeros(batch, 3, img_size, img_size), [batch, 3, img_size, img_size])
     model.inputs[0].get_tensor().set_names({ENCODER_INPUT})
     model.outputs[0].get_tensor().set_names({ENCODER_OUTPUT})
     return model
@@ -106,23 +107,65 @@ def module_nodes(model, patterns: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def encoder_kind(model) -> str:
+    """What an encoder IR computes in: ``int8`` (FakeQuantize: INT8 activations), ``int8_weights`` / ``int4_weights``
+    (low-bit weight constants, float activations) or ``float``."""
+    if count_ops(model, "FakeQuantize"):
+        return "int8"
+    if integer_weight_constants(model, ("u4", "i4")):
+        return "int4_weights"
+    return "int8_weights" if integer_weight_constants(model) else "float"
+
+
+def candidate_files(name: str, primary: str) -> tuple[str, str]:
+    """(xml, bin) of encoder candidate ``name``: ``encoder.xml`` for the export's primary encoder (what
+    ``benchmark_app`` and older readers take), ``encoder.<name>.xml`` for the others."""
+    stem = "encoder" if name == primary else f"encoder.{name}"
+    return f"{stem}.xml", f"{stem}.bin"
+
+
 def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[str, Any], recipe: dict[str, Any],
-                report: dict[str, Any] | None = None) -> Path:
-    """Write the IR pair and manifest into ``folder`` via a staging folder: nothing half-written on failure."""
+                report: dict[str, Any] | None = None, candidates: dict[str, Any] | None = None,
+                primary: str | None = None, probe: dict[str, np.ndarray] | None = None,
+                fp16_storage: bool = False) -> Path:
+    """Write the IR pair and manifest into ``folder`` via a staging folder: nothing half-written on failure.
+
+    ``candidates``: further encoders (``{name: ov.Model}``) that share the decoder, written as
+    ``encoder.<name>.xml``; ``primary`` names ``encoder`` (default: its kind, ``encoder_kind``). ``probe``: the
+    synthetic probe (``export.probe.make_probe``), written as ``probe.npz``; with it every candidate's FP-fidelity is
+    measured now, on this CPU (``export_fidelity``). ``fp16_storage``: float constants stored as FP16 in every IR
+    (half their bytes; the CPU plugin computes in f32 / bf16 all the same; integer weights are unchanged)."""
     import openvino as ov
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    primary = primary or encoder_kind(encoder)
+    encoders = {primary: encoder, **(candidates or {})}
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
     try:
-        for name, model in (("encoder", encoder), ("decoder", decoder)):
+        for model in (*encoders.values(), decoder):
             for key, value in _rt_info(calibration).items():
                 model.set_rt_info(value, ["dfq_sam", key])
             model.set_rt_info(recipe.get("name", "custom"), ["dfq_sam", "recipe"])
-            ov.save_model(model, staging / f"{name}.xml", compress_to_fp16=False)
+        info = {}
+        for name, model in encoders.items():
+            xml, bin_ = candidate_files(name, primary)
+            model.set_rt_info(name, ["dfq_sam", "candidate"])
+            ov.save_model(model, staging / xml, compress_to_fp16=fp16_storage)
+            info[name] = {"xml": xml, "bin": bin_, "kind": encoder_kind(model),
+                          "mib": (staging / bin_).stat().st_size / 2**20}
+        ov.save_model(decoder, staging / "decoder.xml", compress_to_fp16=fp16_storage)
+        if probe is not None:
+            from ..runtime.candidates import export_fidelity
+            from .probe import load_probe, save_probe
+
+            save_probe(staging, probe)
+            for name, fidelity in export_fidelity(staging, info, load_probe(staging)).items():
+                info[name]["export_fidelity"] = fidelity
+        files = sorted(p.name for p in staging.iterdir())
         manifest = {
             "format": FORMAT,
-            "files": digests(staging),  # checked by OVSamPredictor and `dfq-sam verify` before use
+            "files": digests(staging, tuple(files)),  # checked by OVSamPredictor and `dfq-sam verify` before use
             "spec": spec.to_dict(),
             "decoder_boxes": int(decoder.inputs[1].get_partial_shape()[0].get_length()),
             "encoder_int8": count_ops(encoder, "FakeQuantize") > 0,
@@ -131,17 +174,28 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
             "decoder_int8_weights": integer_weight_constants(decoder) > 0,
             "encoder_int4_weights": integer_weight_constants(encoder, ("u4", "i4")) > 0,  # INT4 weight compression
             "decoder_int4_weights": integer_weight_constants(decoder, ("u4", "i4")) > 0,
+            "primary": primary,
+            "fp16_storage": fp16_storage,
+            "candidates": info,
             "calibration": calibration,
             "recipe": recipe,
             "report": report or {},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_default))
-        for f in ("encoder.xml", "encoder.bin", "decoder.xml", "decoder.bin"):
+        for f in files:
             os.replace(staging / f, folder / f)
         os.replace(staging / MANIFEST, folder / MANIFEST)  # last: its presence marks a complete export
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def candidates_of(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The encoder candidates an export holds (an export made before candidates existed: its one encoder)."""
+    if manifest.get("candidates"):
+        return manifest["candidates"]
+    kind = "int8" if manifest.get("encoder_int8") else "int8_weights" if manifest.get("encoder_int8_weights") else "float"
+    return {kind: {"xml": "encoder.xml", "bin": "encoder.bin", "kind": kind}}
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:

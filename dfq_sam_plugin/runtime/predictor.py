@@ -8,6 +8,7 @@ imports torch.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -20,18 +21,27 @@ from ..models.preprocess import (
     validate_image,
 )
 from ..models.spec import SamSpec
+from .candidates import box_chunks
+
+_log = logging.getLogger("dfq_sam_plugin")
 
 
 class BoxPredictor:
     spec: SamSpec
+    _image: tuple | None = None  # (embedding, geometry, (H, W)) of the image given to ``set_image``
 
     def embed(self, pixels: np.ndarray) -> Any:
         """(1, 3, S, S) float32 encoder input -> the runtime's image embedding."""
         raise NotImplementedError
 
+    def decode_scores(self, embedding: Any, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 4) float32 boxes in model input pixels -> ((N, h, w) float32 low-res mask logits, (N,) predicted
+        IoU scores of the decoder)."""
+        raise NotImplementedError
+
     def decode(self, embedding: Any, boxes: np.ndarray) -> np.ndarray:
         """(N, 4) float32 boxes in model input pixels -> (N, h, w) float32 low-res mask logits."""
-        raise NotImplementedError
+        return self.decode_scores(embedding, boxes)[0]
 
     def _prepare(self, image: np.ndarray, boxes: np.ndarray):
         """(encoder input, boxes in model input pixels, geometry) of one validated image and its boxes."""
@@ -40,10 +50,38 @@ class BoxPredictor:
         pixels, geo = preprocess_image(image, self.spec)
         return pixels, boxes_to_model(boxes, geo), geo
 
-    def predict(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """image: HxW or HxWx3 (uint8/uint16/float); boxes: (N, 4) xyxy in image pixels -> bool (N, H, W)."""
-        pixels, model_boxes, geo = self._prepare(image, boxes)
-        return postprocess_masks(self.decode(self.embed(pixels), model_boxes), geo)
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode ``image`` (HxW or HxWx3) once; ``predict(boxes)`` then decodes prompts against it, as
+        segment-anything's ``SamPredictor.set_image`` does."""
+        image = validate_image(image)
+        pixels, geo = preprocess_image(image, self.spec)
+        self._image = (self.embed(pixels), geo, image.shape[:2])
+
+    def reset_image(self) -> None:
+        self._image = None
+
+    def predict(self, image_or_boxes: np.ndarray, boxes: np.ndarray | None = None, multimask_output: bool = False):
+        """Two forms, as segment-anything's predictor and our one-shot call:
+
+        - ``predict(image, boxes)``: image HxW or HxWx3 (uint8/uint16/float); boxes (N, 4) xyxy in image pixels
+          -> bool (N, H, W);
+        - ``predict(boxes)`` after ``set_image(image)`` -> (bool (N, H, W) masks, float32 (N,) IoU scores the
+          decoder predicts), without encoding the image again.
+
+        ``multimask_output``: the exported decoders return one mask per box (LiteMedSAM's and MedSAM's box-prompt
+        mode); ``True`` is refused rather than answered with one mask."""
+        if multimask_output:
+            raise ValueError("multimask_output=True is not supported: the decoder returns one mask per box prompt "
+                             "(box prompts are unambiguous; MedSAM and LiteMedSAM use multimask_output=False)")
+        if boxes is not None:
+            pixels, model_boxes, geo = self._prepare(image_or_boxes, boxes)
+            return postprocess_masks(self.decode(self.embed(pixels), model_boxes), geo)
+        if self._image is None:
+            raise RuntimeError("no image set: call set_image(image) first, or predict(image, boxes) in one go")
+        embedding, geo, (height, width) = self._image
+        model_boxes = boxes_to_model(validate_boxes(image_or_boxes, height, width), geo)
+        logits, iou = self.decode_scores(embedding, model_boxes)
+        return postprocess_masks(logits, geo), np.asarray(iou, np.float32)
 
     def predict_many(self, images, boxes) -> list[np.ndarray]:
         """``predict`` over many images (the slices of a volume, say), ``boxes[i]`` the (N_i, 4) boxes of
@@ -103,50 +141,112 @@ class SamBoxPredictor(BoxPredictor):
         with self._torch.inference_mode():
             return self.sam.model.encode(self._torch.from_numpy(pixels).to(self.device))
 
-    def decode(self, embedding, boxes: np.ndarray) -> np.ndarray:
+    def decode_scores(self, embedding, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
-        out = []
+        logits, scores = [], []
         with torch.inference_mode():
             for start in range(0, len(boxes), self.max_boxes):
                 chunk = torch.from_numpy(boxes[start : start + self.max_boxes]).to(self.device)
-                logits, _ = self.sam.model.decode(embedding, chunk[None])
-                out.append(logits[0].float().cpu().numpy())
-        return np.concatenate(out)
+                masks, iou = self.sam.model.decode(embedding, chunk[None])
+                logits.append(masks[0].float().cpu().numpy())
+                scores.append(iou[0].float().cpu().numpy())
+        return np.concatenate(logits), np.concatenate(scores)
 
 
 class OVSamPredictor(BoxPredictor):
-    """OpenVINO predictor over an export folder (``encoder.xml`` + ``decoder.xml`` + ``manifest.json``).
+    """OpenVINO predictor over an export folder (``encoder*.xml`` + ``decoder.xml`` + ``manifest.json``).
 
     Runs OpenVINO only: importing and using it never imports torch. The decoder IR has a static box count
     (``manifest["decoder_boxes"]``); prompts are fed in chunks of that size, the last chunk padded.
 
     Before compiling, the IR files are checked against the sha256 the manifest recorded (``verify=False``
-    skips it): a damaged, truncated or swapped file is one ``ExportIntegrityError`` naming it. With
+    skips it): a damaged, truncated or swapped shared file is one ``ExportIntegrityError`` naming it; an encoder
+    candidate whose files fail is left out (and named in ``rejected``), or refused if ``policy`` names it. With
     ``require_data_free=True`` an export whose provenance says real data was used (or records none) is refused.
+
+    An export may carry several encoder candidates (float, INT8 weights, INT8) that share the decoder. Then the
+    predictor measures each on this CPU, as it will run it (``device``, ``config``): median encoder latency and
+    FP-fidelity on the synthetic probe the export carries, cached beside the export per CPU model and OpenVINO
+    version (``cache=False`` measures again), and runs the one ``policy`` picks (``runtime.selection``:
+    ``fastest_faithful`` within ``tolerance`` of the most faithful, ``fastest``, ``smallest``, ``most_faithful``,
+    or a candidate's name). ``choice`` says which and why; it is logged, and printed with ``verbose=True``.
     """
 
     def __init__(self, folder, device: str = "CPU", config: dict | None = None, verify: bool = True,
-                 require_data_free: bool = False) -> None:
+                 require_data_free: bool = False, policy: str = "fastest_faithful", tolerance: float | None = None,
+                 cache: bool = True, verbose: bool = False) -> None:
         import openvino as ov
 
-        from ..export.openvino import read_manifest
-        from ..integrity import check_data_free, verify_export
+        from ..export.openvino import candidates_of, read_manifest
+        from ..integrity import (
+            ExportIntegrityError,
+            check_data_free,
+            file_problems,
+            recorded_files,
+            verify_export,
+        )
         from ..models.spec import SamSpec
 
         self.folder = folder
         self.manifest = read_manifest(folder)
+        candidates = candidates_of(self.manifest)
+        self.rejected: dict[str, list[str]] = {}
         if verify:
-            verify_export(folder, self.manifest)
+            shared = [f for f in self.manifest.get("files", {}) if not f.startswith("encoder")]
+            verify_export(folder, self.manifest, names=shared or ("decoder.xml", "decoder.bin"))
+            recorded = recorded_files(folder, self.manifest)
+            for name, c in candidates.items():
+                if problems := file_problems(folder, recorded, (c["xml"], c["bin"])):
+                    self.rejected[name] = problems
+            if policy in self.rejected or len(self.rejected) == len(candidates):
+                raise ExportIntegrityError("export failed its integrity check:\n  " + "\n  ".join(
+                    p for ps in self.rejected.values() for p in ps))
+            candidates = {k: v for k, v in candidates.items() if k not in self.rejected}
+            for name, problems in self.rejected.items():
+                _log.warning("encoder candidate %r left out: %s", name, "; ".join(problems))
         if require_data_free:
             check_data_free(folder, self.manifest)
         self.spec = SamSpec.from_dict(self.manifest["spec"])
         self.boxes_per_call = int(self.manifest["decoder_boxes"])
         self._device, self._config, self._tput = device, config, None
         core = ov.Core()
-        self.encoder = core.compile_model(f"{folder}/encoder.xml", device, config or {})
         self.decoder = core.compile_model(f"{folder}/decoder.xml", device, config or {})
+        self.choice = self._choose(core, candidates, policy, tolerance, cache)
+        self.candidate = self.choice.name
+        self._encoder_xml = f"{folder}/{candidates[self.candidate]['xml']}"
+        (_log.info if not verbose else lambda msg, *a: print(msg % a))("%s: encoder %r (%s: %s)", folder,
+                                                                       self.candidate, policy, self.choice.reason)
+        self.encoder = core.compile_model(self._encoder_xml, device, config or {})
         self._enc_req = self.encoder.create_infer_request()
         self._dec_req = self.decoder.create_infer_request()
+
+    def _choose(self, core, candidates: dict, policy: str, tolerance: float | None, cache: bool):
+        from ..export.probe import load_probe
+        from .candidates import SelectionCache, as_measured, box_key, measure
+        from .selection import DEFAULT_TOLERANCE, POLICIES, Choice, choose
+
+        if policy not in POLICIES and policy not in candidates:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)} or a candidate of this export "
+                             f"({', '.join(candidates)}); got {policy!r}")
+        if policy in candidates:
+            return Choice(policy, policy, "named by the user", ())
+        if len(candidates) == 1:
+            return Choice(next(iter(candidates)), policy, "the export's only encoder", ())
+        probe = load_probe(self.folder)
+        if probe is None:
+            primary = self.manifest.get("primary", next(iter(candidates)))
+            return Choice(primary, policy, "the export carries no probe to measure its candidates with: its primary "
+                                           "encoder", ())
+        store = SelectionCache(self.folder)
+        key = box_key(core, self._device, self._config, self.manifest)
+        measured = store.get(key) if cache else None
+        if measured is None or set(measured) != set(candidates):
+            measured = measure(core, self.folder, candidates, probe, self._device, self._config,
+                               decoder=self.decoder)
+            self.cache_path = store.put(key, measured)
+        self.measured = measured
+        return choose(as_measured(candidates, measured), policy,
+                      DEFAULT_TOLERANCE if tolerance is None else tolerance)
 
     @property
     def calibration(self) -> dict:
@@ -156,18 +256,15 @@ class OVSamPredictor(BoxPredictor):
         return self._enc_req.infer({0: pixels})[0].copy()
 
     def _chunks(self, boxes: np.ndarray):
-        """(chunk of exactly ``boxes_per_call`` boxes, how many are real) over ``boxes``; the last padded."""
-        k = self.boxes_per_call
-        for start in range(0, len(boxes), k):
-            chunk = boxes[start : start + k]
-            real = len(chunk)
-            if real < k:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], k - real, axis=0)])
-            yield chunk.astype(np.float32), real
+        return box_chunks(boxes, self.boxes_per_call)
 
-    def decode(self, embedding: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        out = [np.array(self._dec_req.infer({0: embedding, 1: chunk})[0][:real]) for chunk, real in self._chunks(boxes)]
-        return np.concatenate(out)
+    def decode_scores(self, embedding: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, scores = [], []
+        for chunk, real in self._chunks(boxes):
+            out = self._dec_req.infer({0: embedding, 1: chunk})
+            logits.append(np.array(out[0][:real]))
+            scores.append(np.array(out[1][:real]).reshape(real))
+        return np.concatenate(logits), np.concatenate(scores)
 
     def _throughput_models(self):
         """Encoder and decoder compiled again with the THROUGHPUT hint (as many parallel requests as the device
@@ -177,8 +274,8 @@ class OVSamPredictor(BoxPredictor):
 
             core = ov.Core()
             config = {"PERFORMANCE_HINT": "THROUGHPUT", **(self._config or {})}
-            self._tput = tuple(core.compile_model(f"{self.folder}/{part}.xml", self._device, config)
-                               for part in ("encoder", "decoder"))
+            self._tput = tuple(core.compile_model(xml, self._device, config)
+                               for xml in (self._encoder_xml, f"{self.folder}/decoder.xml"))
         return self._tput
 
     def predict_many(self, images, boxes) -> list[np.ndarray]:

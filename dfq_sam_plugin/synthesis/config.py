@@ -35,6 +35,13 @@ class SynthesisConfig:
     evolve_every: int = 50  # label evolution period, stage 1 only (capped at a quarter of the stage)
     evolve_area: tuple[float, float] = (0.003, 0.35)
     box_jitter: float = 5.0  # px at 256 input
+    # pseudo-mask axes as fractions of the input side (random rotated ellipses / blobs); issue 34 tries wider
+    # ranges, (0.03, 0.45): prompts of more sizes and aspects, so the encoder attends more diversely (ACQ's idea)
+    label_axes: tuple[float, float] = (0.06, 0.22)
+    # boundary-supporting samples (Qimera's idea for segmentation): this fraction of each image's prompts gets a
+    # superposed soft label, 0.5 * (M + M') for a second random mask M' and the box of their union, so SAM is
+    # driven to logits near 0 on M xor M': images whose masks sit near the decision boundary. Not evolved.
+    boundary: float = 0.0
     init_mean: float = 0.5
     init_std: float = 0.25
     max_pse_tokens: int = 256
@@ -65,6 +72,16 @@ class SynthesisConfig:
         self.betas = tuple(self.betas)
         self.roll = tuple(self.roll)
         self.evolve_area = tuple(self.evolve_area)
+        self.label_axes = tuple(self.label_axes)
+        if not 0 < self.label_axes[0] <= self.label_axes[1] < 0.5:
+            raise ValueError(f"label_axes must be 0 < min <= max < 0.5 (fractions of the side); got {self.label_axes}")
+        if not 0 <= self.boundary <= 1:
+            raise ValueError(f"boundary must be a fraction of the prompts in [0, 1]; got {self.boundary}")
+
+    @property
+    def boundary_prompts(self) -> int:
+        """How many of each image's prompts carry a superposed (boundary) label: the first ones."""
+        return int(round(self.boundary * self.boxes_per_image)) if self.method == "dfq-sam" else 0
 
     @property
     def optimises(self) -> bool:

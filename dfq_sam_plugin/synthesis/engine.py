@@ -148,10 +148,15 @@ class Synthesizer:
         return (self.cfg.init_mean + self.cfg.init_std * torch.randn(shape, generator=generator)).clamp(0, 1)
 
     def initial_state(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        g = derived_generator(self.cfg.seed, index)
+        cfg = self.cfg
+        g = derived_generator(cfg.seed, index)
         pixels = self._noise(g)
-        masks = random_masks(self.cfg.boxes_per_image, self.size, g)
-        boxes = boxes_from_masks(masks, self.cfg.box_jitter * self.scale, g)
+        masks = random_masks(cfg.boxes_per_image, self.size, g, *cfg.label_axes)
+        nb = cfg.boundary_prompts
+        if nb:  # superposed soft labels: 1 on M and M', 0.5 on M xor M', boxes around the union
+            second = random_masks(nb, self.size, derived_generator(cfg.seed, index, 13), *cfg.label_axes)
+            masks[:nb] = 0.5 * (masks[:nb] + second)
+        boxes = boxes_from_masks((masks > 0).float(), cfg.box_jitter * self.scale, g)
         return pixels, masks, boxes
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
@@ -256,17 +261,20 @@ class Synthesizer:
                             flush()
                         if evolve:
                             logits = self.predict_masks(raw, boxes)
-                            masks, _ = evolve_masks(masks.cpu(), logits.cpu(), *cfg.evolve_area)
-                            masks = masks.to(self.device)
-                            boxes = torch.stack([boxes_from_masks(m, cfg.box_jitter * self.scale, g)
-                                                 for m, g in zip(masks.cpu(), gens)]).to(self.device)
+                            evolved, _ = evolve_masks(masks.cpu(), logits.cpu(), *cfg.evolve_area)
+                            nb = cfg.boundary_prompts  # superposed labels stay as they are
+                            evolved[:, :nb] = masks[:, :nb].cpu()
+                            new_boxes = torch.stack([boxes_from_masks(m, cfg.box_jitter * self.scale, g)
+                                                     for m, g in zip(evolved, gens)]).to(self.device)
+                            new_boxes[:, :nb] = boxes[:, :nb]
+                            masks, boxes = evolved.to(self.device), new_boxes
         with torch.no_grad():
             final = self.losses(raw.detach(), masks, boxes, [derived_generator(cfg.seed, i, 11) for i in indices],
                                 cfg.stages - 1) \
                 if cfg.optimises else {t: torch.zeros(len(indices)) for t in TERMS}
         return SynthesizedBatch(
             indices=list(indices), pixels=raw.detach().float().cpu().numpy(),
-            boxes=boxes.float().cpu().numpy(), masks=(masks > 0.5).to(torch.uint8).cpu().numpy(),
+            boxes=boxes.float().cpu().numpy(), masks=(masks >= 0.5).to(torch.uint8).cpu().numpy(),
             losses={k: v.float().cpu().numpy() for k, v in final.items()}, history=history,
             reinitialised=reinit, seconds=time.perf_counter() - start,
         )

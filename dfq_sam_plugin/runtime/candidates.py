@@ -1,0 +1,146 @@
+"""Measuring an export's encoder candidates on the CPU at hand: latency and FP-fidelity on the synthetic probe.
+
+``measure`` compiles each candidate as the predictor will run it (same device and config), runs the probe's images
+through it and the shared decoder, and times the encoder (rounds interleaved across candidates, so a load spike
+hits them all alike). ``SelectionCache`` keeps the result beside the export (``selection_cache.json``; in
+``~/.cache/dfq-sam`` when the export folder is read-only), keyed by CPU model, OpenVINO version, device, config and
+the candidates' file hashes: a second start on the same box measures nothing. OpenVINO only, no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .selection import Measured
+
+CACHE = "selection_cache.json"
+
+
+def box_chunks(boxes: np.ndarray, per_call: int):
+    """(chunk of exactly ``per_call`` boxes, how many are real) over ``boxes``, the last chunk padded: the decoder
+    IRs have a static box count."""
+    for start in range(0, len(boxes), per_call):
+        chunk = boxes[start : start + per_call]
+        real = len(chunk)
+        if real < per_call:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], per_call - real, axis=0)])
+        yield chunk.astype(np.float32), real
+
+
+def _decode_fn(request):
+    """(embedding, boxes) -> logits over a decoder infer request."""
+    per_call = int(request.model_inputs[1].get_partial_shape()[0].get_length())
+
+    def decode(embedding: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.array(request.infer({0: embedding, 1: chunk})[0][:real])
+                               for chunk, real in box_chunks(boxes, per_call)])
+
+    return decode
+
+
+def measure(core, folder: str | Path, candidates: dict[str, dict[str, Any]], probe: dict[str, np.ndarray],
+            device: str = "CPU", config: dict | None = None, rounds: int = 2, decoder=None
+            ) -> dict[str, dict[str, Any]]:
+    """{name: {"ms", "fidelity", "precision", "per_prompt"}} of each candidate on this box (``rounds`` passes over
+    the probe's images after one warm-up each; ``ms``: median encoder latency)."""
+    from ..export.probe import probe_fidelity
+
+    folder = Path(folder)
+    decoder = decoder or core.compile_model(str(folder / "decoder.xml"), device, config or {})
+    decode = _decode_fn(decoder.create_infer_request())
+    compiled = {name: core.compile_model(str(folder / c["xml"]), device, config or {})
+                for name, c in candidates.items()}
+    requests = {name: m.create_infer_request() for name, m in compiled.items()}
+    times: dict[str, list[float]] = {name: [] for name in compiled}
+    inputs = [x[None].astype(np.float32) for x in probe["inputs"]]
+    for request in requests.values():
+        request.infer({0: inputs[0]})  # warm-up
+    for _ in range(rounds):
+        for name, request in requests.items():
+            for x in inputs:
+                t0 = time.perf_counter()
+                request.infer({0: x})
+                times[name].append(1e3 * (time.perf_counter() - t0))
+    out = {}
+    for name, request in requests.items():
+        mean, per_prompt = probe_fidelity(probe, lambda x, r=request: r.infer({0: x})[0].copy(), decode)
+        out[name] = {"ms": float(np.median(times[name])) if times[name] else None, "fidelity": mean, "per_prompt": per_prompt,
+                     "precision": compiled[name].get_property("INFERENCE_PRECISION_HINT").get_type_name()}
+    return out
+
+
+def export_fidelity(folder: str | Path, candidates: dict[str, dict[str, Any]], probe: dict[str, np.ndarray]
+                    ) -> dict[str, dict[str, float]]:
+    """Each candidate's probe fidelity on the exporting CPU: {name: {precision: fidelity}}, at f32 and, where
+    OpenVINO's default differs (bf16 on AMX / AVX-512-BF16 CPUs), at the default too."""
+    import openvino as ov
+
+    core = ov.Core()
+    found: dict[str, dict[str, float]] = {name: {} for name in candidates}
+    for config in ({"INFERENCE_PRECISION_HINT": "f32"}, {}):
+        for name, m in measure(core, folder, candidates, probe, config=config, rounds=0).items():
+            found[name].setdefault(m["precision"], round(m["fidelity"], 5))
+    return found
+
+
+def box_key(core, device: str, config: dict | None, manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a cached measurement is valid for: this CPU model, OpenVINO version, device, config, candidates."""
+    import openvino as ov
+
+    files = manifest.get("files", {})
+    hashes = {f: files.get(f, {}).get("sha256") for c in manifest.get("candidates", {}).values()
+              for f in (c["xml"], c["bin"])}
+    return {"cpu": str(core.get_property(device, "FULL_DEVICE_NAME")), "openvino": ov.get_version(),
+            "device": device, "config": {k: str(v) for k, v in sorted((config or {}).items())},
+            "files": hashes, "decoder": files.get("decoder.bin", {}).get("sha256")}
+
+
+class SelectionCache:
+    """Measurements per box, beside the export (or in the user's cache when the export is read-only)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        digest = hashlib.sha256(str(self.folder.resolve()).encode()).hexdigest()[:16]
+        self.paths = [self.folder / CACHE,
+                      Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dfq-sam" / f"{digest}.json"]
+
+    def _entries(self, path: Path) -> list[dict]:
+        try:
+            return json.loads(path.read_text()).get("entries", [])
+        except (OSError, ValueError):
+            return []
+
+    def get(self, key: dict) -> dict[str, Any] | None:
+        for path in self.paths:
+            for entry in self._entries(path):
+                if entry.get("key") == key:
+                    return entry["measured"]
+        return None
+
+    def put(self, key: dict, measured: dict[str, Any]) -> Path | None:
+        """Store (atomically) in the first writable place; None if none is."""
+        for path in self.paths:
+            entries = [e for e in self._entries(path) if e.get("key") != key] + [{"key": key, "measured": measured}]
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=".cache-", dir=path.parent)
+                with os.fdopen(fd, "w") as handle:
+                    json.dump({"entries": entries[-16:]}, handle, indent=1)
+                os.replace(tmp, path)
+                return path
+            except OSError:
+                continue
+        return None
+
+
+def as_measured(candidates: dict[str, dict[str, Any]], measured: dict[str, dict[str, Any]]) -> list[Measured]:
+    return [Measured(name, m["ms"], m["fidelity"], float(candidates[name].get("mib", 0.0)))
+            for name, m in measured.items()]

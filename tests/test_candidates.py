@@ -1,0 +1,127 @@
+"""Encoder candidates in one export, chosen on the box: the pure selection policy, and a real two-candidate
+OpenVINO export that loads, measures, picks, caches and refuses a damaged candidate."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dfq_sam_plugin.runtime.selection import Measured, choose
+
+# RESULTS-measured classes: (name, encoder ms, real FP-fidelity at the CPU's default precision, MiB)
+AMX_2CORE = [Measured("int8", 163.7, 0.947, 10.6), Measured("float", 136.5, 0.968, 13.2)]  # §17, issue #37
+VNNI_EPYC = [Measured("int8", 100 / 1.246, 0.943, 10.6), Measured("float", 100.0, 0.967, 13.2)]  # §15 (bf16)
+AVX2_EPYC = [Measured("int8_weights", 100 / 1.04, 0.970, 10.6), Measured("float", 100.0, 1.0, 13.2)]  # §11 (f32)
+
+
+@pytest.mark.parametrize("measured,expected", [(AMX_2CORE, "float"), (VNNI_EPYC, "int8"), (AVX2_EPYC, "float")])
+def test_fastest_faithful_picks_what_results_measured(measured, expected):
+    choice = choose(measured)
+    assert choice.name == expected, choice.reason
+    assert "within 0.03" in choice.reason
+
+
+def test_policies_and_tie_rules():
+    m = [Measured("a", 100.0, 0.99, 20.0), Measured("b", 97.0, 0.98, 10.0), Measured("c", 60.0, 0.90, 15.0)]
+    assert choose(m).name == "a"  # b is within tolerance but only 3 % faster: noise does not trade fidelity
+    assert choose(m, noise=0.0).name == "b"
+    assert choose(m, tolerance=0.1).name == "c"
+    assert choose(m, "fastest").name == "c"
+    assert choose(m, "smallest").name == "b"
+    assert choose(m, "most_faithful").name == "a"
+    assert choose(m, "c").reason.startswith("named by the user")
+    with pytest.raises(ValueError, match="policy must be one of"):
+        choose(m, "quickest")
+    with pytest.raises(ValueError, match="no candidate"):
+        choose([])
+
+
+@pytest.fixture(scope="module")
+def two_candidates(tiny_sam, tmp_path_factory):
+    """A tiny SAM ViT export with the float encoder (primary) and an INT8-weight one, plus its probe."""
+    from dfq_sam_plugin.backends.nncf import compress_weights
+    from dfq_sam_plugin.data.dataset import DFQSAMDataset
+    from dfq_sam_plugin.export.openvino import convert_decoder, convert_encoder, save_export
+    from dfq_sam_plugin.export.probe import make_probe
+    from dfq_sam_plugin.recipes import load_recipe
+
+    g = np.random.default_rng(0)
+    calib = DFQSAMDataset.from_arrays(tiny_sam, g.random((3, 1, 64, 64), np.float32),
+                                      g.random((3, 2, 4), np.float32) * 60, provenance={"method": "test"})
+    fp = convert_encoder(tiny_sam.model.image_encoder, 64)
+    weights = compress_weights(fp.clone(), {**load_recipe("openvino_int8_cpu_avx2"), "ignored_modules": []})
+    decoder = convert_decoder(tiny_sam.model, tiny_sam.spec.embed_shape, 2)
+    folder = tmp_path_factory.mktemp("cand") / "export"
+    probe = make_probe(tiny_sam, calib, images=2, boxes_per_image=3)
+    save_export(folder, fp, decoder, tiny_sam.spec, {"real_data_used": False, "method": "test"}, {"name": "t"},
+                candidates={"int8_weights": weights}, probe=probe, fp16_storage=True)
+    return folder
+
+
+def test_export_records_candidates_probe_and_export_time_fidelity(two_candidates):
+    manifest = json.loads((two_candidates / "manifest.json").read_text())
+    assert manifest["primary"] == "float" and set(manifest["candidates"]) == {"float", "int8_weights"}
+    assert manifest["candidates"]["int8_weights"]["xml"] == "encoder.int8_weights.xml"
+    assert {"probe.npz", "encoder.int8_weights.bin", "decoder.bin"} <= set(manifest["files"])
+    for c in manifest["candidates"].values():
+        assert 0 <= c["export_fidelity"]["f32"] <= 1 and c["mib"] > 0
+    # the float encoder agrees with the torch FP masks it was probed against (FP16 storage only)
+    assert manifest["candidates"]["float"]["export_fidelity"]["f32"] > 0.95
+
+
+def test_predictor_measures_picks_caches_and_equals_the_named_candidate(two_candidates):
+    from dfq_sam_plugin.runtime import OVSamPredictor
+
+    pred = OVSamPredictor(two_candidates)
+    assert pred.candidate in ("float", "int8_weights")
+    assert set(pred.measured) == {"float", "int8_weights"} and (two_candidates / "selection_cache.json").exists()
+    cached = OVSamPredictor(two_candidates)
+    assert cached.measured == pred.measured  # read back, not measured again (timings would differ)
+    again = OVSamPredictor(two_candidates, cache=False)
+    assert again.measured["float"]["ms"] != pred.measured["float"]["ms"]
+    assert OVSamPredictor(two_candidates, policy="most_faithful").candidate == max(
+        pred.measured, key=lambda k: pred.measured[k]["fidelity"])
+    named = OVSamPredictor(two_candidates, policy="int8_weights")
+    assert named.candidate == "int8_weights" and named.choice.reason == "named by the user"
+    with pytest.raises(ValueError, match="policy must be one of"):
+        OVSamPredictor(two_candidates, policy="int4")
+
+
+def test_a_candidate_whose_hash_fails_is_left_out_or_refused(two_candidates, tmp_path):
+    import shutil
+
+    from dfq_sam_plugin.integrity import ExportIntegrityError
+    from dfq_sam_plugin.runtime import OVSamPredictor
+
+    broken = tmp_path / "broken"
+    shutil.copytree(two_candidates, broken)
+    data = bytearray((broken / "encoder.int8_weights.bin").read_bytes())
+    data[100] ^= 0xFF
+    (broken / "encoder.int8_weights.bin").write_bytes(bytes(data))
+    pred = OVSamPredictor(broken)
+    assert pred.candidate == "float" and "int8_weights" in pred.rejected
+    assert "sha256 differs" in pred.rejected["int8_weights"][0]
+    with pytest.raises(ExportIntegrityError, match="encoder.int8_weights.bin"):
+        OVSamPredictor(broken, policy="int8_weights")
+    (broken / "decoder.bin").write_bytes(b"x")  # a shared file: the whole export is refused
+    with pytest.raises(ExportIntegrityError, match="decoder.bin"):
+        OVSamPredictor(broken)
+
+
+def test_set_image_then_predict_equals_the_one_shot_path_and_returns_iou(two_candidates, tiny_sam):
+    from dfq_sam_plugin.runtime import OVSamPredictor, SamBoxPredictor
+
+    image = np.random.default_rng(3).integers(0, 255, (80, 100), dtype=np.uint8)
+    boxes = np.array([[5, 5, 40, 50], [10, 20, 90, 70], [0, 0, 99, 79]])
+    for pred in (OVSamPredictor(two_candidates, policy="float"), SamBoxPredictor(tiny_sam)):
+        one_shot = pred.predict(image, boxes)
+        with pytest.raises(RuntimeError, match="set_image"):
+            pred.predict(boxes)
+        pred.set_image(image)
+        masks, iou = pred.predict(boxes)
+        assert np.array_equal(masks, one_shot)
+        assert iou.shape == (3,) and iou.dtype == np.float32 and np.isfinite(iou).all()
+        masks2, _ = pred.predict(boxes[:1])  # another prompt, same image, no re-encoding
+        assert np.array_equal(masks2[0], one_shot[0])
+        with pytest.raises(ValueError, match="multimask_output"):
+            pred.predict(boxes, multimask_output=True)
