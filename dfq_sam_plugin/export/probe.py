@@ -32,6 +32,7 @@ def make_probe(sam, dataset, images: int | None = None, boxes_per_image: int = 1
     ``images`` defaults to 4 at inputs up to 512 px (LiteMedSAM: 1.6 MB) and 1 above (SAM ViT at 1024: 6 MB)."""
     import torch
 
+    from ..data.inputs import to_encoder_input
     from ..eval.synthetic_fidelity import random_boxes
 
     dataset.check_model(sam)
@@ -42,7 +43,7 @@ def make_probe(sam, dataset, images: int | None = None, boxes_per_image: int = 1
     rng = np.random.default_rng(seed)
     # every image of the set, spread evenly, rounded to float16 first: the reference is made from what is stored
     picks = np.linspace(0, len(dataset) - 1, n).round().astype(int)
-    inputs = np.concatenate([dataset.encoder_input(dataset[int(i)]["pixels"]) for i in picks]).astype(np.float16)
+    inputs = to_encoder_input(np.asarray(dataset.pixels)[picks], sam.spec).astype(np.float16)
     boxes = np.stack([random_boxes(rng, boxes_per_image, size) for _ in range(n)])
     reference = []
     with torch.inference_mode():
