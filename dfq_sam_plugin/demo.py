@@ -115,7 +115,9 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     cpu = cpu_class()
     if cpu.bf16_default:  # the float IR as OpenVINO runs it here: bf16 is lossy too (docs/RESULTS.md §15)
         predictors["fp32_bf16"] = OVSamPredictor(fp_dir)
-    predictors.update({name: OVSamPredictor(int8_dir, policy=name) for name in candidates_of(read_manifest(int8_dir))})
+    candidates = candidates_of(chosen.manifest)  # the chosen one is already compiled: reuse it
+    predictors.update({name: chosen if name == chosen.candidate else OVSamPredictor(int8_dir, policy=name)
+                       for name in candidates})
     predictors.update({name: OVSamPredictor(folder) for name, folder in dirs.items() if name != "int8"})
     with progress_factory() as progress:
         task = progress.add_task("[bold]4[/] FP vs the quantized models on the real sets",
@@ -140,7 +142,7 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     latency_figure(rows, out / "latency.png")
     timings["benchmark_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_all
-    sizes = {name: model_mib(int8_dir, name) for name in candidates_of(read_manifest(int8_dir))}
+    sizes = {name: model_mib(int8_dir, name) for name in candidates}
     sizes.update({"fp": model_mib(fp_dir), "fp32_bf16": model_mib(fp_dir)},
                  **{name: model_mib(folder) for name, folder in dirs.items() if name != "int8"})
 

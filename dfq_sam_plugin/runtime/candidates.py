@@ -61,8 +61,8 @@ def measure(core, folder: str | Path, candidates: dict[str, dict[str, Any]], pro
     requests = {name: m.create_infer_request() for name, m in compiled.items()}
     times: dict[str, list[float]] = {name: [] for name in compiled}
     inputs = [x[None].astype(np.float32) for x in probe["inputs"]]
-    for request in requests.values():
-        request.infer({0: inputs[0]})  # warm-up
+    for request in requests.values() if rounds else ():  # warm-up before timing (none when nothing is timed)
+        request.infer({0: inputs[0]})
     for _ in range(rounds):
         for name, request in requests.items():
             for x in inputs:

@@ -36,7 +36,7 @@ class SynthesisConfig:
     evolve_area: tuple[float, float] = (0.003, 0.35)
     box_jitter: float = 5.0  # px at 256 input
     # pseudo-mask axes as fractions of the input side (random rotated ellipses / blobs); issue 34 tries wider
-    # ranges, (0.03, 0.45): prompts of more sizes and aspects, so the encoder attends more diversely (ACQ's idea)
+    # ranges, (0.03, 0.4): prompts of more sizes and aspects, so the encoder attends more diversely (ACQ's idea)
     label_axes: tuple[float, float] = (0.06, 0.22)
     # boundary-supporting samples (Qimera's idea for segmentation): this fraction of each image's prompts gets a
     # superposed soft label, 0.5 * (M + M') for a second random mask M' and the box of their union, so SAM is
