@@ -1,4 +1,4 @@
-"""benchmarks/ir_skeleton.py: an IR carried without its weights rebuilds with the same graph and every small or
+"""tools/device/ir_skeleton.py: an IR carried without its weights rebuilds with the same graph and every small or
 integer constant intact, and a keep-all skeleton reproduces the .bin byte for byte."""
 
 import importlib.util
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ir_skeleton.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "device" / "ir_skeleton.py"
 
 
 def _module():

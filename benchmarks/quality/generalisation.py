@@ -1,0 +1,108 @@
+"""Issue 34: the generalisation ratio and real FP-fidelity of INT8 students calibrated on different sets.
+
+    python benchmarks/quality/generalisation.py --held-out calib/val.npz --set base=calib/base.npz --set bundled \
+        --oracle --distilled --json benchmarks/results/R.json
+
+For each calibration set (an ``ArraySet`` npz + json, as `gpu_generalisation.sh` brings them back, or `bundled`),
+an OpenVINO INT8 encoder with `openvino_int8_cpu_vnni`'s PTQ; `--oracle`: the same PTQ on real MNI slices disjoint
+from the evaluated ones (`eval.real_calibration`, `real_data_used: true`, never shipped); `--distilled`: the shipped
+distilled encoder. Every student runs pinned to f32 (no bf16 in the comparison) and is scored by
+`eval.generalisation` (encoder-output relative error on the held-out synthetic images vs on nuclei / MNI) and by
+FP-fidelity of its masks on the real sets (FP32 IR pinned to f32 as reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--held-out", required=True, help="synthetic ArraySet npz never used for calibration or training")
+    ap.add_argument("--set", action="append", default=[], help="NAME=PATH.npz, or `bundled` (repeatable)")
+    ap.add_argument("--oracle", action="store_true", help="also PTQ on real MNI slices (not the evaluated ones)")
+    ap.add_argument("--distilled", action="store_true", help="also the shipped distilled INT8 encoder")
+    ap.add_argument("--recipe", default="openvino_int8_cpu_vnni")
+    ap.add_argument("--work", default="out_generalisation")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    import openvino as ov
+    import torch
+
+    from dfq_sam_plugin import DFQSAMDataset, load_sam
+    from dfq_sam_plugin.backends.nncf import export_float, quantize_sam
+    from dfq_sam_plugin.data.arrays import ArraySet
+    from dfq_sam_plugin.data.inputs import to_encoder_input
+    from dfq_sam_plugin.eval import evaluate, load_benchmark
+    from dfq_sam_plugin.eval.generalisation import generalisation, real_encoder_inputs
+    from dfq_sam_plugin.eval.real_calibration import mni_calibration_set
+    from dfq_sam_plugin.export.packaged import packaged_export
+    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.runtime import OVSamPredictor
+
+    sam = load_sam("litemedsam")
+    recipe = {**load_recipe(args.recipe), "candidates": []}
+    work = Path(args.work)
+    held = ArraySet.from_npz(args.held_out)
+    synthetic = [to_encoder_input(p, sam.spec) for p in held.pixels]
+    sets = [load_benchmark(n) for n in ("nuclei", "mni")]
+    real = {s.name: real_encoder_inputs([s], sam.spec) for s in sets}
+    reference_cache: dict[int, object] = {}  # the FP32 torch embedding of each input (ids of the lists above)
+
+    def reference(x):
+        if id(x) not in reference_cache:
+            reference_cache[id(x)] = sam.model.encode(torch.from_numpy(x)).numpy()
+        return reference_cache[id(x)]
+
+    calib = {}
+    for spec in args.set:
+        name, _, path = spec.partition("=")
+        calib[name] = DFQSAMDataset.bundled(sam) if name == "bundled" else ArraySet.from_npz(path)
+    if args.oracle:
+        calib["oracle (real MNI slices)"] = mni_calibration_set(sam)
+    folders = {}
+    for name, data in calib.items():
+        t0 = time.perf_counter()
+        folders[name] = quantize_sam(sam, data, recipe).save(work / name.split()[0])
+        print(f"{name}: PTQ {time.perf_counter() - t0:.0f} s on {len(data.pixels)} images", flush=True)
+    if args.distilled:
+        folders["distilled (shipped)"] = packaged_export(sam, work / "distilled")
+    fp_dir = export_float(sam, work / "fp32")
+    core = ov.Core()
+    rows = {}
+    predictors = {"fp": OVSamPredictor(fp_dir, config=F32)}
+    for name, folder in folders.items():
+        encoder = core.compile_model(str(folder / "encoder.xml"), "CPU", F32)
+        with torch.inference_mode():
+            g = generalisation(lambda x, e=encoder: e(x)[0], reference, synthetic, real)
+        rows[name] = {"generalisation": g.to_dict(), "provenance": {
+            k: calib[name].provenance.get(k) for k in ("method", "real_data_used", "num_images")} if name in calib
+            else {"method": "shipped distilled", "real_data_used": False}}
+        predictors[name] = OVSamPredictor(folder, config=F32)
+        print(f"{name}: ratio {g.ratio:.2f} (synthetic {g.synthetic:.5f}, real {g.real})", flush=True)
+    report = evaluate(predictors, sets)
+    for name in rows:
+        rows[name]["fidelity"] = {s: report.results[s][name]["fidelity"] for s in report.results}
+        rows[name]["gt_dice_delta_pt"] = {s: 100 * (report.results[s][name]["dice"] - report.results[s]["fp"]["dice"])
+                                          for s in report.results}
+    print(f"\n{'student':32s} ratio  synth err  nuclei err  mni err  fidelity nuclei / mni")
+    for name, r in rows.items():
+        g = r["generalisation"]
+        print(f"{name:32s} {g['ratio']:5.2f}  {g['synthetic']:.5f}   {g['real']['nuclei']:.5f}    "
+              f"{g['real']['mni']:.5f}  {r['fidelity']['nuclei']:.4f} / {r['fidelity']['mni']:.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"cpu": platform.processor() or "x86_64", "held_out": args.held_out,
+                                               "recipe": recipe["name"], "precision": "f32", "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

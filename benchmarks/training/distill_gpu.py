@@ -1,0 +1,224 @@
+"""Data-free distillation on a GPU box that has torch but not OpenVINO or `datasets` (the device tool's H100),
+scored there in torch against FP masks packed here, and the distilled student brought back as an IR.
+
+    python benchmarks/training/distill_gpu.py pack --out carried/distill                  # here: real sets + FP masks
+    python benchmarks/training/distill_gpu.py run --pack carried/distill --data dfq-sam --steps 600 \\
+        --json $OUT/dfqsam.json [--save $OUT]                                    # there: PTQ, distil, score
+    python benchmarks/training/distill_gpu.py export --student DIR --out out/             # here: student -> IR pair
+
+`run` measures FP-fidelity (Dice of the student's masks vs the FP model's, same prompts) of the NNCF torch
+student after PTQ and after distillation; `--data gaussian` distils on Gaussian noise instead (the same
+count and budget), `--data bundled` / `dfq-sam` on the bundled DFQ-SAM set, `--add SET...` joins more synthetic sets to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import lzma
+import pickle
+import time
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+SHARD_MB = 15  # files coming back from the device are capped at 16 MB
+
+
+def pack(args) -> None:
+    from dfq_sam_plugin import load_sam
+    from dfq_sam_plugin.eval import load_benchmark
+    from dfq_sam_plugin.eval.harness import predict_set
+    from dfq_sam_plugin.runtime import SamBoxPredictor
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fp = SamBoxPredictor(load_sam("litemedsam"))
+    sets = [load_benchmark(s) for s in ("nuclei", "mni")]
+    fp_masks = {b.name: predict_set(fp, b) for b in sets}
+    (out / "sets.pkl.xz").write_bytes(lzma.compress(pickle.dumps({"sets": sets, "fp_masks": fp_masks})))
+    print(f"packed {sum(len(b.images) for b in sets)} images into {out}")
+
+
+def calibration(sam, kind: str, extra: list[str], n: int):
+    from dfq_sam_plugin.data.arrays import ASSETS, ArraySet  # not data.dataset: it imports NNCF
+
+    bundled = ArraySet.from_npz(ASSETS / "litemedsam_dfqsam16.npz")
+    if extra and kind not in ("dfq-sam", "bundled"):
+        raise SystemExit(f"--add joins DFQ-SAM sets; it cannot be combined with --data {kind}")
+    if extra:  # more synthetic images: npz files or synthesis run folders (their .shards)
+        parts = [ArraySet.from_npz(p) if p.endswith(".npz") else ArraySet.from_shards(p, sam.spec) for p in extra]
+        return ArraySet.concat([bundled] + parts)
+    if kind in ("dfq-sam", "bundled"):
+        return bundled
+    if kind == "gaussian":  # the synthesis engine's own Gaussian initialisation, no optimisation
+        import torch
+
+        from dfq_sam_plugin.synthesis.config import SynthesisConfig
+        from dfq_sam_plugin.synthesis.engine import Synthesizer
+
+        eng = Synthesizer(sam, SynthesisConfig(method="gaussian", seed=1))
+        states = [eng.initial_state(i) for i in range(n or len(bundled))]
+        prov = {**bundled.provenance, "method": "gaussian"}
+        return ArraySet(torch.stack([s[0] for s in states]).numpy(), torch.stack([s[2] for s in states]).numpy(),
+                        prov)
+    raise SystemExit(f"unknown --data {kind}")
+
+
+def fidelity(sam, encoder, pack_dir: Path, device: str) -> dict[str, float]:
+    from dfq_sam_plugin.eval.harness import per_prompt, predict_set
+    from dfq_sam_plugin.runtime import SamBoxPredictor
+
+    packed = pickle.loads(lzma.decompress((pack_dir / "sets.pkl.xz").read_bytes()))
+    model = type(sam.model)(encoder, sam.model.prompt_encoder, sam.model.mask_decoder)
+    pred = SamBoxPredictor(dataclasses.replace(sam, model=model), device=device)
+    out = {}
+    for bset in packed["sets"]:
+        scores = per_prompt(bset, predict_set(pred, bset), packed["fp_masks"][bset.name])
+        out[bset.name] = {"fidelity": float(scores["fidelity"].mean()), "dice": float(scores["dice"].mean())}
+    model.to("cpu")
+    return out
+
+
+def save_student(student, folder: Path) -> list[str]:
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shards, current, size = [], {}, 0
+    for k, v in student.state_dict().items():
+        nbytes = v.numel() * v.element_size()
+        if current and size + nbytes > SHARD_MB * 2**20:
+            shards.append(current)
+            current, size = {}, 0
+        current[k] = v.detach().cpu()
+        size += nbytes
+    shards.append(current)
+    names = []
+    for i, shard in enumerate(shards):
+        names.append(f"student-{i}.pt")
+        torch.save(shard, folder / names[-1])
+    return names
+
+
+def _overrides(recipe: dict, pairs: list[str]) -> dict:
+    import yaml
+
+    from dfq_sam_plugin.recipes import validate
+
+    recipe = dict(recipe)
+    for kv in pairs:
+        key, value = kv.split("=", 1)
+        recipe[key] = yaml.safe_load(value)
+    return validate(recipe)
+
+
+def run(args) -> None:
+    """PTQ once, then one distillation per ``--variant`` (distill_* overrides) from a copy of the PTQ student;
+    the JSON is rewritten after every variant, so a call cut short keeps what finished."""
+    import copy
+
+    import torch
+
+    from dfq_sam_plugin import load_sam
+    from dfq_sam_plugin.backends.nncf import is_nncf_quantizer, nncf_student
+    from dfq_sam_plugin.distill import Distiller
+    from dfq_sam_plugin.recipes import distill_config, load_recipe
+
+    sam = load_sam("litemedsam")
+    recipe = _overrides({**load_recipe(args.recipe), "distill_steps": args.steps}, args.set or [])
+    data = calibration(sam, args.data, args.add, args.images)
+    t0 = time.perf_counter()
+    ptq_student, work, report = nncf_student(sam, data, recipe)
+    result = {"data": args.data, "images": len(data), "recipe": recipe, "ptq_s": time.perf_counter() - t0,
+              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    result["ptq"] = fidelity(sam, ptq_student, Path(args.pack), args.device)
+    print("PTQ", result["ptq"], flush=True)
+    result["variants"] = []
+    for variant in args.variant or [""]:
+        pairs = variant.split()
+        vrecipe = _overrides(recipe, pairs)
+        if any(not k.split("=")[0].startswith("distill_") for k in pairs):
+            raise SystemExit(f"--variant may only change distill_* keys (the PTQ student is shared): {variant}")
+        student = copy.deepcopy(ptq_student)
+        distiller = Distiller(sam, student, data.pixels, data.boxes, distill_config(vrecipe),
+                              is_quantizer=is_nncf_quantizer, device=args.device)
+        res = distiller.run(None, progress=False)
+        entry = {"variant": variant, "recipe": vrecipe, "distill": res.summary(),
+                 "steps_per_s": res.steps / res.seconds if res.seconds else None,
+                 "distilled": fidelity(sam, student.eval(), Path(args.pack), args.device), "history": res.history}
+        print("distilled", variant or "(recipe)", entry["distilled"], f"{res.seconds:.0f} s", flush=True)
+        if args.save:
+            entry["student_files"] = save_student(student, Path(args.save) / f"{args.data}{len(result['variants'])}")
+        result["variants"].append(entry)
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+        del student, distiller
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+
+
+def export(args) -> None:
+    import torch
+
+    from dfq_sam_plugin import DFQSAMDataset, load_sam
+    from dfq_sam_plugin.backends.nncf import calibration_summary, nncf_student
+    from dfq_sam_plugin.export.openvino import convert_decoder, convert_encoder, save_export
+    from dfq_sam_plugin.recipes import load_recipe
+
+    sam = load_sam("litemedsam")
+    meta = json.loads(Path(args.json).read_text())
+    meta = {**meta, **meta["variants"][args.variant]} if "variants" in meta else meta
+    recipe = {**load_recipe(args.recipe), **{k: v for k, v in meta["recipe"].items() if k != "name"}}
+    # the quantizer structure comes from the bundled set (the state dict then sets every value); the provenance
+    # from the set the run distilled on (--add: the same sets as the run)
+    student, _work, _ = nncf_student(sam, DFQSAMDataset.bundled(sam), recipe)
+    data = calibration(sam, meta["data"], args.add, meta["images"])
+    if len(data) != meta["images"]:
+        raise SystemExit(f"the run distilled on {meta['images']} images, --add gives {len(data)}: pass its --add")
+    state = {}
+    for f in sorted(Path(args.student).glob("student-*.pt")):
+        state.update(torch.load(f, map_location="cpu", weights_only=True))
+    student.load_state_dict(state)
+    encoder = convert_encoder(student, sam.spec.img_size)
+    decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
+    calib = {**calibration_summary(data), "distillation": {
+        "steps": meta["distill"]["steps"], "final_losses": meta["distill"]["final_losses"], "device": meta["gpu"],
+        "data": "synthetic only", "real_data_used": False}}
+    save_export(args.out, encoder, decoder, sam.spec, calib, recipe, {"distill": meta["distill"]})
+    print("exported", args.out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=pack)
+    p = sub.add_parser("run")
+    p.add_argument("--pack", required=True)
+    p.add_argument("--recipe", default="openvino_int8_cpu_distill")
+    p.add_argument("--data", default="dfq-sam", help="dfq-sam (bundled set) | gaussian")
+    p.add_argument("--add", nargs="*", default=[], help="more synthetic sets (NAME.npz or a synthesis --out "
+                   "folder holding .shards), joined to the bundled set (--data dfq-sam) or used alone (--data other)")
+    p.add_argument("--images", type=int, default=0, help="gaussian: image count (default: the bundled set's)")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--set", nargs="*", help="recipe overrides KEY=VALUE (YAML values)")
+    p.add_argument("--variant", action="append", help="distill_* overrides 'KEY=VALUE KEY=VALUE' of one "
+                   "distillation from the shared PTQ student; repeatable (default: the recipe's)")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--json", required=True)
+    p.add_argument("--save", default=None, help="folder for the student's state dict (shards < 16 MB)")
+    p.set_defaults(func=run)
+    p = sub.add_parser("export")
+    p.add_argument("--student", required=True)
+    p.add_argument("--json", required=True)
+    p.add_argument("--recipe", default="openvino_int8_cpu_distill")
+    p.add_argument("--variant", type=int, default=0, help="which of the run's variants --student holds")
+    p.add_argument("--add", nargs="*", default=[], help="the run's --add sets (for the export's provenance)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=export)
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""4-bit Brevitas students on a GPU box (issue #13): calibration only vs block reconstruction vs distillation,
+one recipe per call, scored there in torch against the FP masks packed by `distill_gpu.py pack`.
+
+    python benchmarks/training/fourbit_gpu.py --pack carried/distill --recipe brevitas_w4a8 --add carried/s1_48 \\
+        --stages calib recon recon+distill distill --json $OUT/w4a8.json
+
+Stages (each from its own copy of the calibrated student, same prompts and images):
+  calib          the recipe's calibration (reparam, Brevitas ranges), no training
+  recon          + block reconstruction (reconstruct_* keys; per-unit error before/after recorded)
+  recon+distill  + distillation of the reconstructed student (distill_* keys)
+  distill        distillation of the calibrated student, no reconstruction
+--ablate also scores the calibrated student with one error source removed (where the error comes from):
+  weights-only   activation quantizers (softmax included) disabled, Brevitas' quantization_status_manager
+  activations-only  weight quantizers disabled
+  probs-float    the attention-probability quantizers alone removed
+The JSON is rewritten after every stage, so a call cut short keeps what finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+import warnings
+from pathlib import Path
+
+from distill_gpu import _overrides, calibration, fidelity
+
+warnings.filterwarnings("ignore")
+STAGES = ("calib", "recon", "recon+distill", "distill")
+ABLATIONS = ("weights-only", "activations-only", "probs-float")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pack", required=True)
+    ap.add_argument("--recipe", default="brevitas_w4a8")
+    ap.add_argument("--data", default="dfq-sam", help="dfq-sam (bundled set) | gaussian")
+    ap.add_argument("--add", nargs="*", default=[], help="more synthetic sets (NAME.npz or synthesis folders)")
+    ap.add_argument("--images", type=int, default=0, help="gaussian: image count")
+    ap.add_argument("--set", nargs="*", default=[], help="recipe overrides KEY=VALUE (YAML values)")
+    ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    ap.add_argument("--ablate", nargs="*", default=[], choices=ABLATIONS)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--json", required=True)
+    args = ap.parse_args()
+
+    import torch
+
+    from dfq_sam_plugin import load_sam
+    from dfq_sam_plugin.backends.brevitas import quantize_sam, train
+    from dfq_sam_plugin.recipes import load_recipe
+
+    sam = load_sam("litemedsam")
+    recipe = _overrides(load_recipe(args.recipe), args.set)
+    data = calibration(sam, args.data, args.add, args.images)
+    calib_only = {**recipe, "reconstruct_iters": 0, "distill_steps": 0}
+    t0 = time.perf_counter()
+    q = quantize_sam(sam, data, calib_only, device=args.device)
+    out = {"recipe": recipe, "data": args.data, "images": len(data), "calibration_s": time.perf_counter() - t0,
+           "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+           "bits": {k: q.report[k] for k in ("average_weight_bits", "weights_by_bits", "activation_quantizers_by_bits")},
+           "stages": {}}
+    print(f"calibrated in {out['calibration_s']:.0f} s", flush=True)
+
+    def score(name, model, report=None):
+        out["stages"][name] = {"fidelity": fidelity(sam, model.image_encoder.eval(), Path(args.pack), args.device),
+                               **(report or {})}
+        print(name, out["stages"][name]["fidelity"], flush=True)
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+
+    if "calib" in args.stages:
+        score("calib", q.sam.model)
+    for name in args.ablate:
+        score(f"calib[{name}]", ablated(q.sam.model, name))
+    recon = None
+    if {"recon", "recon+distill"} & set(args.stages):
+        recon = copy.deepcopy(q.sam.model)
+        t0 = time.perf_counter()
+        try:
+            rep = train(sam, recon, data, {**recipe, "distill_steps": 0}, args.device, progress=False)
+        except RuntimeError:
+            print("off-device tensors:", off_device(recon.image_encoder, args.device), flush=True)
+            raise
+        score("recon", recon, {**rep, "seconds": time.perf_counter() - t0})
+    if "recon+distill" in args.stages:
+        t0 = time.perf_counter()
+        rep = train(sam, recon, data, {**recipe, "reconstruct_iters": 0}, args.device, progress=False)
+        score("recon+distill", recon, {**rep, "seconds": time.perf_counter() - t0})
+    if "distill" in args.stages:
+        model = copy.deepcopy(q.sam.model)
+        t0 = time.perf_counter()
+        rep = train(sam, model, data, {**recipe, "reconstruct_iters": 0}, args.device, progress=False)
+        score("distill", model, {**rep, "seconds": time.perf_counter() - t0})
+
+
+def off_device(encoder, device: str) -> list[str]:
+    """Parameters, buffers, plain tensor attributes and weight-quantizer scales of ``encoder`` not on ``device``."""
+    import torch
+
+    want = torch.device(device).type
+    found = []
+    for name, m in encoder.named_modules():
+        tensors = {**dict(m.named_parameters(recurse=False)), **dict(m.named_buffers(recurse=False)),
+                   **{k: v for k, v in vars(m).items() if torch.is_tensor(v)}}
+        found += [f"{name}.{k} {v.device}" for k, v in tensors.items() if v.device.type != want]
+        if hasattr(m, "quant_weight"):
+            with torch.no_grad():
+                scale = m.quant_weight().scale
+            if scale is not None and scale.device.type != want:
+                found.append(f"{name}.quant_weight().scale {scale.device}")
+    return found
+
+
+def ablated(model, name: str):
+    """A copy of the calibrated ``model`` (with ``.image_encoder``) with the error source ``name`` removed."""
+    from types import SimpleNamespace
+
+    from brevitas.graph.calibrate import quantization_status_manager
+    from torch import nn
+
+    from dfq_sam_plugin.models.attention import QuantPointAttention
+
+    encoder = copy.deepcopy(model.image_encoder).eval()
+    if name == "probs-float":
+        for m in encoder.modules():
+            if isinstance(m, QuantPointAttention):
+                m.probs = nn.Identity()
+        return SimpleNamespace(image_encoder=encoder)
+
+    class Disabled(nn.Module):  # the encoder run inside Brevitas' quantization-status context
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, x):
+            with quantization_status_manager(self.encoder, is_training=False,
+                                             disable_act_quant=name == "weights-only",
+                                             disable_weight_quant=name == "activations-only"):
+                return self.encoder(x)
+
+    return SimpleNamespace(image_encoder=Disabled())
+
+
+if __name__ == "__main__":
+    main()
