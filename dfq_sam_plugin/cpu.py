@@ -3,7 +3,7 @@
 OpenVINO's ``OPTIMIZATION_CAPABILITIES`` says whether the CPU plugin runs float IRs in bf16 (``BF16``) but lists
 ``INT8`` on every x86 CPU, also where INT8 has no fast dot-product instruction; the ISA flags (``/proc/cpuinfo``
 on Linux) say which int8 dot products exist: AMX tiles, AVX-512 VNNI, AVX-VNNI, or none (AVX2 only, where an INT8
-IR runs slower than the float one: docs/RESULTS.md §11).
+IR runs slower than the float one: docs/notebook/2026-12-01.md §11).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 # (class, ISA flags it needs, the packaged recipe for it, the encoder candidate RESULTS measured fastest within
 # fidelity tolerance there); the first match wins. Every CPU recipe's export also carries the float encoder
 # (recipe key ``candidates``) and the predictor measures on the box, so no class is left with a model slower than
-# its float IR: AMX Xeons run INT8 at 0.83-0.98x the bf16 float IR (RESULTS 14, 16, 17), AVX-512 VNNI EPYCs at
-# 1.25x (RESULTS 15), AVX2 EPYCs INT8 weights at 0.74-1.04x FP32 (RESULTS 11, 12); AVX-VNNI is not measured.
+# its float IR: AMX Xeons run INT8 at 0.83-0.98x the bf16 float IR (docs/notebook/2026-12-02.md §14, 16, 17), AVX-512 VNNI EPYCs at
+# 1.25x (docs/notebook/2026-12-02.md §15), AVX2 EPYCs INT8 weights at 0.74-1.04x FP32 (docs/notebook/2026-12-01.md §11, 12); AVX-VNNI is not measured.
 _CLASSES = (
     ("amx", ("amx_int8",), "openvino_int8_cpu_vnni", "float"),
     ("avx512_vnni", ("avx512_vnni",), "openvino_int8_cpu_vnni", "int8"),

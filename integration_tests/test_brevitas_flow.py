@@ -45,7 +45,7 @@ def test_brevitas_w8a8_export_runs_in_openvino_and_matches(w8a8_folder, litemeds
     ov_masks = OVSamPredictor(w8a8_folder).predict(image, boxes)
     fp_masks = SamBoxPredictor(litemedsam).predict(image, boxes)
     agree = np.mean([dice(a, b) for a, b in zip(ov_masks, brevitas_masks)])
-    assert agree >= 0.97, agree  # DESIGN: the W8A8 export gives the Brevitas model's masks
+    assert agree >= 0.97, agree  # architecture.md#quantizers: the W8A8 export gives the Brevitas model's masks
     fidelity = np.mean([dice(a, b) for a, b in zip(brevitas_masks, fp_masks)])
     assert fidelity >= 0.5, fidelity  # 2 images x 3 iterations of calibration: loose
 

@@ -45,7 +45,7 @@ def test_cli_distillation_writes_an_ir_with_its_provenance(distilled_export):
 
 
 def test_student_and_its_ir_are_equally_faithful(distilled_export, litemedsam, litemedsam_calib, tiny_recipe):
-    """The INT8 encoder is chaotic (RESULTS §9: a 1e-6 input change moves its output by ~9 %), so student and IR
+    """The INT8 encoder is chaotic (docs/notebook/2026-11-25.md §9: a 1e-6 input change moves its output by ~9 %), so student and IR
     cannot be bit-equal; what must hold is that both are equally faithful to FP and mostly agree."""
     from dfq_sam_plugin.backends.nncf import distill_sam
     from dfq_sam_plugin.data.dataset import DFQSAMDataset

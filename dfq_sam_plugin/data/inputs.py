@@ -4,7 +4,7 @@ Raw [0, 1] synthetic images (C, S, S) become (1, 3, S, S) float32 in the model's
 ``letterbox`` > 0, that fraction of the images also gives a *letterboxed* copy: the image shrunk into the
 top-left as ``preprocess_image`` places a non-square image, zero padding around it. Synthetic images are
 square, so without this the quantizer ranges never see a padding edge — and on non-square real images (MNI
-slices, 189×233) that edge drives the downsampling convolutions far outside the calibrated range (RESULTS §9:
+slices, 189×233) that edge drives the downsampling convolutions far outside the calibrated range (docs/notebook/2026-11-25.md §9:
 relative error of the stage-1 output 0.078 on MNI vs 0.002 on square nuclei images; 0.002 on both with
 letterboxed copies). Nothing real is involved: it is the model's own preprocessing applied to synthetic images.
 """

@@ -1,4 +1,4 @@
-"""Data-free quantization-aware distillation (DESIGN §10): a quantized student image encoder learns the FP
+"""Data-free quantization-aware distillation (docs/architecture.md#distillation-and-reconstruction): a quantized student image encoder learns the FP
 SAM on synthetic images only. Backend-free: nothing here imports NNCF, Brevitas or OpenVINO; the adapters in
 ``backends/`` build the student and export it."""
 

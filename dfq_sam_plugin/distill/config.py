@@ -1,4 +1,4 @@
-"""Distillation hyper-parameters (DESIGN §10). Defaults follow the feasibility run of issue #12."""
+"""Distillation hyper-parameters (docs/architecture.md#distillation-and-reconstruction). Defaults follow the feasibility run of issue #12."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The real benchmark sets (DESIGN §6), read from data files that pip installs; nothing is downloaded.
+"""The real benchmark sets (docs/architecture.md#evaluation), read from data files that pip installs; nothing is downloaded.
 
 - ``nuclei``: stardist's DSB-2018 fluorescence image ``img2d.tif`` + instance labels ``mask2d.tif``
   (512x512), cut into four 256x256 tiles; one tight box (MedSAM convention: inclusive max) per nucleus of

@@ -1,5 +1,5 @@
 """Run predictors over benchmark sets and score them: GT Dice / IoU / NSD and FP-fidelity (Dice of a
-model's mask against the reference (FP) model's mask for the same prompt — DESIGN §6)."""
+model's mask against the reference (FP) model's mask for the same prompt — docs/architecture.md#evaluation)."""
 
 from __future__ import annotations
 

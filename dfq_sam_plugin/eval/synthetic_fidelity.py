@@ -2,7 +2,7 @@
 
 NNCF's accuracy control (``nncf.quantize_with_accuracy_control``) needs a validation set and a metric, and a
 hospital has no labelled images to give it. The float model itself supplies the labels: the metric is
-DESIGN §7's FP-fidelity measured on synthetic images — per image, the mean Dice (at model input resolution)
+docs/architecture.md#evaluation's FP-fidelity measured on synthetic images — per image, the mean Dice (at model input resolution)
 between the masks decoded from a candidate encoder's embedding and the float model's masks for the same box
 prompts. The float model scores 1.0 by construction, so NNCF's ``max_drop`` is a fidelity floor
 (``max_drop=0.03`` keeps synthetic fidelity >= 0.97).
@@ -10,7 +10,7 @@ prompts. The float model scores 1.0 by construction, so NNCF's ``max_drop`` is a
 The prompts are random boxes (seeded; sides log-uniform between 1/32 and 1/2 of the input), not the boxes
 the images were optimised for: SAM segments those with wide logit margins, and an INT8 encoder whose
 nuclei/MNI FP-fidelity is 0.91 still scores 0.998 on them, while random boxes give 0.928 — a proxy that
-tracks the real sets (docs/RESULTS.md §4.1).
+tracks the real sets (docs/notebook/2026-11-23.md §4.1).
 
 ``SyntheticFidelity(sam, dataset)`` is the ``validation_fn``; ``.dataset()`` is the matching
 ``validation_dataset``. The decoder is the float torch decoder, so only the encoder under test varies.

@@ -26,7 +26,7 @@ DECODER_INPUTS, DECODER_OUTPUTS = ("image_embeddings", "boxes"), ("low_res_logit
 def _convert(module, example, shapes):
     """``ov.convert_model`` of a torch module traced once: OpenVINO's TorchScript decoder with ``check_trace`` off
     (the default re-runs the traced graph to compare it with eager; every export here is checked against torch
-    by its own tests; NNCF-student encoder 30.6 -> 17.0 s, FP encoder 18.0 -> 10.7 s on a 2-core CPU, RESULTS 13)."""
+    by its own tests; NNCF-student encoder 30.6 -> 17.0 s, FP encoder 18.0 -> 10.7 s on a 2-core CPU, docs/notebook/2026-12-02.md §13)."""
     import openvino as ov
     from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
 

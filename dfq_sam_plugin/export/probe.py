@@ -3,7 +3,7 @@ masks for them (``probe.npz``), so that any box can measure a candidate's FP-fid
 
 No real image is involved: the inputs are the calibration set's synthetic images (``real_data_used: false``), the
 prompts are seeded random boxes (``eval.synthetic_fidelity.random_boxes``: synthetic images are segmented with
-wide margins on their own boxes, random ones track the real sets better, docs/RESULTS.md §4.1), the reference masks
+wide margins on their own boxes, random ones track the real sets better, docs/notebook/2026-11-23.md §4.1), the reference masks
 come from the torch FP32 model. ``make_probe`` needs torch; ``probe_fidelity`` and ``load_probe`` do not (the edge
 predictor uses them).
 """

@@ -4,7 +4,7 @@ and box prompts.
 segment-anything's ``MaskDecoder.predict_masks`` assumes one image per call (it repeats the image
 embedding once per prompt). Synthesis needs B images x K boxes in one pass, so ``decode`` runs the
 decoder's own sub-modules with the embedding of image b repeated for its K prompts. ``multimask_output``
-is always False (DESIGN §3): only mask token 0 and its hypernetwork MLP are evaluated.
+is always False (docs/architecture.md#models): only mask token 0 and its hypernetwork MLP are evaluated.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class SamDecoder(nn.Module):
     def __init__(self, sam: SamModel) -> None:
         super().__init__()
         # the decoder's own modules only: torch.jit.trace (ov.convert_model) scripts every sub-module it holds,
-        # and a quantized encoder has thousands (Brevitas W8A8 LiteMedSAM decoder: 45.2 -> 11.7 s, RESULTS 13)
+        # and a quantized encoder has thousands (Brevitas W8A8 LiteMedSAM decoder: 45.2 -> 11.7 s, docs/notebook/2026-12-02.md §13)
         self.sam = SamModel(nn.Identity(), sam.prompt_encoder, sam.mask_decoder)
 
     def forward(self, image_embeddings: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Scale reparameterization (RepQ-ViT math, DESIGN §5): backend-free, used by the NNCF and Brevitas flows."""
+"""Scale reparameterization (RepQ-ViT math, docs/architecture.md#reparameterization): backend-free, used by the NNCF and Brevitas flows."""
 
 from .depthwise import EqualizedDepthwise, find_depthwise, unwrap_depthwise, wrap_depthwise
 from .model import PadCompensation, Reparameterization, add_pad_compensation, find_pairs, reparameterize, undo

@@ -13,7 +13,7 @@ alpha = 1 costs nothing on the weight side — unlike the LayerNorm fold, whose 
 columns of a dense Linear. Why it matters: TinyViT's depthwise inputs (post-GELU in MBConv/PatchMerging, the
 residual stream in front of ``local_conv``) have per-channel ranges that differ by orders of magnitude; with
 one 8-bit per-tensor grid they were the largest activation error of LiteMedSAM (stage-0 ``conv2`` alone:
-0.35 relative encoder-output error, docs/RESULTS.md §4). SAM ViT has no depthwise convolutions.
+0.35 relative encoder-output error, docs/notebook/2026-11-22.md §4). SAM ViT has no depthwise convolutions.
 """
 
 from __future__ import annotations

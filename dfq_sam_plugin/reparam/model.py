@@ -1,7 +1,7 @@
 """Scale reparameterization of a SAM image encoder: find the post-LayerNorm -> Linear pairs, collect their
 per-channel ranges on a calibration set, fold (see ``scale``), and keep SAM ViT's window padding exact.
 
-Pairs (DESIGN §3): SAM ViT ``blocks[i].norm1 -> attn.qkv`` and ``norm2 -> mlp.lin1``; TinyViT
+Pairs (docs/architecture.md#models): SAM ViT ``blocks[i].norm1 -> attn.qkv`` and ``norm2 -> mlp.lin1``; TinyViT
 ``layers[1..3].blocks[j].attn.norm -> attn.qkv`` and ``mlp.norm -> mlp.fc1``. The mask decoder is
 post-norm with positional encodings added before q/k: it is never folded.
 
@@ -10,7 +10,7 @@ activation is v = d/r, so padded tokens must get v. ``norm1``'s bias gives up v 
 -v, padding stays 0) and ``PadCompensation`` adds v to every token of the windows: real tokens are back where
 they were, padded ones get v. A (C,) add, not a full padding-shaped constant: an earlier version added
 ``mask * v``, which OpenVINO folds into a (windows * ws * ws, C) constant per block — 30 M floats (120 MB)
-and a slower encoder for ViT-B at 1024 (docs/RESULTS.md §5). TinyViT pads before its norm.
+and a slower encoder for ViT-B at 1024 (docs/notebook/2026-11-22.md §5). TinyViT pads before its norm.
 """
 
 from __future__ import annotations

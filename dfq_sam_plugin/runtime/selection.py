@@ -2,7 +2,7 @@
 
 An export carries several encoders that share one decoder (the float encoder, INT8 weights with float activations,
 full INT8; ``export.candidates``). Which one pays depends on the CPU: on AMX Xeons the float IR runs in bf16 and
-INT8 is slower (docs/RESULTS.md §14, §16, §17), on AVX-512 VNNI CPUs INT8 is 1.25x the bf16 float IR (§15), on
+INT8 is slower (docs/notebook/2026-12-02.md §14, §16, §17), on AVX-512 VNNI CPUs INT8 is 1.25x the bf16 float IR (§15), on
 AVX2-only CPUs INT8 activations are slower than float (§11). ``OVSamPredictor`` measures each candidate on the box
 (encoder latency, and FP-fidelity on the synthetic probe the export carries) and asks ``choose`` which to use.
 

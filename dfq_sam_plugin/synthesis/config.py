@@ -1,4 +1,4 @@
-"""Synthesis hyper-parameters (DESIGN §4) and the baselines as switches of the same loop."""
+"""Synthesis hyper-parameters (docs/architecture.md#synthesis) and the baselines as switches of the same loop."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class SynthesisConfig:
     batch_size: int = 8
     amp: str = "auto"  # auto: bf16 autocast on CUDA, off on CPU | bf16 | off | bf16-model (no autocast, bf16 copy)
     activation_checkpointing: bool = False
-    # torch.compile mode; auto: "default" on CUDA (2.3x LiteMedSAM, 1.6x SAM ViT-B on an H200, docs/RESULTS.md §2.2;
+    # torch.compile mode; auto: "default" on CUDA (2.3x LiteMedSAM, 1.6x SAM ViT-B on an H200, docs/notebook/2026-12-02.md §2.2;
     # the first batch of each size pays ~2 min of compilation), off on CPU and with activation checkpointing
     compile: str = "auto"
     seed: int = 0

@@ -218,7 +218,7 @@ class Synthesizer:
             raw = raw.requires_grad_(True)
             evolve_every = max(1, min(cfg.evolve_every, cfg.iterations // 4))
             # the host reads losses and NaN flags every SYNC_EVERY steps only: a read per step stalls the
-            # kernel launches of the next step (the loop is launch-bound on a GPU: RESULTS §2)
+            # kernel launches of the next step (the loop is launch-bound on a GPU: docs/notebook/2026-11-22.md §2)
             pending: list[torch.Tensor] = []  # per step: batch means of TERMS over the finite images
             flagged = torch.zeros(len(indices), dtype=torch.bool, device=self.device)
 

@@ -105,7 +105,7 @@ class _Permute(torch.autograd.Function):
     """out[b, :, j] = x[b, :, index[b, j]] for a per-image permutation ``index`` (B, N) of the N positions.
 
     The backward is a gather by the inverse permutation: the default backward of a gather (a scatter-add with
-    atomics) cost 6.8 % of the synthesis step on an H100 (docs/RESULTS.md §2)."""
+    atomics) cost 6.8 % of the synthesis step on an H100 (docs/notebook/2026-11-22.md §2)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

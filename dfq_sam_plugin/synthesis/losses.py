@@ -1,4 +1,4 @@
-"""DFQ-SAM loss terms (DESIGN §4). Every function returns one value per image (shape (B,)), so the total
+"""DFQ-SAM loss terms (docs/architecture.md#synthesis). Every function returns one value per image (shape (B,)), so the total
 loss is a sum over images and each image's gradient depends on that image alone."""
 
 from __future__ import annotations
