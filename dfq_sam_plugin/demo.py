@@ -65,6 +65,10 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     from .runtime import OVSamPredictor
     from .synthesis.figures import samples_figure
 
+    recipe_cfg = _recipe(recipe)  # a bad recipe fails here, before any work
+    if recipe_cfg["backend"] != "openvino":
+        raise ValueError(f"--recipe {recipe_cfg['name']} is a {recipe_cfg['backend']} recipe; the demo exports "
+                         f"OpenVINO IRs: name an openvino_* recipe (dfq-sam recipes lists them)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -81,7 +85,6 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     console.print(f"[bold]2[/] calibration set: {len(ds)} images, method {p.get('method')}, "
                   f"real_data_used={p.get('real_data_used')} (figure: {out / 'samples.png'})")
 
-    recipe_cfg = _recipe(recipe)
     t0 = time.perf_counter()
     weights_only = "encoder" in recipe_cfg["weight_compression"]
     step = "nncf.compress_weights (INT8 weights, float activations)" if weights_only else \
@@ -113,7 +116,7 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     # FP reference: the FP32 IR pinned to f32 (OpenVINO would run it in bf16 on a bf16-capable CPU)
     predictors = {"fp": OVSamPredictor(fp_dir, config={"INFERENCE_PRECISION_HINT": "f32"})}
     cpu = cpu_class()
-    if cpu.bf16_default:  # the float IR as OpenVINO runs it here: bf16 is lossy too (docs/RESULTS.md §15)
+    if cpu.bf16_default:  # the float IR as OpenVINO runs it here: bf16 is lossy too (docs/notebook/2026-12-02.md §15)
         predictors["fp32_bf16"] = OVSamPredictor(fp_dir)
     candidates = candidates_of(chosen.manifest)  # the chosen one is already compiled: reuse it
     predictors.update({name: chosen if name == chosen.candidate else OVSamPredictor(int8_dir, policy=name)

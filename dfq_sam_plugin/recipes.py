@@ -6,6 +6,7 @@ Every key has a type, a default and a check; an unknown key, a wrong type or a b
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,7 @@ def _nonneg(v: float) -> str | None:
     return None if v >= 0 else "must be >= 0"
 
 
-# Data-free distillation (DESIGN §10, dfq_sam_plugin.distill): after PTQ, the quantized encoder learns the FP
+# Data-free distillation (docs/architecture.md#distillation-and-reconstruction, dfq_sam_plugin.distill): after PTQ, the quantized encoder learns the FP
 # SAM on the synthetic images. distill_steps 0 = calibration only.
 DISTILL = {
     "distill_steps": Option(0, int, check=lambda v: None if v >= 0 else "must be >= 0",
@@ -156,7 +157,7 @@ OPENVINO = {
                                  == len(v) else "must list 'encoder' and/or 'decoder' once each",
                                  help="parts whose weights become INT8 with float activations (nncf.compress_weights, "
                                  "INT8_ASYM, per channel; no calibration): CPUs without int8 dot products run INT8 "
-                                 "activations slower than float (docs/RESULTS.md §11)"),
+                                 "activations slower than float (docs/notebook/2026-12-01.md §11)"),
     "weight_compression_mode": Option("int8_asym", str, check=lambda v: None if v in WEIGHT_MODES else
                                       f"must be one of {', '.join(WEIGHT_MODES)}",
                                       help="nncf.compress_weights mode of the weight_compression parts: int8_asym "
@@ -249,7 +250,10 @@ def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
     schema = SCHEMAS[backend]
     unknown = sorted(set(raw) - set(schema))
     if unknown:
-        raise RecipeError(f"{source}: unknown key(s) {unknown} for backend {backend!r}; known: {sorted(schema)}")
+        close = {k: difflib.get_close_matches(k, list(schema), n=1) for k in unknown}
+        hint = "; ".join(f"{k}: did you mean {c[0]}?" for k, c in close.items() if c)
+        raise RecipeError(f"{source}: unknown key(s) {unknown} for backend {backend!r}"
+                          + (f" ({hint})" if hint else "") + f"; known: {sorted(schema)}")
     out = {}
     for key, opt in schema.items():
         value = raw.get(key, opt.default)
@@ -306,7 +310,9 @@ def resolve_recipe(path: str | Path) -> Path:
     packaged = PACKAGED / f"{path.stem}.yaml"
     if path.suffix in ("", ".yaml") and path.parent.name in ("", "recipes") and packaged.exists():
         return packaged
-    raise RecipeError(f"recipe not found: {path} (packaged recipes: {', '.join(packaged_recipes())})")
+    close = difflib.get_close_matches(path.stem, packaged_recipes(), n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise RecipeError(f"recipe {path} does not exist: {hint}(packaged recipes: {', '.join(packaged_recipes())})")
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:

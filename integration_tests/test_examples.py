@@ -1,4 +1,4 @@
-"""Every script in examples/ runs, on tiny budgets (DESIGN §1: examples a user copies must work)."""
+"""Every script in examples/ runs, on tiny budgets (docs/architecture.md#layers: examples a user copies must work)."""
 
 import subprocess
 import sys
@@ -23,6 +23,13 @@ def test_quantize_with_nncf(tmp_path):
 
     model = ov.Core().read_model(tmp_path / "enc.xml")
     assert any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+
+
+def test_quickstart(tmp_path):
+    """README's five lines: one API call quantizes for this CPU, the predictor picks a candidate and segments."""
+    out = run_example("quickstart.py", "--out", str(tmp_path / "q"), "--recipe", "openvino_int8_cpu_avx2")  # no calibration pass: fast
+    assert "real_data_used = False" in out and "masks (1, 200, 240) bool" in out, out
+    assert (tmp_path / "q" / "manifest.json").exists() and (tmp_path / "q" / "probe.npz").exists()
 
 
 def test_brevitas_recipe(tmp_path):

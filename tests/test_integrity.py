@@ -105,3 +105,24 @@ def test_cli_verify_exit_status(exports, tmp_path):
     folder = _copy(exports[0], tmp_path)
     (folder / "encoder.bin").write_bytes((folder / "encoder.bin").read_bytes()[:1000])
     assert main(["verify", str(folder)]) == 1
+    assert main(["verify", "--ir", str(exports[0])]) == 0  # --ir, as evaluate / benchmark name an export
+    # a folder of exports: each is verified, the worst status wins; a missing folder is not "not an export"
+    parent = exports[0].parent
+    assert main(["verify", "--ir", str(parent)]) == 0
+    assert main(["verify", "--ir", str(parent), "--require-data-free"]) == 1
+    assert main(["verify", "--ir", str(tmp_path / "absent")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["verify", "--ir", str(tmp_path / "empty")]) == 2
+
+
+def test_cli_version_and_backend_from_the_recipe(capsys):
+    from dfq_sam_plugin import __version__
+    from dfq_sam_plugin.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and __version__ in capsys.readouterr().out
+    # the recipe decides the backend; a contradicting --backend is refused before any model is loaded
+    assert main(["quantize", "--calib", "nowhere", "--recipe", "brevitas_w8a8", "--backend", "nncf",
+                 "--out", "x"]) == 2
+    assert "use --backend brevitas" in " ".join(capsys.readouterr().err.split())

@@ -52,6 +52,40 @@ def test_runtime_import_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+_BLOCK_TOOLCHAIN = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):  # an edge install: none of the toolchain extra is importable
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def test_edge_install_runs_the_predictor_and_verify_without_the_toolchain(int8_export):
+    """What `pip install dfq-sam-plugin` (no [toolchain]) gives an edge box: OVSamPredictor segments and
+    `dfq-sam verify` checks an export with torch, NNCF, Brevitas, segment-anything, datasets... unimportable; a
+    toolchain command says which extra to install instead of a traceback."""
+    from dfq_sam_plugin.cli import TOOLCHAIN
+
+    block = _BLOCK_TOOLCHAIN.format(blocked=sorted(TOOLCHAIN))
+    code = block + f"""
+import numpy as np
+from dfq_sam_plugin.runtime import OVSamPredictor
+from dfq_sam_plugin.cli import main
+pred = OVSamPredictor({str(int8_export)!r}, policy="int8")
+masks = pred.predict(np.random.default_rng(0).integers(0, 255, (64, 80), dtype=np.uint8), np.array([[5, 5, 60, 50]]))
+print("masks", masks.shape, masks.dtype)
+print("verify", main(["verify", "--ir", {str(int8_export)!r}]))
+print("evaluate", main(["evaluate", "--sets", "nuclei"]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[-3:] == ["masks (1, 64, 80) bool", "verify 0", "evaluate 2"], out.stdout[-2000:]
+    assert "pip install 'dfq-sam-plugin[toolchain]'" in " ".join(out.stderr.split()), out.stderr[-1000:]
+
+
 def _slices():
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 255, (96, 120), dtype=np.uint8) for _ in range(3)]

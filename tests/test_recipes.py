@@ -34,12 +34,19 @@ def test_bad_recipes_name_the_key(raw, match):
 
 
 def test_missing_and_malformed_files(tmp_path):
-    with pytest.raises(RecipeError, match="recipe not found"):
+    with pytest.raises(RecipeError, match="does not exist"):
         load_recipe(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("backend: [unclosed")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(bad)
+
+
+def test_misspelt_names_and_keys_get_a_did_you_mean():
+    with pytest.raises(RecipeError, match="did you mean openvino_int8_cpu_vnni"):
+        load_recipe("openvino_int8_cpu_vnn")
+    with pytest.raises(RecipeError, match="subset_sise: did you mean subset_size"):
+        validate({"backend": "openvino", "subset_sise": 8})
 
 
 def test_checkout_recipes_are_the_packaged_ones():
@@ -53,5 +60,5 @@ def test_packaged_recipes_load_by_name_from_any_folder(tmp_path, monkeypatch):
     assert load_recipe("recipes/brevitas_w8a8.yaml")["backend"] == "brevitas"
     with pytest.raises(RecipeError, match="packaged recipes: brevitas_w4a4"):
         load_recipe("recipes/openvino_int4.yaml")
-    with pytest.raises(RecipeError, match="recipe not found"):
+    with pytest.raises(RecipeError, match="does not exist"):
         load_recipe(tmp_path / "elsewhere" / "openvino_int8_cpu.yaml")  # a real folder is not a packaged name

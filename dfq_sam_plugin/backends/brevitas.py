@@ -59,8 +59,9 @@ from torch import nn
 from ..models.attention import QuantPointAttention, wrap_attention
 from ..models.spec import SamBundle
 from ..recipes import load_recipe, matches_any, validate
+from ..result import BREVITAS_STATE_DICT, QuantizationResult
 
-STATE_DICT, RECIPE, CALIBRATION, ONNX = "quantized_state_dict.pt", "recipe.json", "calibration.json", "encoder.onnx"
+STATE_DICT, RECIPE, CALIBRATION, ONNX = BREVITAS_STATE_DICT, "recipe.json", "calibration.json", "encoder.onnx"
 FIRST_LAST = ("patch_embed", "neck")  # the encoder's first and last layers (SAM ViT and TinyViT)
 
 
@@ -71,7 +72,7 @@ class Log2SqrtQuant(nn.Module):
 
     Post-softmax probabilities are mostly tiny with a few large ones: a √2-spaced grid keeps both, where a
     uniform 4-bit grid rounds every small probability to 0. s = 1 (a softmax output never exceeds 1).
-    Deviation from DESIGN §5's clamp: values past the last level go to 0 (as RepQ-ViT does), since clamping
+    Deviation from docs/architecture.md#reparameterization's clamp: values past the last level go to 0 (as RepQ-ViT does), since clamping
     them up to s·√2^−(2^b−1) would add mass to every tiny probability (≈0.0055 each at 4 bits). The straight-
     through estimator makes it usable under GPTQ/QAT too.
     """
@@ -280,7 +281,7 @@ def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) ->
         t0 = time.perf_counter()
         _run(model, items[:1], recipe["quantize_decoder"], None, "gptq")  # learned weight scales take their init
         with gptq_mode(target, use_quant_activations=True) as gptq:  # one input a pass: batching changes the
-            for _ in range(gptq.num_layers):                         # result and is slower (RESULTS 10.5)
+            for _ in range(gptq.num_layers):                         # result and is slower (docs/notebook/2026-12-04.md §10.5)
                 _run(model, items, recipe["quantize_decoder"], None, "gptq")
                 gptq.update()
         timings["gptq_s"] = time.perf_counter() - t0
@@ -293,7 +294,7 @@ def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) ->
 
 
 @dataclass
-class BrevitasQuantizedSam:
+class BrevitasQuantizedSam(QuantizationResult):
     """A fake-quantized SAM (``sam.model`` holds Brevitas layers) with its recipe and calibration facts."""
 
     sam: SamBundle
@@ -304,7 +305,7 @@ class BrevitasQuantizedSam:
     @property
     def exportable(self) -> bool:
         """QCDQ carries 8-bit activations; weights of fewer bits export as int8 constants clipped to their grid
-        (``QuantizeLinear`` + ``Clip``), which OpenVINO runs as INT8 FullyConnected / Convolution (RESULTS 12.2)."""
+        (``QuantizeLinear`` + ``Clip``), which OpenVINO runs as INT8 FullyConnected / Convolution (docs/notebook/2026-12-03.md §12.2)."""
         r = self.recipe
         return r["export_onnx"] and r["activation_bits"] == 8 and r["first_last_bits"] == 8
 

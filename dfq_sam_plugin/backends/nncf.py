@@ -1,6 +1,6 @@
 """NNCF adapter: reparameterize in torch -> ``ov.convert_model`` -> ``nncf.quantize(ov.Model, ...)`` -> IR.
 
-NNCF's torch backend is avoided on purpose (DESIGN §8: its C++ extension build and its quantized torch
+NNCF's torch backend is avoided on purpose (docs/architecture.md#decisions-and-their-measured-reasons: its C++ extension build and its quantized torch
 SAM does not convert). Two entry points:
 
 - ``reparameterize_sam(sam, dataset)``: the reparameterized-scale step on its own, for NNCF users who then
@@ -22,6 +22,7 @@ import numpy as np
 
 from ..models.spec import SamBundle
 from ..recipes import load_recipe, validate
+from ..result import QuantizationResult
 
 
 def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int | None = None,
@@ -159,7 +160,9 @@ def decoder_dataset(dataset, sam: SamBundle, boxes: int, limit: int):
 
 
 @dataclass
-class QuantizedSam:
+class QuantizedSam(QuantizationResult):
+    """The NNCF flow's result: OpenVINO encoder (and candidates) + decoder models, recipe, calibration facts."""
+
     encoder: Any  # ov.Model
     decoder: Any  # ov.Model
     sam: SamBundle
@@ -175,6 +178,27 @@ class QuantizedSam:
         return save_export(folder, self.encoder, self.decoder, self.sam.spec, self.calibration, self.recipe,
                            self.report, candidates=self.candidates, probe=self.probe,
                            fp16_storage=bool(self.candidates))
+
+    @classmethod
+    def load(cls, folder: str | Path, sam: SamBundle) -> QuantizedSam:
+        """A saved export back as OpenVINO models (the primary encoder, the other candidates, the decoder)."""
+        import openvino as ov
+
+        from ..export.openvino import candidates_of, read_manifest
+        from ..export.probe import load_probe
+
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        if manifest["calibration"].get("model") not in (None, sam.name):
+            raise ValueError(f"{folder} quantizes {manifest['calibration'].get('model')}, not {sam.name}")
+        core = ov.Core()
+        probe = load_probe(folder)  # as make_probe gives it (masks bit-packed), so that save() writes it unchanged
+        if probe is not None:
+            probe["reference"] = np.packbits(probe["reference"], axis=-1)
+        candidates = {name: core.read_model(folder / c["xml"]) for name, c in candidates_of(manifest).items()
+                      if c["xml"] != "encoder.xml"}
+        return cls(core.read_model(folder / "encoder.xml"), core.read_model(folder / "decoder.xml"), sam,
+                   manifest["calibration"], manifest["recipe"], manifest.get("report", {}), candidates, probe)
 
 
 def encoder_candidates(sam: SamBundle, dataset, recipe: dict[str, Any], encoder) -> tuple[dict[str, Any], Any]:
@@ -296,12 +320,12 @@ def export_float(sam: SamBundle, folder: str | Path, decoder_boxes: int = 1) -> 
     return save_export(folder, encoder, decoder, sam.spec, calib, {"name": "float32"})
 
 
-# -- data-free distillation through NNCF's torch backend (DESIGN §10) ---------------------------------------
+# -- data-free distillation through NNCF's torch backend (docs/architecture.md#distillation-and-reconstruction) ---------------------------------------
 # nncf.quantize(torch encoder) inserts NNCF's own FakeQuantize modules (the documented QAT path), the backend-free
 # distill core trains them against the FP SAM on synthetic images, ov.convert_model turns the student into the
 # IR. The INT8 encoder is chaotic (a 1e-6 input change moves its output ~9 %: rounding flips amplify), so NNCF's
 # eager and export (traced FakeQuantize) paths, which differ by float ulps per quantizer, give masks that agree
-# at the model's own self-agreement level, not bit for bit: docs/RESULTS.md §9.
+# at the model's own self-agreement level, not bit for bit: docs/notebook/2026-11-25.md §9.
 
 
 def torch_ignored_names(encoder, example, patterns: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {
     "CheckpointError": ".checkpoint",
-    "MODEL_NAMES": ".registry",
+    "MODEL_NAMES": ".spec",
     "load_sam": ".registry",
     "SamDecoder": ".sam_model",
     "SamModel": ".sam_model",

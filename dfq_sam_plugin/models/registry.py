@@ -8,9 +8,9 @@ import torch
 
 from .litemedsam import load_litemedsam
 from .segment_anything import VIT_CONFIGS, load_segment_anything
-from .spec import SamBundle
+from .spec import MODEL_NAMES, SamBundle
 
-MODEL_NAMES = ("litemedsam", *VIT_CONFIGS)
+assert MODEL_NAMES == ("litemedsam", *VIT_CONFIGS), "models.spec.MODEL_NAMES lists every loadable SAM"
 
 
 def load_sam(name: str = "litemedsam", checkpoint: str | Path | None = None, *, random_init: bool = False,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+# every name load_sam takes (torch-free, so that the CLI parser and the edge runtime can list them)
+MODEL_NAMES = ("litemedsam", "vit_b", "vit_l", "vit_h")
+
 if TYPE_CHECKING:  # torch stays optional for code that only needs the spec (the OpenVINO predictor)
     import torch
     from torch import nn
