@@ -22,10 +22,10 @@ def quantize(sam, calib, recipe: str | Path | dict[str, Any] = "auto", *, device
     recipe for this CPU's class). ``device`` is the torch device of training recipes (distillation,
     reconstruction; Brevitas calibration too), ``work_dir`` holds their resumable checkpoints, ``progress`` shows
     their progress bars."""
-    from .recipes import load_recipe, validate
+    from .recipes import as_recipe, load_recipe
 
-    recipe = validate(dict(recipe)) if isinstance(recipe, dict) else load_recipe(recipe)
-    if recipe["backend"] == "openvino":
+    recipe = as_recipe(recipe) if isinstance(recipe, dict) else load_recipe(recipe)  # validated once, here
+    if recipe.backend == "openvino":
         from .backends.nncf import quantize_sam
 
         return quantize_sam(sam, calib, recipe, device=device, work_dir=work_dir, progress=progress)

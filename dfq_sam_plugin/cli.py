@@ -202,21 +202,21 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     if args.recipe == AUTO:
         print_auto_recipe()
-    backend = next(k for k, v in RECIPE_BACKEND.items() if v == recipe["backend"])  # the recipe decides
+    backend = next(k for k, v in RECIPE_BACKEND.items() if v == recipe.backend)  # the recipe decides
     if args.backend is not None and args.backend != backend:
-        raise ValueError(f"--recipe {args.recipe} is a {recipe['backend']} recipe; use --backend {backend} "
+        raise ValueError(f"--recipe {args.recipe} is a {recipe.backend} recipe; use --backend {backend} "
                          f"(or leave --backend out: the recipe decides)")
     args.backend = backend
     _quiet_libraries(args.verbose, args.backend)
     sam = _load(args)
     dataset = DFQSAMDataset.load(args.calib, sam)
-    what = f"{sam.model_id} with {recipe['name']} on {min(len(dataset), recipe['subset_size'])} calibration images"
+    what = f"{sam.model_id} with {recipe.name} on {min(len(dataset), recipe.calibration.subset_size)} calibration images"
     if args.backend == "brevitas":
         return _quantize_brevitas(sam, dataset, recipe, args, what)
     from .backends.nncf import quantize_sam
 
-    if recipe["distill_steps"]:  # a progress bar of its own: no status spinner around it
-        console.print(f"quantizing {what}, then {recipe['distill_steps']} distillation steps on {args.device}"
+    if recipe.distill.steps:  # a progress bar of its own: no status spinner around it
+        console.print(f"quantizing {what}, then {recipe.distill.steps} distillation steps on {args.device}"
                       + (f" (checkpoints in {args.work_dir})" if args.work_dir else ""))
         quantized = quantize_sam(sam, dataset, recipe, device=args.device, work_dir=args.work_dir,
                                  progress=not args.quiet)
@@ -302,14 +302,14 @@ def _print_reparam(report: dict) -> None:
 def _quantize_brevitas(sam, dataset, recipe: dict, args: argparse.Namespace, what: str) -> int:
     from .backends.brevitas import quantize_sam
 
-    if recipe["reconstruct_iters"] or recipe["distill_steps"]:  # the training loops show their own progress bars
-        console.print(f"Brevitas calibration of {what}, then {recipe['reconstruct_iters']} reconstruction "
-                      f"iterations per block and {recipe['distill_steps']} distillation steps on {args.device}")
+    if recipe.reconstruct.iters or recipe.distill.steps:  # the training loops show their own progress bars
+        console.print(f"Brevitas calibration of {what}, then {recipe.reconstruct.iters} reconstruction "
+                      f"iterations per block and {recipe.distill.steps} distillation steps on {args.device}")
         quantized = quantize_sam(sam, dataset, recipe, device=args.device, work_dir=args.work_dir,
                                  train_progress=not args.quiet)
     else:
         with _progress() as progress:
-            steps = min(len(dataset), recipe["subset_size"]) * (1 + recipe["bias_correction"])
+            steps = min(len(dataset), recipe.calibration.subset_size) * (1 + recipe.calibration.bias_correction)
             task = progress.add_task(f"Brevitas calibration of {what}", total=steps)
             quantized = quantize_sam(sam, dataset, recipe, progress=lambda _label: progress.advance(task),
                                      device=args.device)

@@ -18,7 +18,7 @@ from rich.table import Table
 DEFAULT_RECIPE = "auto"  # the packaged recipe (dfq_sam_plugin/assets/recipes) for this machine's CPU class
 
 
-def _recipe(path: str | Path | None) -> dict[str, Any]:
+def _recipe(path: str | Path | None):
     from .recipes import load_recipe
 
     return load_recipe(DEFAULT_RECIPE if path is None else path)
@@ -66,8 +66,8 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     from .synthesis.figures import samples_figure
 
     recipe_cfg = _recipe(recipe)  # a bad recipe fails here, before any work
-    if recipe_cfg["backend"] != "openvino":
-        raise ValueError(f"--recipe {recipe_cfg['name']} is a {recipe_cfg['backend']} recipe; the demo exports "
+    if recipe_cfg.backend != "openvino":
+        raise ValueError(f"--recipe {recipe_cfg.name} is a {recipe_cfg.backend} recipe; the demo exports "
                          f"OpenVINO IRs: name an openvino_* recipe (dfq-sam recipes lists them)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,10 +86,10 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
                   f"real_data_used={p.get('real_data_used')} (figure: {out / 'samples.png'})")
 
     t0 = time.perf_counter()
-    weights_only = "encoder" in recipe_cfg["weight_compression"]
+    weights_only = "encoder" in recipe_cfg.weight_compression.parts
     step = "nncf.compress_weights (INT8 weights, float activations)" if weights_only else \
         f"reparameterize + nncf.quantize on {len(ds)} images"
-    with console.status(f"[bold]3[/] {step} ({recipe_cfg['name']})"):
+    with console.status(f"[bold]3[/] {step} ({recipe_cfg.name})"):
         quantized = quantize_sam(sam, ds, recipe_cfg)
         int8_dir = quantized.save(out / "int8")
         fp_dir = export_float(sam, out / "fp32")

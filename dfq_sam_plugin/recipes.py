@@ -1,7 +1,14 @@
-"""YAML recipes: a flat mapping of options (the brevitas_examples convention), validated on load.
+"""YAML recipes: a flat mapping of options (the brevitas_examples convention), validated on load into a typed,
+sectioned ``Recipe``.
 
 Every key has a type, a default and a check; an unknown key, a wrong type or a bad value is one
-``RecipeError`` naming the key and what was expected.
+``RecipeError`` naming the key and what was expected (with a "did you mean"). The YAML files stay flat and
+readable; in code a recipe reads by section, as NNCF's typed parameters do::
+
+    r = load_recipe("openvino_int8_cpu_vnni")
+    r.calibration.subset_size, r.reparam.strength, r.nncf.preset, r.weight_compression.parts, r.distill.steps
+    r.replace(subset_size=8)          # a validated copy with flat keys changed
+    r["subset_size"]                  # a Recipe is also the flat dict (JSON, manifests, old code)
 """
 
 from __future__ import annotations
@@ -222,26 +229,127 @@ def distill_config(recipe: dict[str, Any]):
     """The recipe's ``distill_*`` keys as a ``DistillConfig``."""
     from .distill import DistillConfig
 
-    return DistillConfig(steps=recipe["distill_steps"], batch_size=recipe["distill_batch"],
-                         lr_weights=recipe["distill_lr_weights"], lr_quant=recipe["distill_lr_quant"],
-                         random_boxes=recipe["distill_random_boxes"], embed_weight=recipe["distill_embed_weight"],
-                         mask_weight=recipe["distill_mask_weight"],
-                         feature_weight=recipe["distill_feature_weight"],
-                         feature_layers=tuple(recipe["distill_feature_layers"]), augment=recipe["distill_augment"],
-                         letterbox=recipe["distill_letterbox"],
-                         seed=recipe["distill_seed"])
+    d = as_recipe(recipe).distill
+    return DistillConfig(steps=d.steps, batch_size=d.batch, lr_weights=d.lr_weights, lr_quant=d.lr_quant,
+                         random_boxes=d.random_boxes, embed_weight=d.embed_weight, mask_weight=d.mask_weight,
+                         feature_weight=d.feature_weight, feature_layers=tuple(d.feature_layers),
+                         augment=d.augment, letterbox=d.letterbox, seed=d.seed)
 
 
 def reconstruct_config(recipe: dict[str, Any]):
     """The recipe's ``reconstruct_*`` keys as a ``ReconstructConfig``."""
     from .distill.reconstruct import ReconstructConfig
 
-    return ReconstructConfig(iters=recipe["reconstruct_iters"], batch_size=recipe["reconstruct_batch"],
-                             lr_weights=recipe["reconstruct_lr_weights"], lr_quant=recipe["reconstruct_lr_quant"],
-                             drop=recipe["reconstruct_drop"], seed=recipe["distill_seed"])
+    r = as_recipe(recipe)
+    c = r.reconstruct
+    return ReconstructConfig(iters=c.iters, batch_size=c.batch, lr_weights=c.lr_weights, lr_quant=c.lr_quant,
+                             drop=c.drop, seed=r.distill.seed)
 
 
-def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
+# Sections of a Recipe: flat key -> (section, attribute). The attribute is the key without its section prefix
+# (distill_steps -> distill.steps); `reparam` is reparam.enabled, `weight_compression` weight_compression.parts.
+SECTIONS = {
+    "calibration": ("subset_size", "calibration_letterbox", "activation_range", "weight_range", "fast_bias_correction",
+                    "bias_correction", "gptq", "ignored_modules", "quantize_decoder"),
+    "reparam": ("reparam", "reparam_strength", "equalize_depthwise"),
+    "nncf": ("target_device", "nncf_backend", "preset", "smooth_quant_alpha", "overflow_fix", "ignored_types",
+             "ignored_patterns", "accuracy_control", "max_drop", "validation_images", "ranking_subset_size",
+             "max_reverted"),
+    "bits": ("weight_bits", "activation_bits", "first_last_bits", "softmax_quantizer", "weight_scale",
+             "high_precision_modules", "high_precision_activations"),
+    "weight_compression": ("weight_compression", "weight_compression_mode", "weight_compression_group_size",
+                           "weight_compression_algorithms", "weight_compression_ratio"),
+    "distill": tuple(DISTILL),
+    "reconstruct": tuple(RECONSTRUCT),
+    "export": ("decoder_boxes", "candidates", "export_onnx"),
+}
+TOP_LEVEL = ("backend", "name", "description", "measured")
+_RENAMED = {"reparam": "enabled", "weight_compression": "parts"}
+
+
+def _attribute(section: str, key: str) -> str:
+    if key in _RENAMED and section == key:
+        return _RENAMED[key]
+    return key[len(section) + 1:] if key.startswith(section + "_") else key
+
+
+_SECTION_TYPES: dict[tuple[str, str], type] = {}
+
+
+def _section_type(backend: str, section: str) -> type:
+    """A frozen dataclass per (backend, section) whose typed fields are that section's keys the backend has."""
+    from dataclasses import make_dataclass
+
+    key = (backend, section)
+    if key not in _SECTION_TYPES:
+        schema = SCHEMAS[backend]
+        fields = [(_attribute(section, k), schema[k].kind if isinstance(schema[k].kind, type) else Any)
+                  for k in SECTIONS[section] if k in schema]
+        _SECTION_TYPES[key] = make_dataclass(f"{backend.title()}{section.title().replace('_', '')}", fields,
+                                             frozen=True)
+    return _SECTION_TYPES[key]
+
+
+def _edit(method: str):
+    """dict's mutator ``method``, marking the recipe edited (the next flow validates it again)."""
+
+    def edit(self, *args, **kwargs):
+        self._edited = True
+        return getattr(dict, method)(self, *args, **kwargs)
+
+    return edit
+
+
+class Recipe(dict):
+    """A validated recipe: the flat mapping (``recipe["subset_size"]``, JSON-ready) plus typed sections
+    (``recipe.calibration.subset_size``, frozen dataclasses). Build one with ``load_recipe`` or ``validate``;
+    change one with ``replace`` (validated again). Flat in-place edits (``recipe.update(...)``, old code) still
+    work: the sections follow them and the next flow validates the edited recipe again. Sections a backend does
+    not have are absent (AttributeError)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self._edited = False
+
+    def __getattr__(self, section: str):
+        keys = SECTIONS.get(section)
+        schema = SCHEMAS[self["backend"]]
+        if keys is None or not any(k in schema for k in keys):
+            raise AttributeError(f"a {self['backend']} recipe has no section {section!r}; sections: "
+                                 f"{[s for s, ks in SECTIONS.items() if any(k in schema for k in ks)]}")
+        cls = _section_type(self["backend"], section)
+        return cls(**{_attribute(section, k): self[k] for k in keys if k in schema})
+
+    backend = property(lambda self: self["backend"])
+    name = property(lambda self: self["name"])
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A validated copy with these flat keys changed."""
+        return validate({**self, **changes}, f"recipe {self['name']!r}")
+
+    __setitem__ = _edit("__setitem__")
+    __delitem__ = _edit("__delitem__")
+    update = _edit("update")
+    pop = _edit("pop")
+    setdefault = _edit("setdefault")
+
+    def __reduce__(self):
+        return (validate, (dict(self),))
+
+
+# yaml.safe_dump(recipe) writes the flat mapping, as for any dict
+yaml.SafeDumper.add_representer(Recipe, lambda dumper, recipe: dumper.represent_dict(dict(recipe)))
+yaml.Dumper.add_representer(Recipe, lambda dumper, recipe: dumper.represent_dict(dict(recipe)))
+
+
+def as_recipe(recipe: dict[str, Any]) -> Recipe:
+    """``recipe`` itself when it is a ``Recipe`` nobody edited (validated once), else validated now."""
+    if isinstance(recipe, Recipe) and not recipe._edited:
+        return recipe
+    return validate(dict(recipe), f"recipe {recipe.get('name', 'custom')!r}")
+
+
+def validate(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: expected a mapping of options, found {type(raw).__name__}")
     backend = raw.get("backend", "openvino")
@@ -277,7 +385,7 @@ def validate(raw: dict[str, Any], source: str = "recipe") -> dict[str, Any]:
     if out.get("target_device") == "CPU_SPR" and (out["distill_steps"] or out["nncf_backend"] == "torch"):
         raise RecipeError(f"{source}: target_device CPU_SPR exists in NNCF's OpenVINO backend only; distillation "
                           f"(distill_steps > 0) and nncf_backend: torch quantize through the torch backend")
-    return out
+    return Recipe(out)
 
 
 PACKAGED = Path(__file__).resolve().parent / "assets" / "recipes"  # ``recipes/`` in a checkout links here
@@ -315,7 +423,7 @@ def resolve_recipe(path: str | Path) -> Path:
     raise RecipeError(f"recipe {path} does not exist: {hint}(packaged recipes: {', '.join(packaged_recipes())})")
 
 
-def load_recipe(path: str | Path) -> dict[str, Any]:
+def load_recipe(path: str | Path) -> Recipe:
     path = resolve_recipe(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}

@@ -42,6 +42,27 @@ def test_missing_and_malformed_files(tmp_path):
         load_recipe(bad)
 
 
+def test_a_recipe_is_typed_and_sectioned_and_validated_once():
+    from dfq_sam_plugin.recipes import Recipe, as_recipe
+
+    r = load_recipe("openvino_int8_cpu_vnni")
+    assert isinstance(r, Recipe) and isinstance(r, dict)  # the flat dict stays: JSON, manifests, old code
+    assert r.calibration.subset_size == r["subset_size"] and r.reparam.enabled is r["reparam"]
+    assert r.reparam.strength == r["reparam_strength"] and r.weight_compression.parts == r["weight_compression"]
+    assert r.distill.steps == r["distill_steps"] and r.export.candidates == r["candidates"]
+    with pytest.raises(AttributeError, match="no section 'reconstruct'"):
+        getattr(r, "reconstruct")  # noqa: B009  an OpenVINO recipe has no block reconstruction
+    assert load_recipe("brevitas_w4a8").reconstruct.iters > 0
+    changed = r.replace(subset_size=3)
+    assert changed.calibration.subset_size == 3 and r.calibration.subset_size != 3  # a copy, validated
+    with pytest.raises(RecipeError, match="subset_size"):
+        r.replace(subset_size=0)
+    assert as_recipe(r) is r  # validated once: flows pass it through
+    r.update(subset_size=-1)  # an in-place edit (old code) is validated again by the next flow
+    with pytest.raises(RecipeError, match="subset_size"):
+        as_recipe(r)
+
+
 def test_misspelt_names_and_keys_get_a_did_you_mean():
     with pytest.raises(RecipeError, match="did you mean openvino_int8_cpu_vnni"):
         load_recipe("openvino_int8_cpu_vnn")

@@ -58,7 +58,7 @@ from torch import nn
 
 from ..models.attention import QuantPointAttention, wrap_attention
 from ..models.spec import SamBundle
-from ..recipes import load_recipe, matches_any, validate
+from ..recipes import Recipe, as_recipe, load_recipe, matches_any, validate
 from ..result import BREVITAS_STATE_DICT, QuantizationResult
 
 STATE_DICT, RECIPE, CALIBRATION, ONNX = BREVITAS_STATE_DICT, "recipe.json", "calibration.json", "encoder.onnx"
@@ -123,20 +123,22 @@ def weight_quant(bits: int, kind: str, learned_scale: bool = False):
     return quant.let(scaling_impl_type=ScalingImplType.PARAMETER_FROM_STATS) if learned_scale else quant
 
 
-def layer_map(weight_bits: int, act_bits: int, recipe: dict[str, Any]) -> dict:
-    learned = recipe["weight_scale"] == "learned"
-    common = {"weight_quant": weight_quant(weight_bits, recipe["weight_range"], learned),
-              "input_quant": act_quant(act_bits, recipe["activation_range"]),
+def layer_map(weight_bits: int, act_bits: int, recipe: Recipe) -> dict:
+    learned = recipe.bits.weight_scale == "learned"
+    c = recipe.calibration
+    common = {"weight_quant": weight_quant(weight_bits, c.weight_range, learned),
+              "input_quant": act_quant(act_bits, c.activation_range),
               "bias_quant": None, "return_quant_tensor": False}
     return {nn.Linear: (QuantLinear, common), nn.Conv2d: (QuantConv2d, common)}
 
 
 def softmax_quantizer(recipe: dict[str, Any], bits: int | None = None) -> nn.Module:
-    kind, bits = recipe["softmax_quantizer"], bits or recipe["activation_bits"]
+    recipe = as_recipe(recipe)
+    kind, bits = recipe.bits.softmax_quantizer, bits or recipe.bits.activation_bits
     if kind == "log2sqrt":
         return QuantIdentity(act_quant=Log2SqrtSoftmaxQuant.let(bit_width=bits), return_quant_tensor=False)
     if kind == "uniform":
-        return QuantIdentity(act_quant=act_quant(bits, recipe["activation_range"]), return_quant_tensor=False)
+        return QuantIdentity(act_quant=act_quant(bits, recipe.calibration.activation_range), return_quant_tensor=False)
     return nn.Identity()
 
 
@@ -161,18 +163,19 @@ def _quantize_only(encoder: nn.Module, names: list[str], mapping: dict, skip: li
 
 def build_quantized(model: nn.Module, recipe: dict[str, Any]) -> nn.Module:
     """Insert the recipe's quantizers into ``model`` (a ``SamModel``), in place; nothing is calibrated yet."""
-    encoder = model.image_encoder
-    abits, edge_bits = recipe["activation_bits"], recipe["first_last_bits"]
+    recipe = as_recipe(recipe)
+    encoder, b = model.image_encoder, recipe.bits
+    abits, edge_bits, act_range = b.activation_bits, b.first_last_bits, recipe.calibration.activation_range
     wrap_attention(encoder)
-    high_act = matches_any(recipe["high_precision_activations"])
+    high_act = matches_any(b.high_precision_activations)
     for name, m in encoder.named_modules():
         if isinstance(m, QuantPointAttention):  # q, k, v and probabilities at first_last_bits where asked
             bits = edge_bits if high_act(name) else abits
             for slot in ("q", "k", "v"):
-                setattr(m, slot, QuantIdentity(act_quant=act_quant(bits, recipe["activation_range"]),
+                setattr(m, slot, QuantIdentity(act_quant=act_quant(bits, act_range),
                                                return_quant_tensor=False))
             m.probs = softmax_quantizer(recipe, bits)
-    kept = ignored_modules(encoder, recipe["ignored_modules"])
+    kept = ignored_modules(encoder, recipe.calibration.ignored_modules)
     edge = _present(encoder, FIRST_LAST)
     for name in edge:
         inner = [k[len(name) + 1:] for k in kept if k.startswith(name + ".")]
@@ -183,14 +186,14 @@ def build_quantized(model: nn.Module, recipe: dict[str, Any]) -> nn.Module:
                 if n not in taken and not any(n.startswith(e + ".") for e in edge)]
 
     # mixed precision: these layers at first_last_bits (weights and inputs), then these inputs alone
-    high = chosen(recipe["high_precision_modules"], kept)
+    high = chosen(b.high_precision_modules, kept)
     _quantize_only(encoder, high, layer_map(edge_bits, edge_bits, recipe), edge)
-    high_inputs = chosen(recipe["high_precision_activations"], kept + high)
-    _quantize_only(encoder, high_inputs, layer_map(recipe["weight_bits"], edge_bits, recipe), edge)
-    layerwise_quantize(encoder, layer_map(recipe["weight_bits"], abits, recipe),
+    high_inputs = chosen(b.high_precision_activations, kept + high)
+    _quantize_only(encoder, high_inputs, layer_map(b.weight_bits, edge_bits, recipe), edge)
+    layerwise_quantize(encoder, layer_map(b.weight_bits, abits, recipe),
                        name_blacklist=edge + kept + high + high_inputs)
-    if recipe["quantize_decoder"]:
-        layerwise_quantize(model.mask_decoder, layer_map(recipe["weight_bits"], abits, recipe))
+    if recipe.calibration.quantize_decoder:
+        layerwise_quantize(model.mask_decoder, layer_map(b.weight_bits, abits, recipe))
     return model
 
 
@@ -237,8 +240,8 @@ def _calibration_items(dataset, recipe: dict[str, Any]) -> list[tuple[torch.Tens
     """(encoder input (1, 3, S, S), boxes (1, K, 4)) per calibration image (+ letterboxed copies)."""
     from ..data.inputs import calibration_pairs
 
-    pairs = calibration_pairs(dataset.pixels, dataset.boxes, dataset.spec, recipe["subset_size"],
-                              recipe["calibration_letterbox"])
+    c = as_recipe(recipe).calibration
+    pairs = calibration_pairs(dataset.pixels, dataset.boxes, dataset.spec, c.subset_size, c.letterbox)
     return [(torch.from_numpy(x), torch.from_numpy(b)[None]) for x, b in pairs]
 
 
@@ -265,30 +268,31 @@ def _run(model: nn.Module, items, with_decoder: bool, progress: Callable[[str], 
 
 def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) -> dict[str, float]:
     """Brevitas calibration passes over ``items``: ranges, then bias correction and GPTQ if the recipe asks."""
+    c = as_recipe(recipe).calibration
     timings = {}
     for key in ("gptq", "bias_correction"):
-        if recipe[key] and hasattr(model.image_encoder, "blocks"):
+        if getattr(c, key) and hasattr(model.image_encoder, "blocks"):
             raise ValueError(f"{key}: Brevitas 0.13 treats Linear inputs as (B, N, C) and SAM ViT's tokens are "
                              f"(B, H, W, C); set {key}: false for vit_b/l/h (TinyViT/LiteMedSAM is supported)")
-    target = model if recipe["quantize_decoder"] else model.image_encoder
+    target = model if c.quantize_decoder else model.image_encoder
     t0 = time.perf_counter()
     with calibration_mode(target):
-        _run(model, items, recipe["quantize_decoder"], progress, "ranges")
+        _run(model, items, c.quantize_decoder, progress, "ranges")
     timings["ranges_s"] = time.perf_counter() - t0
-    if recipe["gptq"]:
+    if c.gptq:
         from brevitas.graph.gptq import gptq_mode
 
         t0 = time.perf_counter()
-        _run(model, items[:1], recipe["quantize_decoder"], None, "gptq")  # learned weight scales take their init
+        _run(model, items[:1], c.quantize_decoder, None, "gptq")  # learned weight scales take their init
         with gptq_mode(target, use_quant_activations=True) as gptq:  # one input a pass: batching changes the
             for _ in range(gptq.num_layers):                         # result and is slower (docs/notebook/2026-12-04.md §10.5)
-                _run(model, items, recipe["quantize_decoder"], None, "gptq")
+                _run(model, items, c.quantize_decoder, None, "gptq")
                 gptq.update()
         timings["gptq_s"] = time.perf_counter() - t0
-    if recipe["bias_correction"]:
+    if c.bias_correction:
         t0 = time.perf_counter()
         with bias_correction_mode(target):
-            _run(model, items, recipe["quantize_decoder"], progress, "bias correction")
+            _run(model, items, c.quantize_decoder, progress, "bias correction")
         timings["bias_correction_s"] = time.perf_counter() - t0
     return timings
 
@@ -306,8 +310,8 @@ class BrevitasQuantizedSam(QuantizationResult):
     def exportable(self) -> bool:
         """QCDQ carries 8-bit activations; weights of fewer bits export as int8 constants clipped to their grid
         (``QuantizeLinear`` + ``Clip``), which OpenVINO runs as INT8 FullyConnected / Convolution (docs/notebook/2026-12-03.md §12.2)."""
-        r = self.recipe
-        return r["export_onnx"] and r["activation_bits"] == 8 and r["first_last_bits"] == 8
+        r = as_recipe(self.recipe)
+        return r.export.onnx and r.bits.activation_bits == 8 and r.bits.first_last_bits == 8
 
     def save(self, folder: str | Path) -> Path:
         """State dict + recipe + calibration facts and, where ``exportable``, ``encoder.onnx`` and an OpenVINO IR
@@ -336,11 +340,12 @@ class BrevitasQuantizedSam(QuantizationResult):
 
         from ..export.openvino import ENCODER_INPUT, ENCODER_OUTPUT, convert_decoder, save_export
 
-        if self.recipe["quantize_decoder"]:
+        recipe = as_recipe(self.recipe)
+        if recipe.calibration.quantize_decoder:
             raise NotImplementedError("ONNX export of a Brevitas-quantized decoder is not supported; set "
                                       "quantize_decoder: false or export_onnx: false")
         encoder = copy.deepcopy(self.sam.model.image_encoder).eval()
-        log2 = self.recipe["softmax_quantizer"] == "log2sqrt"
+        log2 = recipe.bits.softmax_quantizer == "log2sqrt"
         if log2:  # OpenVINO has no log√2 kernel: the IR keeps the attention probabilities float
             for m in encoder.modules():
                 if isinstance(m, QuantPointAttention):
@@ -353,7 +358,7 @@ class BrevitasQuantizedSam(QuantizationResult):
         ov_decoder = convert_decoder(self.sam.model, self.sam.spec.embed_shape, 1)
         report = {**self.report, "onnx": "QCDQ (brevitas export_onnx_qcdq, dynamo=False)",
                   "softmax_in_ir": "float (no log2sqrt kernel in OpenVINO)" if log2 else
-                  self.recipe["softmax_quantizer"]}
+                  recipe.bits.softmax_quantizer}
         save_export(folder, ov_encoder, ov_decoder, self.sam.spec, self.calibration, self.recipe, report)
 
 
@@ -370,11 +375,11 @@ def train(sam: SamBundle, model: nn.Module, dataset, recipe: dict[str, Any], dev
 
     report: dict[str, Any] = {}
     resuming = work_dir is not None and (Path(work_dir) / CHECKPOINT).exists()
-    if recipe["reconstruct_iters"] and not resuming:
+    recipe = as_recipe(recipe)
+    if recipe.reconstruct.iters and not resuming:
         teacher = copy.deepcopy(sam.model.image_encoder)
-        items = _calibration_items(dataset, {**recipe, "subset_size": len(dataset.pixels)})
-        inputs = [x for x, _ in items] + _augmented_inputs(dataset, recipe["reconstruct_augment"],
-                                                           recipe["distill_seed"])
+        items = _calibration_items(dataset, recipe.replace(subset_size=len(dataset.pixels)))
+        inputs = [x for x, _ in items] + _augmented_inputs(dataset, recipe.reconstruct.augment, recipe.distill.seed)
         rec = BlockReconstructor(teacher, model.image_encoder, inputs, reconstruct_config(recipe),
                                  is_quantizer=is_brevitas_quantizer, act_quant_points=act_quant_points, device=device)
         result = rec.run(progress=progress)
@@ -383,7 +388,7 @@ def train(sam: SamBundle, model: nn.Module, dataset, recipe: dict[str, Any], dev
         if work_dir is not None:
             reconstruction_figure(result, Path(work_dir) / "reconstruction.png")
         del teacher, rec
-    if recipe["distill_steps"]:
+    if recipe.distill.steps:
         distiller = Distiller(sam, model.image_encoder, dataset.pixels, dataset.boxes, distill_config(recipe),
                               is_quantizer=is_brevitas_quantizer, device=device)
         result = distiller.run(work_dir, progress=progress)
@@ -403,17 +408,17 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     from ..reparam import reparameterize
     from .nncf import calibration_summary
 
-    recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else validate(recipe)
-    if recipe["backend"] != "brevitas":
-        raise ValueError(f"recipe {recipe['name']!r} is for backend {recipe['backend']!r}; use the NNCF flow")
+    recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else as_recipe(recipe)
+    if recipe.backend != "brevitas":
+        raise ValueError(f"recipe {recipe.name!r} is for backend {recipe.backend!r}; use the NNCF flow")
     dataset.check_model(sam)
     model = copy.deepcopy(sam.model).eval()
     items = _calibration_items(dataset, recipe)
     report: dict[str, Any] = {}
     t0 = time.perf_counter()
-    if recipe["reparam"]:
-        result = reparameterize(model.image_encoder, (x for x, _ in items), bits=recipe["activation_bits"],
-                                strength=recipe["reparam_strength"], depthwise=recipe["equalize_depthwise"])
+    if recipe.reparam.enabled:
+        result = reparameterize(model.image_encoder, (x for x, _ in items), bits=recipe.bits.activation_bits,
+                                strength=recipe.reparam.strength, depthwise=recipe.reparam.equalize_depthwise)
         report["reparam"] = result.summary()
     report["reparam_s"] = time.perf_counter() - t0
     build_quantized(model, recipe)
@@ -424,7 +429,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     report["calibration_images"] = len(items)
     report.update(weight_bits_report(model.image_encoder))
     report["activation_quantizers_by_bits"] = activation_bits_report(model.image_encoder)
-    if recipe["reconstruct_iters"] or recipe["distill_steps"]:
+    if recipe.reconstruct.iters or recipe.distill.steps:
         t0 = time.perf_counter()
         report.update(train(sam, model, dataset, recipe, device, work_dir, train_progress))
         report["train_s"] = time.perf_counter() - t0
@@ -447,9 +452,9 @@ def load_quantized(folder: str | Path, sam: SamBundle) -> BrevitasQuantizedSam:
     if calibration.get("model") != sam.name:
         raise ValueError(f"{folder} quantizes {calibration.get('model')}, not {sam.name}")
     model = copy.deepcopy(sam.model).eval()
-    if recipe["reparam"]:
+    if recipe.reparam.enabled:
         add_pad_compensation(model.image_encoder)
-        if recipe["equalize_depthwise"]:
+        if recipe.reparam.equalize_depthwise:
             wrap_depthwise(model.image_encoder)
     build_quantized(model, recipe)
     state = torch.load(folder / STATE_DICT, map_location="cpu", weights_only=True)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..models.spec import SamBundle
-from ..recipes import load_recipe, validate
+from ..recipes import Recipe, as_recipe, load_recipe
 from ..result import QuantizationResult
 
 
@@ -44,15 +44,16 @@ def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int 
     return replace(sam, model=model, extra={**sam.extra, "reparameterization": result}), result.summary()
 
 
-def _reparameterize_per_recipe(sam: SamBundle, dataset, recipe: dict[str, Any], report: dict[str, Any],
+def _reparameterize_per_recipe(sam: SamBundle, dataset, recipe: Recipe, report: dict[str, Any],
                                inputs: list[np.ndarray]) -> SamBundle:
     """The recipe's reparameterization step (``reparam*`` keys) on the calibration ``inputs``: a folded copy, its
     summary in ``report``; or ``sam`` itself when the recipe has ``reparam: false``."""
-    if not recipe["reparam"]:
+    rep = recipe.reparam
+    if not rep.enabled:
         return sam
-    work, report["reparam"] = reparameterize_sam(sam, dataset, bits=recipe["activation_bits"],
-                                                 strength=recipe["reparam_strength"],
-                                                 depthwise=recipe["equalize_depthwise"], inputs=inputs)
+    work, report["reparam"] = reparameterize_sam(sam, dataset, bits=recipe.bits.activation_bits,
+                                                 strength=rep.strength, depthwise=rep.equalize_depthwise,
+                                                 inputs=inputs)
     return work
 
 
@@ -60,10 +61,12 @@ def calibration_inputs(dataset, recipe: dict[str, Any]) -> list[np.ndarray]:
     """The encoder inputs NNCF calibrates on: the first ``subset_size`` images (+ letterboxed copies)."""
     from ..data.inputs import encoder_inputs
 
-    return list(encoder_inputs(dataset.pixels, dataset.spec, recipe["subset_size"], recipe["calibration_letterbox"]))
+    c = as_recipe(recipe).calibration
+    return list(encoder_inputs(dataset.pixels, dataset.spec, c.subset_size, c.letterbox))
 
 
-def _advanced(recipe: dict[str, Any]):
+def _advanced(recipe: Recipe):
+    """NNCF's AdvancedQuantizationParameters from the recipe (OverflowFix, activation ranges, SmoothQuant)."""
     from nncf import OverflowFix
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
@@ -72,13 +75,14 @@ def _advanced(recipe: dict[str, Any]):
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     overflow = {"enable": OverflowFix.ENABLE, "disable": OverflowFix.DISABLE,
-                "first_layer_only": OverflowFix.FIRST_LAYER}[recipe["overflow_fix"]]
-    ranges = {} if recipe["activation_range"] == "default" else {
-        "activations_range_estimator_params": getattr(RangeEstimatorParametersSet, recipe["activation_range"].upper())}
+                "first_layer_only": OverflowFix.FIRST_LAYER}[recipe.nncf.overflow_fix]
+    activation_range = recipe.calibration.activation_range
+    ranges = {} if activation_range == "default" else {
+        "activations_range_estimator_params": getattr(RangeEstimatorParametersSet, activation_range.upper())}
     return AdvancedQuantizationParameters(
         overflow_fix=overflow,
         **ranges,
-        smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=-1, matmul=recipe["smooth_quant_alpha"]),
+        smooth_quant_alphas=AdvancedSmoothQuantParameters(convolution=-1, matmul=recipe.nncf.smooth_quant_alpha),
     )
 
 
@@ -87,11 +91,12 @@ def ignored_nodes(ov_model, recipe: dict[str, Any]) -> list[str]:
     that matches no node is an error."""
     from ..export.openvino import module_nodes
 
-    if not recipe["ignored_modules"]:
+    patterns = as_recipe(recipe).calibration.ignored_modules
+    if not patterns:
         return []
-    names = module_nodes(ov_model, recipe["ignored_modules"])
+    names = module_nodes(ov_model, patterns)
     if not names:
-        raise ValueError(f"recipe key 'ignored_modules' {recipe['ignored_modules']} matches no node of the model")
+        raise ValueError(f"recipe key 'ignored_modules' {patterns} matches no node of the model")
     return names
 
 
@@ -101,25 +106,27 @@ def nncf_quantize(ov_model, dataset, recipe: dict[str, Any], validation=None):
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
+    recipe = as_recipe(recipe)
+    n, subset = recipe.nncf, recipe.calibration.subset_size
     ignored = None
     names = ignored_nodes(ov_model, recipe)
-    if recipe["ignored_types"] or recipe["ignored_patterns"] or names:
-        ignored = nncf.IgnoredScope(names=names, types=list(recipe["ignored_types"]),
-                                    patterns=list(recipe["ignored_patterns"]), validate=False)
+    if n.ignored_types or n.ignored_patterns or names:
+        ignored = nncf.IgnoredScope(names=names, types=list(n.ignored_types), patterns=list(n.ignored_patterns),
+                                    validate=False)
     common = dict(
-        preset=nncf.QuantizationPreset(recipe["preset"]),
-        target_device=nncf.TargetDevice[recipe["target_device"]],
-        subset_size=min(recipe["subset_size"], dataset.get_length() or recipe["subset_size"]),
-        fast_bias_correction=recipe["fast_bias_correction"],
+        preset=nncf.QuantizationPreset(n.preset),
+        target_device=nncf.TargetDevice[n.target_device],
+        subset_size=min(subset, dataset.get_length() or subset),
+        fast_bias_correction=recipe.calibration.fast_bias_correction,
         model_type=nncf.ModelType.TRANSFORMER,
         ignored_scope=ignored,
     )
     if validation is None:
         return nncf.quantize(ov_model, dataset, advanced_parameters=_advanced(recipe), **common)
-    restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=recipe["max_reverted"],
-                                                  ranking_subset_size=recipe["ranking_subset_size"])
+    restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=n.max_reverted,
+                                                  ranking_subset_size=n.ranking_subset_size)
     return nncf.quantize_with_accuracy_control(
-        ov_model, dataset, validation.dataset(), validation, max_drop=float(recipe["max_drop"]),
+        ov_model, dataset, validation.dataset(), validation, max_drop=float(n.max_drop),
         drop_type=nncf.DropType.ABSOLUTE, advanced_quantization_parameters=_advanced(recipe),
         advanced_accuracy_restorer_parameters=restorer, **common)
 
@@ -132,14 +139,15 @@ def compress_weights(ov_model, recipe: dict[str, Any], inputs: list | None = Non
     ``ignored_modules`` stay float here too."""
     import nncf
 
+    recipe = as_recipe(recipe)
     names = ignored_nodes(ov_model, recipe)
     ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
-    mode = recipe["weight_compression_mode"]
+    wc = recipe.weight_compression
+    mode = wc.mode
     options: dict[str, Any] = {}
     if mode != "int8_asym":
-        algorithms = recipe["weight_compression_algorithms"]
-        options = {"group_size": recipe["weight_compression_group_size"], "ratio": recipe["weight_compression_ratio"],
-                   **{name: True for name in algorithms}}
+        algorithms = wc.algorithms
+        options = {"group_size": wc.group_size, "ratio": wc.ratio, **{name: True for name in algorithms}}
         if algorithms:
             if not inputs:
                 raise ValueError(f"weight_compression_algorithms {algorithms} need calibration inputs")
@@ -207,7 +215,8 @@ def encoder_candidates(sam: SamBundle, dataset, recipe: dict[str, Any], encoder)
     from ..export.openvino import convert_encoder, encoder_kind
     from ..export.probe import make_probe
 
-    wanted = [k for k in recipe["candidates"] if k != encoder_kind(encoder)]
+    recipe = as_recipe(recipe)
+    wanted = [k for k in recipe.export.candidates if k != encoder_kind(encoder)]
     if not wanted:
         return {}, None
     found = {}
@@ -215,8 +224,9 @@ def encoder_candidates(sam: SamBundle, dataset, recipe: dict[str, Any], encoder)
     for kind in wanted:
         model = fp.clone()
         if kind == "int8_weights":
-            model = compress_weights(model, {**recipe, "weight_compression_mode": "int8_asym",
-                                             "weight_compression_algorithms": [], "weight_compression_ratio": 1.0})
+            model = compress_weights(model, recipe.replace(weight_compression_mode="int8_asym",
+                                                           weight_compression_algorithms=[],
+                                                           weight_compression_ratio=1.0))
         found[kind] = model
     return found, make_probe(sam, dataset)
 
@@ -235,14 +245,14 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     ``work_dir``, resumable) before ``ov.convert_model``; otherwise ``nncf.quantize`` runs on the OpenVINO model."""
     from ..export.openvino import convert_decoder, convert_encoder, count_ops
 
-    recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else validate(recipe)
-    if recipe["backend"] != "openvino":
-        raise ValueError(f"recipe {recipe['name']!r} is for backend {recipe['backend']!r}; use the Brevitas flow")
+    recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else as_recipe(recipe)
+    if recipe.backend != "openvino":
+        raise ValueError(f"recipe {recipe.name!r} is for backend {recipe.backend!r}; use the Brevitas flow")
     dataset.check_model(sam)
-    if recipe["distill_steps"] or recipe["nncf_backend"] == "torch":
+    if recipe.distill.steps or recipe.nncf.backend == "torch":
         return _quantize_torch(sam, dataset, recipe, device, work_dir, progress)
     timings, report = {}, {}
-    weights_only = "encoder" in recipe["weight_compression"]
+    weights_only = "encoder" in recipe.weight_compression.parts
     t0 = time.perf_counter()
     work = sam
     if not weights_only:  # calibration inputs: subset_size images + their letterboxed copies, all of them
@@ -251,33 +261,32 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     timings["reparam_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     encoder = convert_encoder(work.model.image_encoder, sam.spec.img_size)
-    decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
+    decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe.export.decoder_boxes)
     timings["convert_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     validation = None
-    if recipe["accuracy_control"]:
+    if recipe.nncf.accuracy_control:
         from ..eval.synthetic_fidelity import SyntheticFidelity
 
-        validation = SyntheticFidelity(sam, dataset, limit=recipe["validation_images"])
+        validation = SyntheticFidelity(sam, dataset, limit=recipe.nncf.validation_images)
     import nncf
 
     if weights_only:
-        data = calibration_inputs(dataset, recipe) if recipe["weight_compression_algorithms"] else None
+        data = calibration_inputs(dataset, recipe) if recipe.weight_compression.algorithms else None
         encoder = compress_weights(encoder, recipe, data)
     else:
-        encoder = nncf_quantize(encoder, nncf.Dataset(inputs), {**recipe, "subset_size": len(inputs)}, validation)
+        encoder = nncf_quantize(encoder, nncf.Dataset(inputs), recipe.replace(subset_size=len(inputs)), validation)
     timings["encoder_quantize_s"] = time.perf_counter() - t0
-    if "decoder" in recipe["weight_compression"]:
-        decoder = compress_weights(decoder, {**recipe, "ignored_modules": [], "weight_compression_algorithms": []})
+    decoder = _decoder_weights(decoder, recipe)
     if validation is not None:
         import openvino as ov
 
         report["synthetic_fidelity"] = validation(ov.Core().compile_model(encoder, "CPU"),
                                                   range(len(validation)))[0]
-    if recipe["quantize_decoder"]:
+    if recipe.calibration.quantize_decoder:
         t0 = time.perf_counter()
-        decoder = nncf_quantize(decoder, decoder_dataset(dataset, sam, recipe["decoder_boxes"], recipe["subset_size"]),
-                                {**recipe, "ignored_modules": []})  # ignored_modules name encoder modules
+        data = decoder_dataset(dataset, sam, recipe.export.decoder_boxes, recipe.calibration.subset_size)
+        decoder = nncf_quantize(decoder, data, recipe.replace(ignored_modules=[]))  # they name encoder modules
         timings["decoder_quantize_s"] = time.perf_counter() - t0
     report.update(timings=timings, encoder_fake_quantize=count_ops(encoder, "FakeQuantize"),
                   decoder_fake_quantize=count_ops(decoder, "FakeQuantize"))
@@ -287,7 +296,14 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     return QuantizedSam(encoder, decoder, sam, calibration_summary(dataset), recipe, report, candidates, probe)
 
 
-def _quantize_torch(sam: SamBundle, dataset, recipe: dict[str, Any], device: str, work_dir, progress: bool
+def _decoder_weights(decoder, recipe: Recipe):
+    """The decoder with INT8 weights where the recipe's ``weight_compression`` lists it (else unchanged)."""
+    if "decoder" not in recipe.weight_compression.parts:
+        return decoder
+    return compress_weights(decoder, recipe.replace(ignored_modules=[], weight_compression_algorithms=[]))
+
+
+def _quantize_torch(sam: SamBundle, dataset, recipe: Recipe, device: str, work_dir, progress: bool
                     ) -> QuantizedSam:
     """NNCF's torch backend (PTQ, then distillation if the recipe asks) -> ``ov.convert_model``."""
     from ..export.openvino import convert_decoder, convert_encoder, count_ops
@@ -295,7 +311,7 @@ def _quantize_torch(sam: SamBundle, dataset, recipe: dict[str, Any], device: str
     student, _work, report = distill_sam(sam, dataset, recipe, device, work_dir, progress)
     t0 = time.perf_counter()
     encoder = convert_encoder(student, sam.spec.img_size)
-    decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
+    decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe.export.decoder_boxes)
     report["timings"]["convert_s"] = time.perf_counter() - t0
     report.update(encoder_fake_quantize=count_ops(encoder, "FakeQuantize"),
                   decoder_fake_quantize=count_ops(decoder, "FakeQuantize"))
@@ -303,8 +319,7 @@ def _quantize_torch(sam: SamBundle, dataset, recipe: dict[str, Any], device: str
     if "distill" in report:
         calibration["distillation"] = {"steps": report["distill"]["steps"], "data": "synthetic only",
                                        "final_losses": report["distill"]["final_losses"], "real_data_used": False}
-    if "decoder" in recipe["weight_compression"]:
-        decoder = compress_weights(decoder, {**recipe, "ignored_modules": [], "weight_compression_algorithms": []})
+    decoder = _decoder_weights(decoder, recipe)
     candidates, probe = encoder_candidates(sam, dataset, recipe, encoder)
     return QuantizedSam(encoder, decoder, sam, calibration, recipe, report, candidates, probe)
 
@@ -382,7 +397,7 @@ def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
     encoder with the recipe's knobs; the student holds NNCF's trainable FakeQuantize modules."""
     import nncf
 
-    recipe = validate(recipe)
+    recipe = as_recipe(recipe)
     dataset.check_model(sam)
     # NNCF compiles its torch quantization kernels on first use and gives up after 60 s, too short for a
     # 2-core machine's first build; a user's own setting wins
@@ -394,12 +409,12 @@ def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
     import torch
 
     inputs = [torch.from_numpy(x) for x in arrays]
-    names = torch_ignored_names(encoder, inputs[0], recipe["ignored_modules"])
+    names = torch_ignored_names(encoder, inputs[0], recipe.calibration.ignored_modules)
     ignored = None
-    if names or recipe["ignored_patterns"]:
-        ignored = nncf.IgnoredScope(names=names, patterns=list(recipe["ignored_patterns"]), validate=False)
-    student = nncf.quantize(encoder, nncf.Dataset(inputs), preset=nncf.QuantizationPreset(recipe["preset"]),
-                            target_device=nncf.TargetDevice[recipe["target_device"]], subset_size=len(inputs),
+    if names or recipe.nncf.ignored_patterns:
+        ignored = nncf.IgnoredScope(names=names, patterns=list(recipe.nncf.ignored_patterns), validate=False)
+    student = nncf.quantize(encoder, nncf.Dataset(inputs), preset=nncf.QuantizationPreset(recipe.nncf.preset),
+                            target_device=nncf.TargetDevice[recipe.nncf.target_device], subset_size=len(inputs),
                             model_type=nncf.ModelType.TRANSFORMER, ignored_scope=ignored,
                             advanced_parameters=_advanced(recipe))
     report["ignored_ops"] = len(names)
@@ -408,18 +423,18 @@ def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
 
 def distill_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path, device: str = "cpu",
                 work_dir: str | Path | None = None, progress: bool = True):
-    """PTQ student (``nncf_student``), then ``recipe['distill_steps']`` steps of data-free distillation.
+    """PTQ student (``nncf_student``), then ``recipe.distill.steps`` steps of data-free distillation.
 
     Returns (student, reparameterized bundle, report). ``work_dir`` holds ``checkpoint.pt``: a run resumes from
     it, and a finished one (made on a GPU box, say) is only loaded."""
     from ..distill import Distiller
     from ..recipes import distill_config
 
-    recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else validate(recipe)
+    recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else as_recipe(recipe)
     t0 = time.perf_counter()
     student, work, report = nncf_student(sam, dataset, recipe)
     report.setdefault("timings", {})["ptq_s"] = time.perf_counter() - t0
-    if not recipe["distill_steps"]:  # PTQ through the torch backend only
+    if not recipe.distill.steps:  # PTQ through the torch backend only
         return student.eval(), work, report
     distiller = Distiller(sam, student, dataset.pixels, dataset.boxes, distill_config(recipe),
                           is_quantizer=is_nncf_quantizer, device=device)
