@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="dfq-sam", choices=METHODS,
                    help="dfq-sam (default) | psaq (patch similarity + TV only) | gaussian | uniform noise")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise, labels and augmentation (default 0)")
     p.add_argument("--iterations", type=int, default=None, help=f"iterations per stage (default {d.iterations})")
     p.add_argument("--stages", type=int, default=None, help=f"stages (default {d.stages})")
     p.add_argument("--batch-size", type=int, default=None, help=f"images optimised together (default {d.batch_size})")
@@ -493,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which encoder candidate of an export to run: fastest_faithful (default: measured on this CPU, "
                         "the fastest within 0.03 probe FP-fidelity of the best), fastest, smallest, most_faithful, "
                         "or a candidate's name (float, int8, int8_weights)")
-    p.add_argument("--sets", nargs="+", default=["nuclei", "mni"], choices=["nuclei", "mni"])
+    p.add_argument("--sets", nargs="+", default=["nuclei", "mni"], choices=["nuclei", "mni"],
+                   help="real benchmark sets to score on (default: both)")
     p.add_argument("--out", default="dfq_sam_out/evaluate", help="folder for overlay figures")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.set_defaults(func=cmd_evaluate)
@@ -551,10 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequential", action="store_true",
                    help="--volume: also time a plain loop of predict() calls over the same slices")
     p.add_argument("--verbose", action="store_true", help="show library INFO lines and warnings")
-    p.add_argument("--hints", nargs="+", default=["latency"], choices=["latency", "throughput"])
+    p.add_argument("--hints", nargs="+", default=["latency"], choices=["latency", "throughput"],
+                   help="benchmark_app performance hints to measure (default latency)")
     p.add_argument("--niter", type=int, default=20, help="iterations per measurement (0: use --seconds)")
-    p.add_argument("--seconds", type=int, default=None)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--seconds", type=int, default=None, help="seconds per measurement instead of --niter")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("verify", help="provenance and file integrity of an export folder (exit 1 on a mismatch)",
@@ -594,6 +596,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the library's keyword arguments as the CLI spells them, so that an error names the flag to change
+_FLAGS = {"checkpoint=": "--checkpoint ", "random_init=True": "--random-init", "img_size=": "--img-size ",
+          "require_data_free=True": "--require-data-free", "policy=": "--policy ", "recipe=": "--recipe "}
+
+
+def cli_words(message: str) -> str:
+    for python, flag in _FLAGS.items():
+        message = message.replace(python, flag)
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -605,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
     except (ValueError, FileNotFoundError, RuntimeError) as exc:  # user-facing errors: one line, no traceback
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {cli_words(str(exc))}")
         return 2
 
 

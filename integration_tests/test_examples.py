@@ -25,11 +25,25 @@ def test_quantize_with_nncf(tmp_path):
     assert any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
 
 
-def test_quickstart(tmp_path):
+def test_quickstart(tmp_path, litemedsam):
     """README's five lines: one API call quantizes for this CPU, the predictor picks a candidate and segments."""
-    out = run_example("quickstart.py", "--out", str(tmp_path / "q"), "--recipe", "openvino_int8_cpu_avx2")  # no calibration pass: fast
+    out = run_example("quickstart.py", "--out", str(tmp_path / "q"), "--recipe",
+                      "openvino_int8_cpu_avx2")  # INT8 weights + the float candidate: no calibration pass, fast
     assert "real_data_used = False" in out and "masks (1, 200, 240) bool" in out, out
     assert (tmp_path / "q" / "manifest.json").exists() and (tmp_path / "q" / "probe.npz").exists()
+    # the one result type round-trips: load_quantized reads the export back (candidates, probe) and saves it again
+    import numpy as np
+
+    import dfq_sam_plugin as dfq
+    from dfq_sam_plugin.integrity import verify_export
+
+    back = dfq.load_quantized(tmp_path / "q", litemedsam)
+    assert isinstance(back, dfq.QuantizationResult) and back.backend == "openvino" and set(back.candidates) == {"float"}
+    assert back.summary()["calibration"]["real_data_used"] is False
+    back.save(tmp_path / "q2")
+    verify_export(tmp_path / "q2")
+    assert np.array_equal(np.load(tmp_path / "q" / "probe.npz")["reference"],
+                          np.load(tmp_path / "q2" / "probe.npz")["reference"])
 
 
 def test_brevitas_recipe(tmp_path):

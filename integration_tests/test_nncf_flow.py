@@ -76,7 +76,8 @@ def test_accuracy_control_runs_on_synthetic_fidelity(litemedsam, litemedsam_cali
 
     ds = DFQSAMDataset.load(litemedsam_calib, litemedsam)
     recipe = {**load_recipe("recipes/openvino_int8_cpu.yaml"), "reparam": False, "accuracy_control": True,
-              "max_drop": 0.5, "validation_images": 1, "ranking_subset_size": 1}
+              "max_drop": 0.5, "validation_images": 1, "ranking_subset_size": 1,
+              "candidates": []}  # not about candidates
     q = quantize_sam(litemedsam, ds, recipe)
     assert q.report["encoder_fake_quantize"] > 20
     assert 0.5 <= q.report["synthetic_fidelity"] < 1.0

@@ -251,8 +251,11 @@ def test_gptq_runs_on_learned_weight_scales_and_lowers_the_weight_error(litemeds
         reference = litemedsam.model.image_encoder(x)
     errors = {}
     for gptq in (False, True):
+        # stages 2-3 and the neck kept float: GPTQ makes one pass per quantized layer, and the claim (it runs on
+        # learned scales and lowers the weight error) holds on the layers it does quantize (stages 0-1)
         q = quantize_sam(litemedsam, data, _recipe("brevitas_w6a6", subset_size=1, calibration_letterbox=0.0,
                                                    activation_range="minmax",
+                                                   ignored_modules=["^layers\\.[23]\\.", "^neck"],
                                                    reconstruct_iters=0, gptq=gptq))
         encoder = q.sam.model.image_encoder.eval()
         with torch.no_grad(), quantization_status_manager(encoder, is_training=False, disable_act_quant=True):

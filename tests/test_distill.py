@@ -135,29 +135,6 @@ def test_ddp_gloo_two_processes_train_like_one(tiny_sam, tmp_path):
     assert moved > 0 and apart < 1e-3 * moved, (apart, moved)
 
 
-PRIVACY_DISTILL = """
-from pathlib import Path
-from dfq_sam_plugin import load_sam, DFQSAMDataset
-from dfq_sam_plugin.backends.nncf import quantize_sam
-from dfq_sam_plugin.recipes import load_recipe
-sam = load_sam("litemedsam")
-recipe = {**load_recipe("openvino_int8_cpu_distill"), "subset_size": 2, "calibration_letterbox": 0.5,
-          "distill_steps": 1, "distill_batch": 2, "distill_random_boxes": 2, "distill_letterbox": 0.5}
-q = quantize_sam(sam, DFQSAMDataset.bundled(sam), recipe, work_dir=Path(OUT) / "work")
-q.save(Path(OUT) / "int8")
-WEIGHTS = sam.checkpoint
-"""
-
-
-def test_privacy_distillation_opens_only_code_weights_the_calibration_set_and_its_output(tmp_path, privacy_audit):
-    """PTQ through NNCF's torch backend + distillation + IR export: no file opened but code (the bundled
-    calibration set lives in the package), the weights, and the output folder (checkpoints and the export)."""
-    privacy_audit(PRIVACY_DISTILL, tmp_path / "out")
-    # torch.save and ov.save_model write from C++ (no Python audit event): the outputs are checked on disk
-    assert (tmp_path / "out" / "work" / "checkpoint.pt").exists()
-    assert (tmp_path / "out" / "int8" / "encoder.xml").exists()
-
-
 def test_augmented_copies_are_deterministic_new_and_in_range():
     """Reconstruction's extra inputs: copy-major, same seed same images, another seed other images, pixels in
     [0, 1], none equal to its source image."""

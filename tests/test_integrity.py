@@ -126,3 +126,7 @@ def test_cli_version_and_backend_from_the_recipe(capsys):
     assert main(["quantize", "--calib", "nowhere", "--recipe", "brevitas_w8a8", "--backend", "nncf",
                  "--out", "x"]) == 2
     assert "use --backend brevitas" in " ".join(capsys.readouterr().err.split())
+    # library errors are told in CLI words: the flag to pass, not the keyword argument
+    assert main(["evaluate", "--model", "vit_b", "--sets", "nuclei"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--checkpoint" in err and "--random-init" in err and "checkpoint=" not in err

@@ -127,7 +127,8 @@ def test_quantize_sam_keeps_the_stem_float_and_still_quantizes_the_decoder(tiny_
     calib = DFQSAMDataset.from_arrays(tiny_sam, rng.random((2, 1, 64, 64), dtype=np.float32),
                                       np.tile(np.array([[8, 8, 40, 40]], np.float32), (2, 1, 1)),
                                       provenance={"method": "test"})
-    recipe = {**load_recipe("openvino_int8_cpu"), "reparam": False, "quantize_decoder": True}
+    recipe = {**load_recipe("openvino_int8_cpu"), "reparam": False, "quantize_decoder": True,
+              "candidates": []}  # not about candidates: no float encoder, no probe
     q = quantize_sam(tiny_sam, calib, recipe)
     quantized = {op.get_friendly_name() for op in _quantized(q.encoder, ("Convolution", "MatMul"))}
     convs = [op for op in q.encoder.get_ops() if op.get_type_name() == "Convolution"]
@@ -169,7 +170,7 @@ def test_weight_compression_keeps_activations_float(tiny_sam, tmp_path):
     calib = DFQSAMDataset.from_arrays(tiny_sam, rng.random((2, 1, 64, 64), dtype=np.float32),
                                       np.tile(np.array([[8, 8, 40, 40]], np.float32), (2, 1, 1)),
                                       provenance={"method": "test"})
-    q = quantize_sam(tiny_sam, calib, "openvino_int8_cpu_avx2")
+    q = quantize_sam(tiny_sam, calib, load_recipe("openvino_int8_cpu_avx2").replace(candidates=[]))  # no float one
     assert q.report["encoder_fake_quantize"] == q.report["decoder_fake_quantize"] == 0 and "reparam" not in q.report
     assert integer_weight_constants(q.encoder) > 0 and integer_weight_constants(q.decoder) > 0
     folder = q.save(tmp_path / "w8")

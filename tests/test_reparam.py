@@ -21,15 +21,17 @@ def rel_err(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
+# SAM ViT at 512: 32x32 tokens padded to 42x42 windows, the padded-window path of the official 1024 geometry (64
+# padded to 70) at a quarter of its cost; 256 pads 16 to 28
 @pytest.mark.parametrize("name,kw", [("litemedsam", {}), ("vit_b", {"random_init": True, "img_size": 256}),
-                                     ("vit_b", {"random_init": True, "img_size": 1024})])
+                                     ("vit_b", {"random_init": True, "img_size": 512})])
 def test_fold_is_exact_and_undoable(name, kw, litemedsam):
     sam = litemedsam if name == "litemedsam" else load_sam(name, **kw)
     enc = copy.deepcopy(sam.model.image_encoder)
     x = calib(sam.spec, 1, seed=5)[0]
     with torch.no_grad():
         ref = enc(x)
-        result = reparameterize(enc, calib(sam.spec, n=1 if sam.spec.img_size == 1024 else 2))  # 1024: slow on CPU
+        result = reparameterize(enc, calib(sam.spec, n=1 if sam.spec.img_size >= 512 else 2))  # large: slow on CPU
         out = enc(x)
     assert len(result.folds) == (20 if name == "litemedsam" else 24)
     assert rel_err(out, ref) <= 1e-3

@@ -26,10 +26,14 @@ Linear/Conv2d modules and the q/k/v/probability quantizers of matching attention
 
 ``BrevitasQuantizedSam.save`` writes the state dict + recipe (``load_quantized`` rebuilds it) and, for recipes
 with 8-bit activations (W8A8, W4A8), a QCDQ ONNX encoder (``export_onnx_qcdq(..., dynamo=False)``) converted to an OpenVINO IR pair that
-``OVSamPredictor`` and ``benchmark_app`` run.
+``OVSamPredictor`` and ``benchmark_app`` run. ``dfq_sam_plugin.quantize`` calls ``quantize_sam`` for Brevitas
+recipes.
 """
 
 from __future__ import annotations
+
+__all__ = ["BrevitasQuantizedSam", "Log2SqrtQuant", "Log2SqrtSoftmaxQuant", "build_quantized", "calibrate",
+           "load_quantized", "quantize_sam", "softmax_quantizer", "train"]
 
 import copy
 import json
@@ -114,16 +118,19 @@ WEIGHT_RANGES = {"minmax": Int8WeightPerChannelFloat, "mse": Int8WeightPerChanne
 
 
 def act_quant(bits: int, kind: str):
+    """The per-tensor activation quantizer of this range kind (minmax / percentile / percentile_mse) at ``bits``."""
     return ACT_RANGES[kind].let(bit_width=bits)
 
 
 def weight_quant(bits: int, kind: str, learned_scale: bool = False):
+    """The per-output-channel weight quantizer of this range kind (minmax / mse) at ``bits``."""
     quant = WEIGHT_RANGES[kind].let(bit_width=bits)
     # learned: the scale is computed from the weights at the first forward, then an nn.Parameter
     return quant.let(scaling_impl_type=ScalingImplType.PARAMETER_FROM_STATS) if learned_scale else quant
 
 
 def layer_map(weight_bits: int, act_bits: int, recipe: Recipe) -> dict:
+    """``layerwise_quantize``'s map: Linear -> QuantLinear, Conv2d -> QuantConv2d with these bit-widths."""
     learned = recipe.bits.weight_scale == "learned"
     c = recipe.calibration
     common = {"weight_quant": weight_quant(weight_bits, c.weight_range, learned),
@@ -133,6 +140,7 @@ def layer_map(weight_bits: int, act_bits: int, recipe: Recipe) -> dict:
 
 
 def softmax_quantizer(recipe: dict[str, Any], bits: int | None = None) -> nn.Module:
+    """The post-softmax quantizer the recipe names: log√2, uniform, or none (identity)."""
     recipe = as_recipe(recipe)
     kind, bits = recipe.bits.softmax_quantizer, bits or recipe.bits.activation_bits
     if kind == "log2sqrt":

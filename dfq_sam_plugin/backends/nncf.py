@@ -7,9 +7,14 @@ SAM does not convert). Two entry points:
   call ``nncf.quantize`` themselves on ``ov.convert_model(sam.model.image_encoder)``;
 - ``quantize_sam(sam, dataset, recipe)``: the whole flow from a recipe, encoder (and optionally decoder)
   quantized, returning OpenVINO models ready for ``save`` / ``OVSamPredictor``.
+
+``dfq_sam_plugin.quantize`` calls ``quantize_sam`` for OpenVINO recipes.
 """
 
 from __future__ import annotations
+
+__all__ = ["QuantizedSam", "calibration_inputs", "compress_weights", "distill_sam", "export_float", "nncf_quantize",
+           "nncf_student", "quantize_sam", "reparameterize_sam"]
 
 import copy
 import os
@@ -232,6 +237,7 @@ def encoder_candidates(sam: SamBundle, dataset, recipe: dict[str, Any], encoder)
 
 
 def calibration_summary(dataset) -> dict[str, Any]:
+    """The calibration set's provenance facts an export records (model, weights, method, seed, real_data_used...)."""
     p = dataset.provenance
     keys = ("model", "weights_sha256", "method", "seed", "real_data_used", "num_images", "data_sources", "format",
             "parts")
@@ -387,6 +393,7 @@ def torch_ignored_names(encoder, example, patterns: list[str]) -> list[str]:
 
 
 def is_nncf_quantizer(module) -> bool:
+    """True for NNCF's torch FakeQuantize modules (what ``distill`` trains as quantizer parameters)."""
     from nncf.torch.quantization.layers import BaseQuantizer
 
     return isinstance(module, BaseQuantizer)
