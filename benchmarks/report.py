@@ -68,24 +68,17 @@ class Sources:
 def cell(spec: Any, default_file: str | None, sources: Sources) -> str:
     """One table cell: a literal, ``null`` (not measured), or a value read from a results file and formatted.
     Keys: ``path`` (required), ``file`` (else the row's), ``fmt`` (Python format spec, default ``.3f``),
-    ``divide`` (a second path: path / divide), ``sum`` (paths added), ``mean`` (a list's mean), ``suffix``."""
+    ``divide`` (a second path: path / divide), ``suffix``."""
     if spec is None:
         return MISSING
     if not isinstance(spec, dict):
         return str(spec)
     name = spec.get("file", default_file)
     data = sources(name)
-    where = f"{name}:{spec.get('path') or spec.get('sum')}"
-    if "sum" in spec:
-        value = sum(float(lookup(data, p, where)) for p in spec["sum"])
-    else:
-        value = lookup(data, spec["path"], where)
-    if spec.get("mean"):
-        value = sum(value) / len(value)
+    where = f"{name}:{spec['path']}"
+    value = lookup(data, spec["path"], where)
     if "divide" in spec:
         value = float(value) / float(lookup(data, spec["divide"], where))
-    if "scale" in spec:
-        value = float(value) * spec["scale"]
     if isinstance(value, float) or (isinstance(value, int) and "fmt" in spec and not isinstance(value, bool)):
         text = format(value, spec.get("fmt", ".3f"))
     else:  # integers (batch sizes, counts) and text as they are

@@ -130,13 +130,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_one(folder: Path, require_data_free: bool) -> int:
+    """One export: its provenance table, every file against its recorded sha256, its candidates; 0 intact, 1 not."""
     from .export.openvino import read_manifest
     from .integrity import ExportIntegrityError, check_data_free, digests, verify_export
 
-    args = argparse.Namespace(folder=str(folder), require_data_free=require_data_free)
-    manifest = read_manifest(args.folder)
+    manifest = read_manifest(folder)
     cal = manifest.get("calibration", {})
-    table = Table(title=f"{args.folder}: provenance")
+    table = Table(title=f"{folder}: provenance")
     table.add_column("key")
     table.add_column("value")
     for key in ("model", "weights_sha256", "method", "seed", "num_images", "real_data_used"):
@@ -149,16 +149,16 @@ def _verify_one(folder: Path, require_data_free: bool) -> int:
     console.print(table)
     ok = True
     try:
-        verify_export(args.folder, manifest)
-        for name, info in digests(args.folder, tuple(manifest["files"])).items():
+        verify_export(folder, manifest)
+        for name, info in digests(folder, tuple(manifest["files"])).items():
             console.print(f"[green]ok[/] {name} {info['sha256'][:16]}… ({info['bytes']} bytes)")
     except ExportIntegrityError as exc:
         console.print(f"[bold red]integrity:[/] {exc}")
         ok = False
-    _print_candidates(args.folder)
-    if args.require_data_free:
+    _print_candidates(folder)
+    if require_data_free:
         try:
-            check_data_free(args.folder, manifest)
+            check_data_free(folder, manifest)
             console.print("[green]data-free[/]: the provenance says no real data was used")
         except ExportIntegrityError as exc:
             console.print(f"[bold red]data-free policy:[/] {exc}")
@@ -597,8 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # the library's keyword arguments as the CLI spells them, so that an error names the flag to change
-_FLAGS = {"checkpoint=": "--checkpoint ", "random_init=True": "--random-init", "img_size=": "--img-size ",
-          "require_data_free=True": "--require-data-free", "policy=": "--policy ", "recipe=": "--recipe "}
+# (the keywords that library errors name: models.segment_anything's missing-checkpoint message)
+_FLAGS = {"checkpoint=": "--checkpoint ", "random_init=True": "--random-init"}
 
 
 def cli_words(message: str) -> str:

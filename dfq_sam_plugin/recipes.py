@@ -263,7 +263,6 @@ SECTIONS = {
     "reconstruct": tuple(RECONSTRUCT),
     "export": ("decoder_boxes", "candidates", "export_onnx"),
 }
-TOP_LEVEL = ("backend", "name", "description", "measured")
 _RENAMED = {"reparam": "enabled", "weight_compression": "parts"}
 
 

@@ -122,3 +122,12 @@ def test_truncated_checkpoint_is_a_checkpoint_error(tmp_path, litemedsam):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_sam("litemedsam", checkpoint=path)
+
+
+def test_the_torch_free_model_list_names_every_loadable_sam():
+    """models.spec.MODEL_NAMES (what the CLI parser and the edge runtime list without importing torch) is the set
+    load_sam loads: LiteMedSAM and every SAM ViT config."""
+    from dfq_sam_plugin.models.segment_anything import VIT_CONFIGS
+    from dfq_sam_plugin.models.spec import MODEL_NAMES
+
+    assert MODEL_NAMES == ("litemedsam", *VIT_CONFIGS)

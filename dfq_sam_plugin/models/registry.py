@@ -10,8 +10,6 @@ from .litemedsam import load_litemedsam
 from .segment_anything import VIT_CONFIGS, load_segment_anything
 from .spec import MODEL_NAMES, SamBundle
 
-assert MODEL_NAMES == ("litemedsam", *VIT_CONFIGS), "models.spec.MODEL_NAMES lists every loadable SAM"
-
 
 def load_sam(name: str = "litemedsam", checkpoint: str | Path | None = None, *, random_init: bool = False,
              img_size: int | None = None, seed: int = 0) -> SamBundle:
