@@ -120,6 +120,22 @@ DISTILL = {
                                 help="probability that a training image is letterboxed (zero padding as for a "
                                 "non-square image)"),
     "distill_seed": Option(0, int, help="seed of batches, augmentation and boxes"),
+    # against fitting the synthetic pool (issue 34; DistillConfig says what each does)
+    "distill_feature_mode": Option("mse", str, choices=("mse", "attention"),
+                                   help="feature loss of distill_feature_layers: rel. MSE of the outputs, or their "
+                                   "spatial + channel attention maps (AKT)"),
+    "distill_validation": Option(0.0, (int, float), check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)",
+                                 help="fraction of the synthetic pool held out of training and scored; the "
+                                 "best-scoring student is kept"),
+    "distill_validate_every": Option(50, int, check=_positive, help="steps between validation scores"),
+    "distill_patience": Option(0, int, check=_nonneg,
+                               help="validation scores without a gain before stopping early (0: never)"),
+    "distill_refresh_every": Option(0, int, check=_nonneg,
+                                    help="steps between student-aware refreshes of the pool (0: none)"),
+    "distill_refresh_fraction": Option(0.25, (int, float), check=lambda v: None if 0 < v <= 1 else
+                                       "must be in (0, 1]", help="fraction of the training pool each refresh "
+                                       "re-optimises toward student-teacher disagreement"),
+    "distill_refresh_iters": Option(10, int, check=_positive, help="pixel optimisation steps per refresh"),
 }
 
 # Block-wise reconstruction (dfq_sam_plugin.distill.reconstruct, Brevitas flow): after calibration, each encoder
@@ -233,7 +249,10 @@ def distill_config(recipe: dict[str, Any]):
     return DistillConfig(steps=d.steps, batch_size=d.batch, lr_weights=d.lr_weights, lr_quant=d.lr_quant,
                          random_boxes=d.random_boxes, embed_weight=d.embed_weight, mask_weight=d.mask_weight,
                          feature_weight=d.feature_weight, feature_layers=tuple(d.feature_layers),
-                         augment=d.augment, letterbox=d.letterbox, seed=d.seed)
+                         augment=d.augment, letterbox=d.letterbox, seed=d.seed, feature_mode=d.feature_mode,
+                         validation=d.validation, validate_every=d.validate_every, patience=d.patience,
+                         refresh_every=d.refresh_every, refresh_fraction=d.refresh_fraction,
+                         refresh_iters=d.refresh_iters)
 
 
 def reconstruct_config(recipe: dict[str, Any]):

@@ -149,3 +149,62 @@ def test_augmented_copies_are_deterministic_new_and_in_range():
     assert augmented_copies(px, 0).shape == (0, 1, 32, 32)
     with pytest.raises(ValueError):
         augmented_copies(px, -1)
+
+
+def test_validation_split_is_never_trained_on_and_keeps_the_best_student(tiny_sam, tmp_path):
+    px, bx = _data()
+    cfg = DistillConfig(steps=2, batch_size=2, warmup=1, random_boxes=1, augment=False, validation=0.5,
+                        validate_every=1, lr_weights=1e-4)
+    d = Distiller(tiny_sam, _student(tiny_sam), px, bx, cfg)
+    held = set(d.val_idx.tolist())
+    assert len(held) == 2 and held.isdisjoint(d.train_idx.tolist())
+    assert all(held.isdisjoint(d.order(step).tolist()) for step in range(300))
+    result = d.run(tmp_path, progress=False)
+    assert d.history["val_step"] == [0, 1, 2] and result.best_step in d.history["val_step"]
+    best = d.history["val"][d.history["val_step"].index(result.best_step)]
+    assert best == min(d.history["val"]) and d.validate() == pytest.approx(best, rel=1e-5)  # the best one kept
+    assert result.summary()["validation"]["best"] == best
+    stop = Distiller(tiny_sam, d.student, px, bx, DistillConfig(**{**cfg.to_dict(), "steps": 40, "lr_weights": 0.0,
+                                                                   "lr_quant": 0.0, "patience": 1}))
+    res = stop.run(None, progress=False)  # nothing learns: no score beats the first, so it stops at the next
+    assert res.stopped_early and res.steps == 1 and res.best_step == 0
+    with pytest.raises(ValueError, match="validation split"):
+        DistillConfig(patience=2)
+
+
+def test_a_refresh_raises_the_disagreement_it_optimises_and_touches_only_its_images(tiny_sam, tmp_path):
+    px, bx = _data()
+    cfg = DistillConfig(steps=3, batch_size=2, warmup=1, random_boxes=1, augment=False, validation=0.25,
+                        refresh_every=2, refresh_fraction=0.5, refresh_iters=3, refresh_lr=0.03)
+    d = Distiller(tiny_sam, _student(tiny_sam), px.clone(), bx, cfg)
+    before_pool = d.pixels.clone()
+    grads_before = [p.grad for p in d.student.parameters()]
+    before, after = d.refresh(2)
+    assert after > before  # the refreshed images are harder for this student
+    changed = {i for i in range(len(px)) if not torch.equal(d.pixels[i], before_pool[i])}
+    assert len(changed) == 2 and changed <= set(d.train_idx.tolist())  # half the training split, never validation
+    assert float(d.pixels.min()) >= 0 and float(d.pixels.max()) <= 1
+    assert [p.grad for p in d.student.parameters()] == grads_before  # gradients reached the pixels only
+    assert d.history["refresh_step"] == [2]
+    d.save(tmp_path)  # a checkpoint carries the refreshed pool
+    resumed = Distiller(tiny_sam, d.student, px.clone(), bx, cfg)
+    resumed.load(tmp_path)
+    torch.testing.assert_close(resumed.pixels, d.pixels)
+
+
+def test_attention_map_loss_compares_where_the_energy_sits(tiny_sam):
+    from dfq_sam_plugin.distill.losses import attention_map_loss
+
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(2, 16, 8, generator=g)
+    assert float(attention_map_loss(f, f)) == 0.0 and float(attention_map_loss(3 * f, f)) < 1e-6  # scale-blind
+    assert float(attention_map_loss(f + 0.5 * torch.randn(f.shape, generator=g), f)) > 1e-3
+    conv = torch.randn(2, 8, 4, 4, generator=g)  # channels-first convolution output
+    assert float(attention_map_loss(conv.permute(0, 2, 3, 1), conv.permute(0, 2, 3, 1))) == 0.0
+    px, bx = _data()
+    cfg = DistillConfig(steps=0, batch_size=2, random_boxes=0, augment=False, feature_weight=1.0,
+                        feature_layers=("blocks.2",), feature_mode="attention")
+    d = Distiller(tiny_sam, _student(tiny_sam), px, bx, cfg)
+    assert float(d.losses(*d.batch(0))["feature"]) > 0
+    with pytest.raises(ValueError, match="feature_mode"):
+        DistillConfig(feature_mode="kl")

@@ -8,7 +8,10 @@ scored there in torch against FP masks packed here, and the distilled student br
 
 `run` measures FP-fidelity (Dice of the student's masks vs the FP model's, same prompts) of the NNCF torch
 student after PTQ and after distillation; `--data gaussian` distils on Gaussian noise instead (the same
-count and budget), `--data bundled` / `dfq-sam` on the bundled DFQ-SAM set, `--add SET...` joins more synthetic sets to it.
+count and budget), `--data bundled` / `dfq-sam` on the bundled DFQ-SAM set, `--add SET...` joins more synthetic sets to it,
+`--data sets --add SET...` distils on the given sets alone (issue 34's same-budget comparison of synthesis methods).
+`--held-out NPZ` also scores every student's generalisation (eval.generalisation: encoder-output relative error on
+those held-out synthetic images vs the packed real images, against the FP32 encoder in torch on the same GPU).
 """
 
 from __future__ import annotations
@@ -45,11 +48,13 @@ def calibration(sam, kind: str, extra: list[str], n: int):
     from dfq_sam_plugin.data.arrays import ASSETS, ArraySet  # not data.dataset: it imports NNCF
 
     bundled = ArraySet.from_npz(ASSETS / "litemedsam_dfqsam16.npz")
-    if extra and kind not in ("dfq-sam", "bundled"):
+    if extra and kind not in ("dfq-sam", "bundled", "sets"):
         raise SystemExit(f"--add joins DFQ-SAM sets; it cannot be combined with --data {kind}")
+    if kind == "sets" and not extra:
+        raise SystemExit("--data sets distils on the --add sets alone: name at least one")
     if extra:  # more synthetic images: npz files or synthesis run folders (their .shards)
         parts = [ArraySet.from_npz(p) if p.endswith(".npz") else ArraySet.from_shards(p, sam.spec) for p in extra]
-        return ArraySet.concat([bundled] + parts)
+        return ArraySet.concat(parts if kind == "sets" else [bundled] + parts)
     if kind in ("dfq-sam", "bundled"):
         return bundled
     if kind == "gaussian":  # the synthesis engine's own Gaussian initialisation, no optimisation
@@ -79,6 +84,27 @@ def fidelity(sam, encoder, pack_dir: Path, device: str) -> dict[str, float]:
         out[bset.name] = {"fidelity": float(scores["fidelity"].mean()), "dice": float(scores["dice"].mean())}
     model.to("cpu")
     return out
+
+
+def generalisation_of(sam, encoder, held_out: str, pack_dir: Path, device: str) -> dict:
+    """eval.generalisation of ``encoder`` (torch, on ``device``) against the FP32 teacher encoder."""
+    import torch
+
+    from dfq_sam_plugin.data.arrays import ArraySet
+    from dfq_sam_plugin.data.inputs import to_encoder_input
+    from dfq_sam_plugin.eval.generalisation import generalisation, real_encoder_inputs
+
+    packed = pickle.loads(lzma.decompress((pack_dir / "sets.pkl.xz").read_bytes()))
+    synthetic = [to_encoder_input(p, sam.spec) for p in ArraySet.from_npz(held_out).pixels]
+    real = {b.name: real_encoder_inputs([b], sam.spec) for b in packed["sets"]}
+    teacher = sam.model.image_encoder.to(device).eval()
+    encoder = encoder.to(device).eval()
+
+    def run(module):
+        return lambda x: module(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+    with torch.inference_mode():
+        return generalisation(run(encoder), run(teacher), synthetic, real).to_dict()
 
 
 def save_student(student, folder: Path) -> list[str]:
@@ -133,6 +159,9 @@ def run(args) -> None:
     result = {"data": args.data, "images": len(data), "recipe": recipe, "ptq_s": time.perf_counter() - t0,
               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
     result["ptq"] = fidelity(sam, ptq_student, Path(args.pack), args.device)
+    if args.held_out:
+        result["ptq"]["generalisation"] = generalisation_of(sam, ptq_student, args.held_out, Path(args.pack),
+                                                            args.device)
     print("PTQ", result["ptq"], flush=True)
     result["variants"] = []
     for variant in args.variant or [""]:
@@ -147,6 +176,9 @@ def run(args) -> None:
         entry = {"variant": variant, "recipe": vrecipe, "distill": res.summary(),
                  "steps_per_s": res.steps / res.seconds if res.seconds else None,
                  "distilled": fidelity(sam, student.eval(), Path(args.pack), args.device), "history": res.history}
+        if args.held_out:
+            entry["distilled"]["generalisation"] = generalisation_of(sam, student, args.held_out, Path(args.pack),
+                                                                     args.device)
         print("distilled", variant or "(recipe)", entry["distilled"], f"{res.seconds:.0f} s", flush=True)
         if args.save:
             entry["student_files"] = save_student(student, Path(args.save) / f"{args.data}{len(result['variants'])}")
@@ -196,7 +228,10 @@ def main() -> None:
     p = sub.add_parser("run")
     p.add_argument("--pack", required=True)
     p.add_argument("--recipe", default="openvino_int8_cpu_distill")
-    p.add_argument("--data", default="dfq-sam", help="dfq-sam (bundled set) | gaussian")
+    p.add_argument("--data", default="dfq-sam", help="dfq-sam (bundled set) | gaussian | sets (the --add sets "
+                   "alone)")
+    p.add_argument("--held-out", default=None, help="synthetic ArraySet npz never trained on: also score each "
+                   "student's generalisation ratio")
     p.add_argument("--add", nargs="*", default=[], help="more synthetic sets (NAME.npz or a synthesis --out "
                    "folder holding .shards), joined to the bundled set (--data dfq-sam) or used alone (--data other)")
     p.add_argument("--images", type=int, default=0, help="gaussian: image count (default: the bundled set's)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+FEATURE_MODES = ("mse", "attention")
+
 
 @dataclass
 class DistillConfig:
@@ -17,6 +19,16 @@ class DistillConfig:
     teacher and student: reparameterization and quantizer insertion keep the module tree) add their relative MSE.
     Quantizer parameters (scales, ranges) move in relative steps: their Adam learning rate is
     ``lr_quant`` times their own magnitude, which for small steps is a step of ``lr_quant`` in log space.
+
+    Switches against fitting the synthetic pool (issue 34, docs/architecture.md#distillation-and-reconstruction):
+    ``feature_mode`` "attention" distils the *attention maps* of ``feature_layers`` (AKT's idea: where a layer's
+    energy sits over positions and over channels, each map normalised per image) instead of their raw values;
+    ``validation`` holds that fraction of the pool out of training and scores it every ``validate_every`` steps,
+    the best-scoring student is the one kept and ``patience`` > 0 stops after that many scores without a gain;
+    ``refresh_every`` > 0 re-optimises ``refresh_fraction`` of the training pool every that many steps, for
+    ``refresh_iters`` Adam steps on the pixels, toward *more* student-teacher disagreement under the priors
+    that keep them DFQ-SAM images (the teacher's masks on the stored boxes held to its own, a TV bound): the
+    pool follows the student's weaknesses (data-free adversarial distillation).
     """
 
     steps: int = 600
@@ -36,6 +48,15 @@ class DistillConfig:
     grad_clip: float = 1.0
     seed: int = 0
     tf32: bool = True  # CUDA matmuls in TF32; quantizers stay fp32 (a bf16 grid would be coarser than INT8)
+    feature_mode: str = "mse"  # mse: relative MSE of the outputs | attention: spatial + channel attention maps
+    validation: float = 0.0  # fraction of the pool held out and scored (never trained on)
+    validate_every: int = 50
+    patience: int = 0  # scores without a gain before stopping (0: never stop early; the best is kept either way)
+    refresh_every: int = 0  # steps between pool refreshes (0: the pool stays as synthesized)
+    refresh_fraction: float = 0.25
+    refresh_iters: int = 10
+    refresh_lr: float = 0.01  # Adam step on raw [0, 1] pixels
+    refresh_prior: float = 1.0  # weight of the teacher-mask prior against the disagreement
     checkpoint_every: int = 100
     log_every: int = 10
 
@@ -47,6 +68,15 @@ class DistillConfig:
         self.feature_layers = tuple(self.feature_layers)
         if self.feature_weight > 0 and not self.feature_layers:
             raise ValueError("feature_weight > 0 needs feature_layers (encoder submodule names)")
+        if self.feature_mode not in FEATURE_MODES:
+            raise ValueError(f"feature_mode must be one of {', '.join(FEATURE_MODES)}; got {self.feature_mode!r}")
+        if not (0 <= self.validation < 1 and 0 < self.refresh_fraction <= 1):
+            raise ValueError(f"validation in [0, 1) and refresh_fraction in (0, 1] expected; got {self.validation}, "
+                             f"{self.refresh_fraction}")
+        if min(self.validate_every, self.refresh_iters) < 1 or min(self.patience, self.refresh_every) < 0:
+            raise ValueError("validate_every and refresh_iters must be >= 1, patience and refresh_every >= 0")
+        if self.patience and not self.validation:
+            raise ValueError("patience (early stopping) needs a validation split: set validation > 0")
         if not self.stored_boxes and self.random_boxes == 0 and self.mask_weight > 0:
             raise ValueError("mask distillation needs boxes: set random_boxes > 0 or stored_boxes = True")
 

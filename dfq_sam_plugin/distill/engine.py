@@ -6,6 +6,10 @@ relative learning rates). The teacher is the FP ``SamBundle``; its prompt encode
 float) turn both embeddings into mask logits for the mask loss. Seeded per step (batch, augmentation and boxes
 depend only on (seed, step)), resumable from ``out/checkpoint.pt``, ``torchrun`` DDP when a process group
 is initialised (the global batch is split over ranks: the same images as one process).
+
+Against fitting the pool (``DistillConfig``): a validation split scored during training keeps the best student
+and can stop early; a refresh re-optimises part of the pool toward the student's disagreement with the teacher;
+the feature loss can compare attention maps instead of raw values.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from ..models.spec import SamBundle
 from ..synthesis.engine import derived_generator
 from .augment import augment, random_boxes
 from .config import DistillConfig
-from .losses import mask_kl, relative_mse
+from .losses import attention_map_loss, mask_kl, relative_mse
 
 CHECKPOINT = "checkpoint.pt"
+VAL_SALT, REFRESH_SALT = 3 * 10**6, 4 * 10**6  # generator keys of the validation split and of refreshes
 HISTORY = "history.json"
 TERMS = ("embed", "mask", "feature", "total")
 
@@ -43,12 +48,21 @@ class DistillResult:
     history: dict[str, list[float]] = field(default_factory=dict)  # per logged step: step, embed, mask, total
     resumed_from: int = 0
     world_size: int = 1
+    best_step: int | None = None  # with a validation split: the step whose student was kept
+    stopped_early: bool = False
 
     def summary(self) -> dict[str, Any]:
         last = {k: self.history[k][-1] for k in TERMS if self.history.get(k)}
         first = {k: self.history[k][0] for k in TERMS if self.history.get(k)}
-        return {"steps": self.steps, "seconds": round(self.seconds, 1), "resumed_from": self.resumed_from,
-                "world_size": self.world_size, "first_losses": first, "final_losses": last}
+        out = {"steps": self.steps, "seconds": round(self.seconds, 1), "resumed_from": self.resumed_from,
+               "world_size": self.world_size, "first_losses": first, "final_losses": last}
+        if self.history.get("val"):
+            out.update(best_step=self.best_step, stopped_early=self.stopped_early,
+                       validation={"first": self.history["val"][0], "best": min(self.history["val"]),
+                                   "last": self.history["val"][-1]})
+        if self.history.get("refresh_step"):
+            out["refresh"] = {k: self.history[k] for k in ("refresh_step", "refresh_before", "refresh_after")}
+        return out
 
 
 @torch.no_grad()
@@ -120,6 +134,7 @@ class Distiller:
             raise ValueError(f"boxes must be (N, K, 4) with N = {len(self.pixels)}; got {tuple(self.boxes.shape)}")
         self.teacher = teacher
         self.size = teacher.spec.img_size
+        self.train_idx, self.val_idx = split_pool(len(self.pixels), self.cfg.validation, self.cfg.seed)
         teacher.model.to(self.device).eval()
         for p in teacher.model.parameters():
             p.requires_grad_(False)
@@ -135,6 +150,7 @@ class Distiller:
             teacher.model.image_encoder.get_submodule(name), student.get_submodule(name)
         self.step = 0
         self.history: dict[str, list[float]] = {"step": [], **{t: [] for t in TERMS}}
+        self.best: dict[str, Any] | None = None  # validation: {"score", "step", "state"} of the best student
         self._ddp = None
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -150,11 +166,15 @@ class Distiller:
         return sum(1 for g in self.groups if g["kind"] == "quant")
 
     # -- one step -------------------------------------------------------------------------------------
+    def order(self, step: int) -> torch.Tensor:
+        """Pool indices of step ``step``'s global batch: drawn from the training split only."""
+        g = derived_generator(self.cfg.seed, step)
+        return self.train_idx[torch.randint(len(self.train_idx), (self.cfg.batch_size,), generator=g)]
+
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's share of step ``step``'s global batch: (encoder inputs (b, 3, S, S), boxes (b, K', 4))."""
         cfg = self.cfg
-        g = derived_generator(cfg.seed, step)
-        order = torch.randint(len(self.pixels), (cfg.batch_size,), generator=g)
+        order = self.order(step)
         share = cfg.batch_size // self.world
         slots = range(self.rank * share, (self.rank + 1) * share)
         gens = [derived_generator(cfg.seed, step, slot) for slot in range(cfg.batch_size)]
@@ -194,7 +214,8 @@ class Distiller:
             s_emb = (self._ddp or self.student)(inputs)
         embed = relative_mse(s_emb, t_emb)
         mask = mask_kl(model.decode(s_emb, boxes)[0], t_logits) if t_logits is not None else embed.new_zeros(())
-        feature = sum((relative_mse(s_feat[n], t_feat[n]) for n in layers), embed.new_zeros(()))
+        term = attention_map_loss if cfg.feature_mode == "attention" else relative_mse
+        feature = sum((term(s_feat[n], t_feat[n]) for n in layers), embed.new_zeros(()))
         total = cfg.embed_weight * embed + cfg.mask_weight * mask + cfg.feature_weight * feature
         return {"embed": embed, "mask": mask, "feature": feature, "total": total}
 
@@ -203,6 +224,100 @@ class Distiller:
         if step < cfg.warmup:
             return (step + 1) / cfg.warmup
         return 0.5 * (1 + math.cos(math.pi * (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)))
+
+    # -- the validation split -------------------------------------------------------------------------
+    def _fixed_inputs(self, idx: torch.Tensor, salt: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``idx`` of the pool as they are (no augmentation) with their stored boxes and, for the mask
+        term, ``random_boxes`` boxes fixed per (seed, salt, image): the same inputs every time they are scored."""
+        px, bx = self.pixels[idx], self.boxes[idx] if self.cfg.stored_boxes else self.boxes[idx][:, :0]
+        if self.cfg.random_boxes:
+            extra = torch.stack([random_boxes(1, self.cfg.random_boxes, self.size,
+                                              derived_generator(self.cfg.seed, salt, int(i)))[0] for i in idx])
+            bx = torch.cat([bx, extra], dim=1)
+        raw = px.expand(-1, 3, -1, -1) if px.shape[1] == 1 else px
+        return self.teacher.spec.normalise(raw).to(self.device), bx.to(self.device)
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean (embedding rel. MSE + mask KL) of the student on the held-out images, unaugmented."""
+        cfg, total = self.cfg, 0.0
+        for chunk in self.val_idx.split(cfg.batch_size):
+            inputs, boxes = self._fixed_inputs(chunk, VAL_SALT)
+            t_emb, s_emb = self.teacher.model.encode(inputs), self.student(inputs)
+            score = relative_mse(s_emb, t_emb)
+            if boxes.shape[1]:
+                model = self.teacher.model
+                score = score + mask_kl(model.decode(s_emb, boxes)[0], model.decode(t_emb, boxes)[0])
+            total += float(score) * len(chunk)
+        return total / len(self.val_idx)
+
+    def _track_best(self) -> bool:
+        """Score the validation split; keep the student if it is the best so far. False: stop (patience)."""
+        score = self.validate()
+        self.history.setdefault("val_step", []).append(self.step)
+        self.history.setdefault("val", []).append(score)
+        if self.best is None or score < self.best["score"]:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in self.student.state_dict().items()}
+            self.best = {"score": score, "step": self.step, "state": state}
+        patience = self.cfg.patience
+        return not patience or self.step - self.best["step"] < patience * self.cfg.validate_every
+
+    # -- student-aware refresh of the pool -----------------------------------------------------------
+    def disagreement(self, inputs: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Per-image student-teacher disagreement: embedding rel. MSE + mask KL on ``boxes`` -> (B,)."""
+        model = self.teacher.model
+        t_emb, s_emb = model.encode(inputs), self.student(inputs)
+        out = torch.stack([relative_mse(s[None], t[None]) for s, t in zip(s_emb, t_emb)])
+        if boxes.shape[1]:
+            t_log, s_log = model.decode(t_emb, boxes)[0], model.decode(s_emb, boxes)[0]
+            out = out + torch.stack([mask_kl(s[None], t[None]) for s, t in zip(s_log, t_log)])
+        return out
+
+    def refresh(self, step: int) -> tuple[float, float]:
+        """Re-optimise ``refresh_fraction`` of the training pool (chosen by (seed, step)) for ``refresh_iters``
+        Adam steps on the raw pixels: maximise the student-teacher disagreement, while the teacher's masks on
+        the stored boxes stay its own masks of the image before the refresh (DFQ-SAM's segmentation prior with
+        SAM's predictions as labels) and the image gets no rougher than it was (TV bound). Gradients reach the
+        pixels only. Returns the mean disagreement before and after."""
+        cfg, model = self.cfg, self.teacher.model
+        k = max(1, round(cfg.refresh_fraction * len(self.train_idx)))
+        pick = self.train_idx[torch.randperm(len(self.train_idx), generator=derived_generator(cfg.seed, step,
+                                                                                              REFRESH_SALT))[:k]]
+        before = after = 0.0
+        for chunk in pick.split(cfg.batch_size):
+            inputs0, boxes = self._fixed_inputs(chunk, REFRESH_SALT + step)
+            x = self.pixels[chunk].to(self.device).clone().requires_grad_(True)
+            with torch.no_grad():
+                t_log0 = model.decode(model.encode(inputs0), boxes)[0] if boxes.shape[1] else None
+                rough0 = _roughness(x).clamp_min(1e-8)
+            opt = torch.optim.Adam([x], lr=cfg.refresh_lr, betas=(0.5, 0.9))
+            for it in range(cfg.refresh_iters + 1):
+                raw = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+                inputs = self.teacher.spec.normalise(raw)
+                dis = self.disagreement(inputs, boxes)
+                if it == 0:
+                    before += float(dis.sum())
+                if it == cfg.refresh_iters:
+                    after += float(dis.sum())
+                    break
+                prior = torch.relu(_roughness(x) / rough0 - 1).sum()
+                if t_log0 is not None:
+                    prior = prior + mask_kl(model.decode(model.encode(inputs), boxes)[0], t_log0) * len(chunk)
+                (grad,) = torch.autograd.grad(-dis.sum() + cfg.refresh_prior * prior, [x])
+                x.grad = grad
+                opt.step()
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+            self.pixels[chunk] = x.detach().to(self.pixels.device)
+        if self.world > 1:  # every rank trains on the same pool: rank 0's
+            import torch.distributed as dist
+
+            pool = self.pixels.to(self.device)
+            dist.broadcast(pool, 0)
+            self.pixels.copy_(pool.cpu())
+        for key, value in (("refresh_step", step), ("refresh_before", before / k), ("refresh_after", after / k)):
+            self.history.setdefault(key, []).append(value)
+        return before / k, after / k
 
     def train_step(self) -> dict[str, float]:
         factor = self._lr_factor(self.step)
@@ -221,8 +336,11 @@ class Distiller:
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def state(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
-                "history": self.history, "config": self.cfg.resume_key(), "extra": extra or {}}
+        state = {"student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                 "history": self.history, "config": self.cfg.resume_key(), "extra": extra or {}, "best": self.best}
+        if self.cfg.refresh_every:
+            state["pixels"] = self.pixels  # the refreshed pool
+        return state
 
     def save(self, folder: Path, extra: dict[str, Any] | None = None) -> None:
         if self.rank:
@@ -246,6 +364,9 @@ class Distiller:
         load_in_place(self.student, state["student"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.history = int(state["step"]), state["history"]
+        self.best = state.get("best")
+        if "pixels" in state:
+            self.pixels = state["pixels"].cpu()
         return True
 
     # -- the loop -------------------------------------------------------------------------------------
@@ -260,8 +381,16 @@ class Distiller:
         resumed = self.step
         start = time.perf_counter()
         bar = _progress_bar(progress and self.rank == 0, cfg.steps, self.step)
+        stopped = False
         with bar as update:
             while self.step < cfg.steps:
+                if cfg.refresh_every and self.step and self.step % cfg.refresh_every == 0 and \
+                        self.history.get("refresh_step", [None])[-1] != self.step:
+                    self.refresh(self.step)
+                if len(self.val_idx) and self.step % cfg.validate_every == 0 and \
+                        self.history.get("val_step", [None])[-1] != self.step and not self._track_best():
+                    stopped = True
+                    break
                 terms = self.train_step()
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     self.history["step"].append(self.step)
@@ -270,7 +399,33 @@ class Distiller:
                 if folder is not None and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
                     self.save(folder, extra)
                 update(terms)
-        return DistillResult(self.step, time.perf_counter() - start, self.history, resumed, self.world)
+        if len(self.val_idx):
+            if not stopped and self.history.get("val_step", [None])[-1] != self.step:
+                self._track_best()
+            load_in_place(self.student, {k: v.to(self.device) for k, v in self.best["state"].items()})
+            if folder is not None:
+                self.save(folder, extra)
+        best = self.best["step"] if self.best else None
+        return DistillResult(self.step, time.perf_counter() - start, self.history, resumed, self.world, best, stopped)
+
+
+def split_pool(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training, validation) indices of a pool of ``n`` images: ``round(fraction * n)`` (at least one when the
+    fraction is > 0, at most n - 1) held out, chosen by ``seed``; with no validation, all of them train."""
+    if not fraction:
+        return torch.arange(n), torch.arange(0)
+    if n < 2:
+        raise ValueError(f"a validation split needs at least 2 images; the pool has {n}")
+    held = min(n - 1, max(1, round(fraction * n)))
+    perm = torch.randperm(n, generator=derived_generator(seed, VAL_SALT))
+    return perm[held:].sort().values, perm[:held].sort().values
+
+
+def _roughness(x: torch.Tensor) -> torch.Tensor:
+    """Per-image mean squared neighbour difference of raw pixels (B, C, S, S) -> (B,)."""
+    dx = (x[..., :, 1:] - x[..., :, :-1]).pow(2).flatten(1).mean(1)
+    dy = (x[..., 1:, :] - x[..., :-1, :]).pow(2).flatten(1).mean(1)
+    return dx + dy
 
 
 @contextlib.contextmanager

@@ -2,7 +2,8 @@
 # Issue 34 on one GPU box: synthetic sets made by each synthesis switch at the same budget, plus a held-out
 # validation set (another seed), each brought back as NAME.npz (float16 pixels, boxes) + NAME.json (provenance from
 # the run key: ArraySet.from_npz reads it). Needs the two model wheels in .whl/. Resumable: shards stay under calib/.
-#   bash tools/device/gpu_generalisation.sh SECONDS N ITERS NAME:SEED:ARGS...   e.g. "boundary:0:--boundary 0.5"
+#   [BATCH=16 AMP=auto] bash tools/device/gpu_generalisation.sh SECONDS N ITERS NAME:SEED:ARGS...
+#   e.g. "boundary:0:--boundary 0.5"; sets run one after another, so a call cut short keeps the finished ones
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 seconds=$1 n=$2 iters=$3
@@ -11,6 +12,8 @@ mkdir -p "$OUT" /tmp/site
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name --format=csv,noheader
+for m in scipy sklearn networkx psutil pydot tabulate safetensors natsort jstyleson ninja sympy; do
+  python3 -c "import $m" 2>/dev/null && echo "has $m" || echo "lacks $m"; done
 end=$(( $(date +%s) + seconds ))
 for spec in "$@"; do
   IFS=: read -r name seed extra <<< "$spec"
@@ -19,7 +22,7 @@ for spec in "$@"; do
   t0=$(date +%s)
   # shellcheck disable=SC2086
   timeout --signal=KILL "$left" python3 -m dfq_sam_plugin.cli synthesize --model litemedsam --num-images "$n" \
-    --iterations "$iters" --batch-size 16 --seed "$seed" --device cuda --shards-only --quiet --out "calib/$name" $extra
+    --iterations "$iters" --batch-size "${BATCH:-16}" --amp "${AMP:-auto}" --seed "$seed" --device cuda --shards-only --quiet --out "calib/$name" $extra
   echo "$name: exit $? after $(( $(date +%s) - t0 )) s"
   python3 - "$name" <<'PY'
 import json, sys
