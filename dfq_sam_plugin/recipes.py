@@ -222,7 +222,11 @@ BREVITAS = {
     "weight_range": Option("minmax", str, ("minmax", "mse")),
     "activation_range": Option("percentile_mse", str, ("minmax", "percentile", "percentile_mse")),
     "bias_correction": Option(False, bool),
-    "gptq": Option(False, bool),
+    "gptq": Option(False, bool, help="GPxQ weight rounding after the ranges (gptq_algorithm says which)"),
+    "gptq_algorithm": Option("gptq", str, ("gptq", "gpfq", "qronos"),
+                             help="gptq: each layer fitted on its quantized inputs; gpfq / qronos: fitted against "
+                             "the float model's inputs too (asymmetric, GPTAQ's idea: corrects the error the "
+                             "layers before left; Brevitas' gpfq_mode, qronos its Qronos update)"),
     "weight_scale": Option("stats", str, ("stats", "learned"),
                            help="per-channel weight scales recomputed from the weights (stats) or initialised "
                            "from them once and then learned by reconstruction/distillation (learned)"),
@@ -269,7 +273,7 @@ def reconstruct_config(recipe: dict[str, Any]):
 # (distill_steps -> distill.steps); `reparam` is reparam.enabled, `weight_compression` weight_compression.parts.
 SECTIONS = {
     "calibration": ("subset_size", "calibration_letterbox", "activation_range", "weight_range", "fast_bias_correction",
-                    "bias_correction", "gptq", "ignored_modules", "quantize_decoder"),
+                    "bias_correction", "gptq", "gptq_algorithm", "ignored_modules", "quantize_decoder"),
     "reparam": ("reparam", "reparam_strength", "equalize_depthwise"),
     "nncf": ("target_device", "nncf_backend", "preset", "smooth_quant_alpha", "overflow_fix", "ignored_types",
              "ignored_patterns", "accuracy_control", "max_drop", "validation_images", "ranking_subset_size",

@@ -133,6 +133,8 @@ def test_recipes_and_errors(tiny_sam, tiny_calib):
         assert (r["backend"], r["weight_bits"], r["activation_bits"]) == ("brevitas", bits, bits)
     with pytest.raises(RecipeError, match="'ignored_modules' holds an invalid regex"):
         validate({"backend": "brevitas", "ignored_modules": ["("]})
+    with pytest.raises(RecipeError, match="'gptq_algorithm' must be one of"):
+        validate({"backend": "brevitas", "gptq_algorithm": "adaround"})
     with pytest.raises(RecipeError, match="'softmax_quantizer' must be one of"):
         validate({"backend": "brevitas", "softmax_quantizer": "log"})
     with pytest.raises(ValueError, match="use the NNCF flow"):

@@ -95,7 +95,8 @@ def generalisation_of(sam, encoder, held_out: str, pack_dir: Path, device: str) 
     from dfq_sam_plugin.eval.generalisation import generalisation, real_encoder_inputs
 
     packed = pickle.loads(lzma.decompress((pack_dir / "sets.pkl.xz").read_bytes()))
-    synthetic = [to_encoder_input(p, sam.spec) for p in ArraySet.from_npz(held_out).pixels]
+    held = ArraySet.from_npz(held_out) if held_out.endswith(".npz") else ArraySet.from_shards(held_out, sam.spec)
+    synthetic = [to_encoder_input(p, sam.spec) for p in held.pixels]
     real = {b.name: real_encoder_inputs([b], sam.spec) for b in packed["sets"]}
     teacher = sam.model.image_encoder.to(device).eval()
     encoder = encoder.to(device).eval()
@@ -230,7 +231,7 @@ def main() -> None:
     p.add_argument("--recipe", default="openvino_int8_cpu_distill")
     p.add_argument("--data", default="dfq-sam", help="dfq-sam (bundled set) | gaussian | sets (the --add sets "
                    "alone)")
-    p.add_argument("--held-out", default=None, help="synthetic ArraySet npz never trained on: also score each "
+    p.add_argument("--held-out", default=None, help="synthetic ArraySet npz (or synthesis folder) never trained on: also score each "
                    "student's generalisation ratio")
     p.add_argument("--add", nargs="*", default=[], help="more synthetic sets (NAME.npz or a synthesis --out "
                    "folder holding .shards), joined to the bundled set (--data dfq-sam) or used alone (--data other)")

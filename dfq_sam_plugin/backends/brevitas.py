@@ -274,6 +274,26 @@ def _run(model: nn.Module, items, with_decoder: bool, progress: Callable[[str], 
             progress(label)
 
 
+def gpxq_mode(algorithm: str):
+    """Brevitas' context manager for the recipe's ``gptq_algorithm``: GPTQ fits each layer's rounding to its
+    quantized inputs; GPFQ and Qronos run every forward twice (quantized, then float) and fit the quantized
+    layer on its quantized inputs to the *float* layer's output on float inputs, so a layer also corrects the
+    error of those before it."""
+    from functools import partial
+
+    if algorithm == "gptq":
+        from brevitas.graph.gptq import gptq_mode
+
+        return gptq_mode
+    from brevitas.graph.gpfq import gpfq_mode
+
+    if algorithm == "qronos":
+        from brevitas.graph.qronos import Qronos
+
+        return partial(gpfq_mode, algorithm_impl=Qronos)
+    return gpfq_mode
+
+
 def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) -> dict[str, float]:
     """Brevitas calibration passes over ``items``: ranges, then bias correction and GPTQ if the recipe asks."""
     c = as_recipe(recipe).calibration
@@ -288,11 +308,9 @@ def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) ->
         _run(model, items, c.quantize_decoder, progress, "ranges")
     timings["ranges_s"] = time.perf_counter() - t0
     if c.gptq:
-        from brevitas.graph.gptq import gptq_mode
-
         t0 = time.perf_counter()
         _run(model, items[:1], c.quantize_decoder, None, "gptq")  # learned weight scales take their init
-        with gptq_mode(target, use_quant_activations=True) as gptq:  # one input a pass: batching changes the
+        with gpxq_mode(c.gptq_algorithm)(target, use_quant_activations=True) as gptq:  # one input a pass: batching changes the
             for _ in range(gptq.num_layers):                         # result and is slower (docs/notebook/2026-12-04.md §10.5)
                 _run(model, items, c.quantize_decoder, None, "gptq")
                 gptq.update()
