@@ -15,7 +15,10 @@ def tiny_recipe(tmp_path_factory):
     from dfq_sam_plugin.recipes import load_recipe
 
     recipe = {**load_recipe("openvino_int8_cpu_distill"), "subset_size": 4, "distill_steps": 2, "distill_batch": 2,
-              "distill_random_boxes": 2, "calibration_letterbox": 0.5, "distill_letterbox": 0.5}
+              "distill_random_boxes": 2, "calibration_letterbox": 0.5, "distill_letterbox": 0.5,
+              # issue 34's switches ride along, so the privacy audit covers their paths too
+              "distill_validation": 0.5, "distill_validate_every": 1, "distill_refresh_every": 1,
+              "distill_refresh_iters": 1}
     path = tmp_path_factory.mktemp("recipe") / "tiny_distill.yaml"
     path.write_text(yaml.safe_dump({k: v for k, v in recipe.items() if k != "name"}))
     return path
@@ -58,6 +61,10 @@ def test_cli_distillation_writes_an_ir_with_its_provenance(distilled_export):
     facts = manifest["calibration"]["distillation"]
     assert facts["steps"] == 2 and facts["real_data_used"] is False and facts["data"] == "synthetic only"
     assert manifest["report"]["distill"]["images"] == 2
+    # the validation split and the refresh ran, and the export says how it was made
+    assert manifest["report"]["distill"]["refresh"]["refresh_step"] == [1]
+    assert manifest["report"]["distill"]["best_step"] in (0, 1, 2)
+    assert manifest["recipe"]["distill_validation"] == 0.5 and manifest["recipe"]["distill_refresh_every"] == 1
     enc = ov.Core().read_model(distilled_export / "int8" / "encoder.xml")
     assert sum(op.get_type_name() == "FakeQuantize" for op in enc.get_ops()) > 20
     assert (distilled_export / "work" / "checkpoint.pt").exists()

@@ -50,7 +50,7 @@ def main() -> None:
     x = torch.from_numpy(to_encoder_input(data.pixels[0], sam.spec))
     with torch.no_grad():
         reference = sam.model.image_encoder(x)
-    rows, predictors = {}, {"fp": SamBoxPredictor(sam)}
+    rows, fp = {}, SamBoxPredictor(sam)
     for name in args.recipes:
         for rounding in args.rounding:
             recipe = {**load_recipe(name), "subset_size": args.images, "activation_range": "minmax",
@@ -65,19 +65,18 @@ def main() -> None:
                 with quantization_status_manager(encoder, is_training=False, disable_act_quant=True):
                     werr = float(relative_mse(encoder(x), reference))
             key = f"{name}/{rounding}"
+            report = evaluate({"fp": fp, key: SamBoxPredictor(q.sam)}, sets)
             rows[key] = {"seconds": round(seconds, 1), "encoder_rel_err": err, "encoder_rel_err_weights_only": werr,
-                         "report": {k: v for k, v in q.report.items() if k.endswith("_s") or "bits" in k}}
-            predictors[key] = SamBoxPredictor(q.sam)
-            print(f"{key}: {seconds:.0f} s, encoder rel. error {err:.4f} (weights only {werr:.4f})", flush=True)
-    report = evaluate(predictors, sets)
-    for key, row in rows.items():
-        row["fidelity"] = {s: report.results[s][key]["fidelity"] for s in report.results}
-        row["gt_dice_delta_pt"] = {s: 100 * (report.results[s][key]["dice"] - report.results[s]["fp"]["dice"])
-                                   for s in report.results}
-        print(f"{key:28s} fidelity nuclei {row['fidelity']['nuclei']:.4f}  mni {row['fidelity']['mni']:.4f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"cpu": platform.processor() or "x86_64", "images": args.images,
-                                               "activation_range": "minmax", "rows": rows}, indent=2, default=str))
+                         "report": {k: v for k, v in q.report.items() if k.endswith("_s") or "bits" in k},
+                         "fidelity": {s: report.results[s][key]["fidelity"] for s in report.results},
+                         "gt_dice_delta_pt": {s: 100 * (report.results[s][key]["dice"] - report.results[s]["fp"]["dice"])
+                                              for s in report.results}}
+            print(f"{key}: {seconds:.0f} s, encoder rel. error {err:.4f} (weights only {werr:.4f}), fidelity "
+                  f"nuclei {rows[key]['fidelity']['nuclei']:.4f} mni {rows[key]['fidelity']['mni']:.4f}", flush=True)
+            if args.json:  # rewritten after every student: a run cut short keeps what finished
+                Path(args.json).write_text(json.dumps({"cpu": platform.processor() or "x86_64", "images": args.images,
+                                                       "activation_range": "minmax", "rows": rows}, indent=2,
+                                                      default=str))
 
 
 if __name__ == "__main__":
