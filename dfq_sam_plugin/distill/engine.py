@@ -187,11 +187,14 @@ class Distiller:
         if cfg.random_boxes:  # drawn for the global batch too: a DDP run sees the boxes of a one-process run
             extra = random_boxes(cfg.batch_size, cfg.random_boxes, self.size, derived_generator(cfg.seed, step, 10**6))
             bx = torch.cat([bx, extra[list(slots)]], dim=1)
-        raw = px.expand(-1, 3, -1, -1) if px.shape[1] == 1 else px
-        inputs = self.teacher.spec.normalise(raw)
+        inputs = self._encoder_inputs(px)
         if cfg.letterbox:  # after normalisation: the padding is zero in input space, as preprocess_image pads
             inputs, bx = self._letterbox(inputs, bx, step, slots)
         return inputs.to(self.device), bx.to(self.device)
+
+    def _encoder_inputs(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Raw [0, 1] pool pixels (B, 1 or 3, S, S) -> the encoder's normalised 3-channel input."""
+        return self.teacher.spec.normalise(pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels)
 
     def _letterbox(self, inputs: torch.Tensor, boxes: torch.Tensor, step: int, slots: range
                    ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -234,21 +237,13 @@ class Distiller:
             extra = torch.stack([random_boxes(1, self.cfg.random_boxes, self.size,
                                               derived_generator(self.cfg.seed, salt, int(i)))[0] for i in idx])
             bx = torch.cat([bx, extra], dim=1)
-        raw = px.expand(-1, 3, -1, -1) if px.shape[1] == 1 else px
-        return self.teacher.spec.normalise(raw).to(self.device), bx.to(self.device)
+        return self._encoder_inputs(px).to(self.device), bx.to(self.device)
 
     @torch.no_grad()
     def validate(self) -> float:
-        """Mean (embedding rel. MSE + mask KL) of the student on the held-out images, unaugmented."""
-        cfg, total = self.cfg, 0.0
-        for chunk in self.val_idx.split(cfg.batch_size):
-            inputs, boxes = self._fixed_inputs(chunk, VAL_SALT)
-            t_emb, s_emb = self.teacher.model.encode(inputs), self.student(inputs)
-            score = relative_mse(s_emb, t_emb)
-            if boxes.shape[1]:
-                model = self.teacher.model
-                score = score + mask_kl(model.decode(s_emb, boxes)[0], model.decode(t_emb, boxes)[0])
-            total += float(score) * len(chunk)
+        """Mean student-teacher ``disagreement`` on the held-out images, unaugmented."""
+        total = sum(float(self.disagreement(*self._fixed_inputs(chunk, VAL_SALT))[0].sum())
+                    for chunk in self.val_idx.split(self.cfg.batch_size))
         return total / len(self.val_idx)
 
     def _track_best(self) -> bool:
@@ -263,15 +258,16 @@ class Distiller:
         return not patience or self.step - self.best["step"] < patience * self.cfg.validate_every
 
     # -- student-aware refresh of the pool -----------------------------------------------------------
-    def disagreement(self, inputs: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """Per-image student-teacher disagreement: embedding rel. MSE + mask KL on ``boxes`` -> (B,)."""
+    def disagreement(self, inputs: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-image student-teacher disagreement, embedding rel. MSE + mask KL on ``boxes`` -> (B,), and the
+        teacher's mask logits on ``boxes`` (None without boxes)."""
         model = self.teacher.model
         t_emb, s_emb = model.encode(inputs), self.student(inputs)
         out = torch.stack([relative_mse(s[None], t[None]) for s, t in zip(s_emb, t_emb)])
-        if boxes.shape[1]:
-            t_log, s_log = model.decode(t_emb, boxes)[0], model.decode(s_emb, boxes)[0]
-            out = out + torch.stack([mask_kl(s[None], t[None]) for s, t in zip(s_log, t_log)])
-        return out
+        if not boxes.shape[1]:
+            return out, None
+        t_log, s_log = model.decode(t_emb, boxes)[0], model.decode(s_emb, boxes)[0]
+        return out + torch.stack([mask_kl(s[None], t[None]) for s, t in zip(s_log, t_log)]), t_log
 
     def refresh(self, step: int) -> tuple[float, float]:
         """Re-optimise ``refresh_fraction`` of the training pool (chosen by (seed, step)) for ``refresh_iters``
@@ -279,30 +275,28 @@ class Distiller:
         the stored boxes stay its own masks of the image before the refresh (DFQ-SAM's segmentation prior with
         SAM's predictions as labels) and the image gets no rougher than it was (TV bound). Gradients reach the
         pixels only. Returns the mean disagreement before and after."""
-        cfg, model = self.cfg, self.teacher.model
+        cfg = self.cfg
         k = max(1, round(cfg.refresh_fraction * len(self.train_idx)))
         pick = self.train_idx[torch.randperm(len(self.train_idx), generator=derived_generator(cfg.seed, step,
                                                                                               REFRESH_SALT))[:k]]
         before = after = 0.0
         for chunk in pick.split(cfg.batch_size):
-            inputs0, boxes = self._fixed_inputs(chunk, REFRESH_SALT + step)
+            _, boxes = self._fixed_inputs(chunk, REFRESH_SALT + step)
             x = self.pixels[chunk].to(self.device).clone().requires_grad_(True)
             with torch.no_grad():
-                t_log0 = model.decode(model.encode(inputs0), boxes)[0] if boxes.shape[1] else None
                 rough0 = _roughness(x).clamp_min(1e-8)
             opt = torch.optim.Adam([x], lr=cfg.refresh_lr, betas=(0.5, 0.9))
             for it in range(cfg.refresh_iters + 1):
-                raw = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-                inputs = self.teacher.spec.normalise(raw)
-                dis = self.disagreement(inputs, boxes)
-                if it == 0:
+                dis, t_log = self.disagreement(self._encoder_inputs(x), boxes)
+                if it == 0:  # the image before the refresh: its disagreement, and the teacher's masks to hold
                     before += float(dis.sum())
+                    t_log0 = t_log.detach() if t_log is not None else None
                 if it == cfg.refresh_iters:
                     after += float(dis.sum())
                     break
                 prior = torch.relu(_roughness(x) / rough0 - 1).sum()
                 if t_log0 is not None:
-                    prior = prior + mask_kl(model.decode(model.encode(inputs), boxes)[0], t_log0) * len(chunk)
+                    prior = prior + mask_kl(t_log, t_log0) * len(chunk)
                 (grad,) = torch.autograd.grad(-dis.sum() + cfg.refresh_prior * prior, [x])
                 x.grad = grad
                 opt.step()
