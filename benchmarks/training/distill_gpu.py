@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import lzma
 import pickle
@@ -44,6 +45,19 @@ def pack(args) -> None:
     print(f"packed {sum(len(b.images) for b in sets)} images into {out}")
 
 
+def load_set(path: str, spec):
+    """A synthetic set: NAME.npz (+ .json) or a synthesis --out folder (its .shards)."""
+    from dfq_sam_plugin.data.arrays import ArraySet  # not data.dataset: it imports NNCF
+
+    return ArraySet.from_npz(path) if path.endswith(".npz") else ArraySet.from_shards(path, spec)
+
+
+@functools.cache
+def packed(pack_dir: Path) -> dict:
+    """The real sets and their FP masks written by `pack`, read once per process."""
+    return pickle.loads(lzma.decompress((pack_dir / "sets.pkl.xz").read_bytes()))
+
+
 def calibration(sam, kind: str, extra: list[str], n: int):
     from dfq_sam_plugin.data.arrays import ASSETS, ArraySet  # not data.dataset: it imports NNCF
 
@@ -53,7 +67,7 @@ def calibration(sam, kind: str, extra: list[str], n: int):
     if kind == "sets" and not extra:
         raise SystemExit("--data sets distils on the --add sets alone: name at least one")
     if extra:  # more synthetic images: npz files or synthesis run folders (their .shards)
-        parts = [ArraySet.from_npz(p) if p.endswith(".npz") else ArraySet.from_shards(p, sam.spec) for p in extra]
+        parts = [load_set(p, sam.spec) for p in extra]
         return ArraySet.concat(parts if kind == "sets" else [bundled] + parts)
     if kind in ("dfq-sam", "bundled"):
         return bundled
@@ -75,37 +89,42 @@ def fidelity(sam, encoder, pack_dir: Path, device: str) -> dict[str, float]:
     from dfq_sam_plugin.eval.harness import per_prompt, predict_set
     from dfq_sam_plugin.runtime import SamBoxPredictor
 
-    packed = pickle.loads(lzma.decompress((pack_dir / "sets.pkl.xz").read_bytes()))
+    pack = packed(pack_dir)
     model = type(sam.model)(encoder, sam.model.prompt_encoder, sam.model.mask_decoder)
     pred = SamBoxPredictor(dataclasses.replace(sam, model=model), device=device)
     out = {}
-    for bset in packed["sets"]:
-        scores = per_prompt(bset, predict_set(pred, bset), packed["fp_masks"][bset.name])
+    for bset in pack["sets"]:
+        scores = per_prompt(bset, predict_set(pred, bset), pack["fp_masks"][bset.name])
         out[bset.name] = {"fidelity": float(scores["fidelity"].mean()), "dice": float(scores["dice"].mean())}
     model.to("cpu")
     return out
 
 
-def generalisation_of(sam, encoder, held_out: str, pack_dir: Path, device: str) -> dict:
-    """eval.generalisation of ``encoder`` (torch, on ``device``) against the FP32 teacher encoder."""
+def generalisation_scorer(sam, held_out: str, pack_dir: Path, device: str):
+    """``score(encoder)``: eval.generalisation of a torch encoder on ``device`` against the FP32 teacher encoder,
+    the held-out synthetic and packed real inputs prepared, and the teacher's outputs computed, once."""
     import torch
 
-    from dfq_sam_plugin.data.arrays import ArraySet
     from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.eval.generalisation import generalisation, real_encoder_inputs
 
-    packed = pickle.loads(lzma.decompress((pack_dir / "sets.pkl.xz").read_bytes()))
-    held = ArraySet.from_npz(held_out) if held_out.endswith(".npz") else ArraySet.from_shards(held_out, sam.spec)
-    synthetic = [to_encoder_input(p, sam.spec) for p in held.pixels]
-    real = {b.name: real_encoder_inputs([b], sam.spec) for b in packed["sets"]}
-    teacher = sam.model.image_encoder.to(device).eval()
-    encoder = encoder.to(device).eval()
+    synthetic = [to_encoder_input(p, sam.spec) for p in load_set(held_out, sam.spec).pixels]
+    real = {b.name: real_encoder_inputs([b], sam.spec) for b in packed(pack_dir)["sets"]}
+    teacher_out: dict[int, object] = {}  # by id of the input arrays above
 
     def run(module):
         return lambda x: module(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
-    with torch.inference_mode():
-        return generalisation(run(encoder), run(teacher), synthetic, real).to_dict()
+    def reference(x):
+        if id(x) not in teacher_out:
+            teacher_out[id(x)] = run(sam.model.image_encoder.to(device).eval())(x)
+        return teacher_out[id(x)]
+
+    def score(encoder) -> dict:
+        with torch.inference_mode():
+            return generalisation(run(encoder.to(device).eval()), reference, synthetic, real).to_dict()
+
+    return score
 
 
 def save_student(student, folder: Path) -> list[str]:
@@ -160,9 +179,9 @@ def run(args) -> None:
     result = {"data": args.data, "images": len(data), "recipe": recipe, "ptq_s": time.perf_counter() - t0,
               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
     result["ptq"] = fidelity(sam, ptq_student, Path(args.pack), args.device)
-    if args.held_out:
-        result["ptq"]["generalisation"] = generalisation_of(sam, ptq_student, args.held_out, Path(args.pack),
-                                                            args.device)
+    scorer = generalisation_scorer(sam, args.held_out, Path(args.pack), args.device) if args.held_out else None
+    if scorer:
+        result["ptq"]["generalisation"] = scorer(ptq_student)
     print("PTQ", result["ptq"], flush=True)
     result["variants"] = []
     for variant in args.variant or [""]:
@@ -177,9 +196,8 @@ def run(args) -> None:
         entry = {"variant": variant, "recipe": vrecipe, "distill": res.summary(),
                  "steps_per_s": res.steps / res.seconds if res.seconds else None,
                  "distilled": fidelity(sam, student.eval(), Path(args.pack), args.device), "history": res.history}
-        if args.held_out:
-            entry["distilled"]["generalisation"] = generalisation_of(sam, student, args.held_out, Path(args.pack),
-                                                                     args.device)
+        if scorer:
+            entry["distilled"]["generalisation"] = scorer(student)
         print("distilled", variant or "(recipe)", entry["distilled"], f"{res.seconds:.0f} s", flush=True)
         if args.save:
             entry["student_files"] = save_student(student, Path(args.save) / f"{args.data}{len(result['variants'])}")
