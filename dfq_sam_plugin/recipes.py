@@ -151,6 +151,10 @@ RECONSTRUCT = {
     "reconstruct_augment": Option(0, int, check=_nonneg,
                                   help="label-free augmented copies (flips, 90-degree rotations, crops, gamma, mixup) "
                                        "of every synthetic image added to the reconstruction inputs"),
+    "reconstruct_decoder_weight": Option(0.0, (int, float), check=_nonneg,
+                                         help="weight of the decoder-aware term: mask KL of random boxes through the FP "
+                                              "rest of the encoder and the FP mask decoder (0: block output only)"),
+    "reconstruct_decoder_boxes": Option(4, int, check=_positive, help="random boxes per image of that term"),
 }
 
 WEIGHT_MODES = ("int8_asym", "int4_sym", "int4_asym")  # nncf.CompressWeightsMode of recipe key weight_compression_mode
@@ -266,7 +270,8 @@ def reconstruct_config(recipe: dict[str, Any]):
     r = as_recipe(recipe)
     c = r.reconstruct
     return ReconstructConfig(iters=c.iters, batch_size=c.batch, lr_weights=c.lr_weights, lr_quant=c.lr_quant,
-                             drop=c.drop, seed=r.distill.seed)
+                             drop=c.drop, seed=r.distill.seed, decoder_weight=c.decoder_weight,
+                             decoder_boxes=c.decoder_boxes)
 
 
 # Sections of a Recipe: flat key -> (section, attribute). The attribute is the key without its section prefix

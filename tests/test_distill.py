@@ -208,3 +208,37 @@ def test_attention_map_loss_compares_where_the_energy_sits(tiny_sam):
     assert float(d.losses(*d.batch(0))["feature"]) > 0
     with pytest.raises(ValueError, match="feature_mode"):
         DistillConfig(feature_mode="kl")
+
+
+def test_decoder_aware_reconstruction_term_is_zero_for_an_unquantized_student(tiny_sam):
+    """The decoder-aware block loss (mask KL through the FP rest of the encoder and the FP decoder) is exactly zero
+    when the student equals the teacher, positive and differentiable into the unit when it does not, and the
+    reconstruction of a unit with it lowers that term."""
+    from dfq_sam_plugin.distill.reconstruct import BlockReconstructor, ReconstructConfig, capture
+
+    inputs = tiny_sam.spec.normalise(_data()[0][:2].expand(-1, 3, -1, -1))
+    decoder = lambda emb, boxes: tiny_sam.model.decode(emb, boxes)[0]  # noqa: E731
+    cfg = ReconstructConfig(iters=4, batch_size=2, lr_weights=1e-4, drop=0.0, decoder_weight=1.0, decoder_boxes=2)
+    teacher = copy.deepcopy(tiny_sam.model.image_encoder)
+    with pytest.raises(ValueError, match="needs the FP decoder"):
+        BlockReconstructor(teacher, copy.deepcopy(teacher), inputs, cfg)
+    same = BlockReconstructor(teacher, copy.deepcopy(teacher), inputs, cfg, decoder=decoder)
+    idx, boxes = torch.arange(2), same._eval_boxes[:2]
+    with torch.no_grad():
+        for name in ("patch_embed", "blocks.5", "neck"):
+            x, _ = capture(same.student, name, inputs[:2], 2)
+            zero = float(same.decoder_loss(name, idx, same.student.get_submodule(name)(x), boxes))
+            assert zero < 1e-8  # float rounding of a re-run forward
+
+    rec = BlockReconstructor(teacher, _student(tiny_sam), inputs, cfg, decoder=decoder,
+                             is_quantizer=lambda m: isinstance(m, torch.nn.LayerNorm))
+    unit = rec.student.get_submodule("blocks.5")
+    x, _ = capture(rec.student, "blocks.5", inputs[:2], 2)
+    loss = rec.decoder_loss("blocks.5", idx, unit(x), boxes)
+    assert float(loss) > 1e-7  # 1e-6 here: two orders above the rounding of an unchanged student
+    loss.backward()
+    assert unit.mlp.lin1.weight.grad is not None and unit.mlp.lin1.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())  # the float rest of the encoder does not learn
+    unit.zero_grad(set_to_none=True)
+    entry = rec.reconstruct("blocks.5")
+    assert entry["decoder_after"] < entry["decoder_before"] and not entry.get("reverted")

@@ -406,9 +406,15 @@ def train(sam: SamBundle, model: nn.Module, dataset, recipe: dict[str, Any], dev
         teacher = copy.deepcopy(sam.model.image_encoder)
         items = _calibration_items(dataset, recipe.replace(subset_size=len(dataset.pixels)))
         inputs = [x for x, _ in items] + _augmented_inputs(dataset, recipe.reconstruct.augment, recipe.distill.seed)
+        decoder = None
+        if recipe.reconstruct.decoder_weight:
+            sam.model.to(device).eval().requires_grad_(False)  # frozen, as the Distiller keeps it
+            decoder = lambda emb, boxes: sam.model.decode(emb, boxes)[0]  # noqa: E731  the FP prompt/mask decoder
         rec = BlockReconstructor(teacher, model.image_encoder, inputs, reconstruct_config(recipe),
-                                 is_quantizer=is_brevitas_quantizer, act_quant_points=act_quant_points, device=device)
+                                 is_quantizer=is_brevitas_quantizer, act_quant_points=act_quant_points, device=device,
+                                 decoder=decoder)
         result = rec.run(progress=progress)
+        sam.model.cpu()
         report["reconstruct"] = {**result.summary(), "device": str(device), "data": "synthetic only",
                                  "inputs": len(inputs)}
         if work_dir is not None:

@@ -16,7 +16,10 @@ def mask_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch
     """Mean over pixels of KL(Bernoulli(σ(t)) || Bernoulli(σ(s))): zero iff the logits agree."""
     s, t = student_logits.float(), teacher_logits.float()
     p = torch.sigmoid(t)
-    return (F.binary_cross_entropy_with_logits(s, p) - F.binary_cross_entropy_with_logits(t, p)).clamp_min(0)
+    # written out in log-sigmoids, not as a difference of two cross-entropies: exact 0 for equal logits and no
+    # cancellation when the masks nearly agree (small terms, as a block's reconstruction sees them)
+    kl = p * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - p) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+    return kl.mean().clamp_min(0)
 
 
 def _channel_last(x: torch.Tensor) -> torch.Tensor:

@@ -14,10 +14,15 @@ reconstructed one after the other in execution order. For unit u:
 - the unit's float parameters learn (weights through the quantizers' straight-through estimator, at
   ``lr_weights``); quantizer parameters (``is_quantizer``: activation step sizes, zero points, learned weight
   scales) at ``lr_quant`` times their own magnitude, like ``Distiller``;
-- loss: relative MSE of the unit's output, per image, on batches of ``batch_size`` stored inputs.
+- loss: relative MSE of the unit's output, per image, on batches of ``batch_size`` stored inputs; with
+  ``decoder_weight`` > 0 (CAR-SAM's idea: what matters is the mask), plus ``decoder_weight`` times the per-pixel
+  mask KL (``mask_kl``) between the FP mask decoder's logits for ``decoder_boxes`` random boxes per image on two
+  embeddings: the FP encoder's, and the FP encoder's with unit u's output replaced by the student unit's (the rest
+  of the encoder stays float, so the term sees how u's error reaches the masks). Zero for an unquantized student.
 
-The per-unit output error before and after (no drop, student inputs) is reported: where the error is left. A unit
-whose error did not go down is put back as calibrated (``reverted``).
+The per-unit output error before and after (no drop, student inputs) is reported: where the error is left (with the
+decoder term, also its value before / after on fixed boxes). A unit whose objective did not go down is put back as
+calibrated (``reverted``).
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .augment import random_boxes
 from .engine import load_in_place, param_groups
-from .losses import relative_mse
+from .losses import mask_kl, relative_mse
 
 # TinyViT (LiteMedSAM, MobileSAM): patch_embed, layers.i.blocks.j, layers.i.downsample, neck; SAM ViT: blocks.i
 DEFAULT_UNITS = r"^(patch_embed|neck|layers\.\d+\.blocks\.\d+|layers\.\d+\.downsample|blocks\.\d+)$"
@@ -51,10 +57,14 @@ class ReconstructConfig:
     units: str = DEFAULT_UNITS  # regex (re.fullmatch after the anchors) of the encoder submodules reconstructed
     grad_clip: float = 1.0
     seed: int = 0
+    decoder_weight: float = 0.0  # weight of the mask KL through the FP rest of the encoder and the FP decoder
+    decoder_boxes: int = 4  # random boxes per image for that term
 
     def __post_init__(self) -> None:
         if self.iters < 0 or self.batch_size < 1 or not 0 <= self.drop <= 1:
             raise ValueError(f"iters >= 0, batch_size >= 1 and 0 <= drop <= 1 expected; got {self}")
+        if self.decoder_weight < 0 or self.decoder_boxes < 1:
+            raise ValueError(f"decoder_weight >= 0 and decoder_boxes >= 1 expected; got {self}")
         re.compile(self.units)
 
 
@@ -157,9 +167,12 @@ class BlockReconstructor:
                  config: ReconstructConfig | None = None,
                  is_quantizer: Callable[[nn.Module], bool] = lambda m: False,
                  act_quant_points: Callable[[nn.Module], list[nn.Module]] = lambda m: [],
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu",
+                 decoder: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
         """``teacher`` / ``student``: FP and quantized image encoders with the same module tree; ``inputs``: encoder
-        inputs (N, 3, S, S) (normalised synthetic images, e.g. ``data.inputs.encoder_inputs``)."""
+        inputs (N, 3, S, S) (normalised synthetic images, e.g. ``data.inputs.encoder_inputs``); ``decoder``: the FP
+        prompt encoder + mask decoder, (embeddings (B, C, h, w), boxes (B, K, 4)) -> mask logits, on ``device``
+        (needed when ``decoder_weight`` > 0; e.g. ``lambda e, b: sam.model.decode(e, b)[0]``)."""
         self.cfg = config or ReconstructConfig()
         self.device = torch.device(device)
         self.inputs = (inputs if torch.is_tensor(inputs) else torch.cat([torch.as_tensor(x) for x in inputs]))
@@ -174,6 +187,43 @@ class BlockReconstructor:
         self.student = student.to(self.device).eval()  # eval: BatchNorm statistics stay; parameters still learn
         self.is_quantizer, self.act_quant_points = is_quantizer, act_quant_points
         self.names = unit_names(self.student, self.inputs[:1], self.cfg.units)
+        self.decoder = decoder
+        if self.cfg.decoder_weight > 0:
+            if decoder is None:
+                raise ValueError("decoder_weight > 0 needs the FP decoder (decoder=...)")
+            with torch.no_grad():  # the FP embeddings, once: the decoder term's targets
+                self._t_emb = torch.cat([self.teacher(xb) for xb in self.inputs.split(self.cfg.batch_size)])
+            # fixed boxes for the before / after objective, fresh ones each training iteration
+            self._eval_boxes = self._boxes(len(self.inputs), torch.Generator().manual_seed(self.cfg.seed))
+
+    def _boxes(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return random_boxes(n, self.cfg.decoder_boxes, self.inputs.shape[-1], gen).to(self.device)
+
+    def decoder_loss(self, name: str, idx: torch.Tensor, unit_out: torch.Tensor, boxes: torch.Tensor
+                     ) -> torch.Tensor:
+        """Mask KL, for ``boxes`` (len(idx), K, 4), between the FP decoder's logits on the FP embeddings of inputs
+        ``idx`` and on the FP encoder's embeddings with unit ``name``'s output replaced by ``unit_out`` (the student
+        unit's, differentiable)."""
+        def replace(_m, _args, out):
+            return (unit_out, *out[1:]) if isinstance(out, tuple) else unit_out
+
+        handle = self.teacher.get_submodule(name).register_forward_hook(replace)
+        try:
+            emb = self.teacher(self.inputs[idx])
+        finally:
+            handle.remove()
+        with torch.no_grad():
+            target = self.decoder(self._t_emb[idx], boxes)
+        return mask_kl(self.decoder(emb, boxes), target)
+
+    @torch.no_grad()
+    def _decoder_error(self, name: str, unit: nn.Module, x_q: torch.Tensor) -> float:
+        batch, total = self.cfg.batch_size, 0.0
+        for idx in torch.arange(len(x_q), device=self.device).split(batch):
+            out = unit(x_q[idx])
+            total += float(self.decoder_loss(name, idx, out[0] if isinstance(out, tuple) else out,
+                                             self._eval_boxes[idx])) * len(idx)
+        return total / len(x_q)
 
     def _has_quantizers(self, unit: nn.Module) -> bool:
         return any(self.is_quantizer(m) for m in unit.modules()) or bool(self.act_quant_points(unit))
@@ -188,6 +238,8 @@ class BlockReconstructor:
         x_fp, target = capture(self.teacher, name, self.inputs, batch)
         x_q, _ = capture(self.student, name, self.inputs, batch)
         before = _unit_error(unit, x_q, target, batch)
+        w = cfg.decoder_weight
+        dec_before = self._decoder_error(name, unit, x_q) if w > 0 else 0.0
         snapshot = {k: v.detach().clone() for k, v in unit.state_dict().items()}
         for p in unit.parameters():
             p.requires_grad_(p.is_floating_point())
@@ -205,7 +257,10 @@ class BlockReconstructor:
                 idx = torch.randint(len(x_q), (min(batch, len(x_q)),), generator=cpu_gen).to(self.device)
                 xb = _mix(x_q[idx], x_fp[idx], cfg.drop, gen)
                 out = unit(xb)
-                loss = relative_mse(out[0] if isinstance(out, tuple) else out, target[idx])
+                out = out[0] if isinstance(out, tuple) else out
+                loss = relative_mse(out, target[idx])
+                if w > 0:
+                    loss = loss + w * self.decoder_loss(name, idx, out, self._boxes(len(idx), cpu_gen))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:
@@ -219,10 +274,16 @@ class BlockReconstructor:
                 p.requires_grad_(False)
                 p.grad = None
         after = _unit_error(unit, x_q, target, batch)
-        entry = {"name": name, "before": before, "after": after, "seconds": time.perf_counter() - t0}
-        if not after <= before:  # worse (or NaN) on its own inputs: keep the calibrated unit
+        entry = {"name": name, "before": before, "after": after}
+        dec_after = self._decoder_error(name, unit, x_q) if w > 0 else 0.0
+        if w > 0:
+            entry.update(decoder_before=dec_before, decoder_after=dec_after)
+        if not after + w * dec_after <= before + w * dec_before:  # worse (or NaN) on its inputs: keep the calibrated unit
             load_in_place(unit, snapshot)
             entry.update(after=before, trained=after, reverted=True)
+            if w > 0:
+                entry.update(decoder_after=dec_before, decoder_trained=dec_after)
+        entry["seconds"] = time.perf_counter() - t0
         return entry
 
     def run(self, progress: bool = True) -> ReconstructResult:
