@@ -89,6 +89,10 @@ COMMON = {
     "calibration_letterbox": Option(0.0, (int, float), check=_fraction,
                                     help="fraction of calibration images that also give a letterboxed copy (zero "
                                     "padding as for a non-square image; data.inputs)"),
+    "calibration_support": Option(0.0, (int, float), check=_fraction,
+                                  help="fraction of calibration images that also give a copy on a black background "
+                                  "(times a soft random ellipse: an object on a dark field as in MR/CT slices; "
+                                  "data.inputs)"),
     "quantize_decoder": Option(False, bool, help="also quantize the prompt/mask decoder"),
     "ignored_modules": Option([], list, check=_regexes, help="regexes (re.search) of encoder module names kept "
                               "float, e.g. '^patch_embed\\.' (OpenVINO: every node converted from them)"),
@@ -277,7 +281,8 @@ def reconstruct_config(recipe: dict[str, Any]):
 # Sections of a Recipe: flat key -> (section, attribute). The attribute is the key without its section prefix
 # (distill_steps -> distill.steps); `reparam` is reparam.enabled, `weight_compression` weight_compression.parts.
 SECTIONS = {
-    "calibration": ("subset_size", "calibration_letterbox", "activation_range", "weight_range", "fast_bias_correction",
+    "calibration": ("subset_size", "calibration_letterbox", "calibration_support", "activation_range", "weight_range",
+                    "fast_bias_correction",
                     "bias_correction", "gptq", "gptq_algorithm", "ignored_modules", "quantize_decoder"),
     "reparam": ("reparam", "reparam_strength", "equalize_depthwise"),
     "nncf": ("target_device", "nncf_backend", "preset", "smooth_quant_alpha", "overflow_fix", "ignored_types",

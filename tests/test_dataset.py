@@ -138,3 +138,32 @@ def test_calibration_inputs_with_letterboxed_copies(tiny_sam):
     np.testing.assert_array_equal(np.concatenate(plain), np.concatenate([x for x, _ in calibration_pairs(
         px, None, tiny_sam.spec)]))
     assert sum(len(t) for t in ds.torch_batches(3, letterbox=0.5)) == 6
+
+
+def test_calibration_copies_on_a_black_background(tiny_sam):
+    """``calibration_support``: the planned share of images is followed by a copy whose pixels are the image's inside
+    a soft ellipse and black (raw 0) outside it, same boxes; deterministic; the recipe key reaches NNCF's inputs."""
+    from dfq_sam_plugin.backends.nncf import calibration_inputs
+    from dfq_sam_plugin.data.arrays import ArraySet
+    from dfq_sam_plugin.data.inputs import calibration_pairs, on_black, support_mask, to_encoder_input
+    from dfq_sam_plugin.recipes import load_recipe
+
+    rng = np.random.default_rng(0)
+    px = (0.2 + 0.8 * rng.random((4, 1, 64, 64))).astype(np.float32)
+    boxes = np.tile(np.array([[8.0, 8.0, 60.0, 40.0]], np.float32), (4, 1, 1))
+    pairs = list(calibration_pairs(px, boxes, tiny_sam.spec, support=0.5))
+    assert len(pairs) == 6
+    m = support_mask(64, 1)
+    assert np.array_equal(m, support_mask(64, 1)) and not np.array_equal(m, support_mask(64, 2))
+    assert 0.15 < (m > 0.5).mean() < 0.65 and m.min() == 0 and m.max() == 1  # an object, a black field around it
+    x_dark, b_dark = pairs[2]  # image 1's copy (images 1 and 3 are planned at 0.5)
+    np.testing.assert_array_equal(x_dark, to_encoder_input(on_black(px[1], 1), tiny_sam.spec))
+    np.testing.assert_array_equal(b_dark, boxes[1])
+    black = to_encoder_input(np.zeros((1, 64, 64), np.float32), tiny_sam.spec)
+    assert np.array_equal(x_dark[..., m == 0], black[..., m == 0]) and not np.array_equal(pairs[1][0], x_dark)
+    ds = ArraySet(px, boxes, {"spec": tiny_sam.spec.to_dict()})
+    recipe = {**load_recipe("openvino_int8_cpu_vnni"), "subset_size": 4}
+    assert len(calibration_inputs(ds, {**recipe, "calibration_support": 1.0})) == 8
+    assert len(calibration_inputs(ds, recipe)) == 4
+    with pytest.raises(ValueError, match="support"):
+        list(calibration_pairs(px, None, tiny_sam.spec, support=2.0))

@@ -20,6 +20,8 @@ import time
 import warnings
 from pathlib import Path
 
+import yaml
+
 warnings.filterwarnings("ignore")
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
@@ -27,7 +29,8 @@ F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--held-out", required=True, help="synthetic ArraySet npz never used for calibration or training")
-    ap.add_argument("--set", action="append", default=[], help="NAME=PATH.npz, or `bundled` (repeatable)")
+    ap.add_argument("--set", action="append", default=[], help="NAME=PATH.npz, or `bundled` (repeatable); "
+                    "NAME=PATH.npz@KEY=VALUE,KEY=VALUE also changes recipe keys (YAML values) for that set alone")
     ap.add_argument("--oracle", action="store_true", help="also PTQ on real MNI slices (not the evaluated ones)")
     ap.add_argument("--distilled", action="store_true", help="also the shipped distilled INT8 encoder")
     ap.add_argument("--recipe", default="openvino_int8_cpu_vnni")
@@ -63,16 +66,18 @@ def main() -> None:
             reference_cache[id(x)] = sam.model.encode(torch.from_numpy(x)).numpy()
         return reference_cache[id(x)]
 
-    calib = {}
+    calib, keys = {}, {}
     for spec in args.set:
+        spec, _, overrides = spec.partition("@")
         name, _, path = spec.partition("=")
-        calib[name] = DFQSAMDataset.bundled(sam) if name == "bundled" else ArraySet.from_npz(path)
+        calib[name] = DFQSAMDataset.bundled(sam) if name == "bundled" or path == "bundled" else ArraySet.from_npz(path)
+        keys[name] = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in overrides.split(",") if kv)}
     if args.oracle:
         calib["oracle (real MNI slices)"] = mni_calibration_set(sam)
     folders = {}
     for name, data in calib.items():
         t0 = time.perf_counter()
-        folders[name] = quantize_sam(sam, data, recipe).save(work / name.split()[0])
+        folders[name] = quantize_sam(sam, data, {**recipe, **keys.get(name, {})}).save(work / name.split()[0])
         print(f"{name}: PTQ {time.perf_counter() - t0:.0f} s on {len(data.pixels)} images", flush=True)
     if args.distilled:
         folders["distilled (shipped)"] = packaged_export(sam, work / "distilled")
@@ -85,7 +90,8 @@ def main() -> None:
         with torch.inference_mode():
             g = generalisation(lambda x, e=encoder: e(x)[0], reference, synthetic, real)
         rows[name] = {"generalisation": g.to_dict(), "provenance": {
-            k: calib[name].provenance.get(k) for k in ("method", "real_data_used", "num_images")} if name in calib
+            k: calib[name].provenance.get(k) for k in ("method", "real_data_used", "num_images")} | {
+            "recipe_keys": keys.get(name, {})} if name in calib
             else {"method": "shipped distilled", "real_data_used": False}}
         predictors[name] = OVSamPredictor(folder, config=F32)
         print(f"{name}: ratio {g.ratio:.2f} (synthetic {g.synthetic:.5f}, real {g.real})", flush=True)

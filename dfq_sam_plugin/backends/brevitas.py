@@ -249,7 +249,7 @@ def _calibration_items(dataset, recipe: dict[str, Any]) -> list[tuple[torch.Tens
     from ..data.inputs import calibration_pairs
 
     c = as_recipe(recipe).calibration
-    pairs = calibration_pairs(dataset.pixels, dataset.boxes, dataset.spec, c.subset_size, c.letterbox)
+    pairs = calibration_pairs(dataset.pixels, dataset.boxes, dataset.spec, c.subset_size, c.letterbox, c.support)
     return [(torch.from_numpy(x), torch.from_numpy(b)[None]) for x, b in pairs]
 
 

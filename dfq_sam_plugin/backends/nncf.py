@@ -67,7 +67,7 @@ def calibration_inputs(dataset, recipe: dict[str, Any]) -> list[np.ndarray]:
     from ..data.inputs import encoder_inputs
 
     c = as_recipe(recipe).calibration
-    return list(encoder_inputs(dataset.pixels, dataset.spec, c.subset_size, c.letterbox))
+    return list(encoder_inputs(dataset.pixels, dataset.spec, c.subset_size, c.letterbox, c.support))
 
 
 def _advanced(recipe: Recipe):

@@ -76,7 +76,7 @@ class ArraySet:
             raise ValueError(f"this calibration set was made for {self.provenance.get('model')}, not {sam.name}")
 
     def torch_batches(self, batch_size: int = 1, device: str = "cpu", limit: int | None = None,
-                      letterbox: float = 0.0):
+                      letterbox: float = 0.0, support: float = 0.0):
         from .inputs import torch_batches
 
-        return torch_batches(self.pixels, self.spec, batch_size, device, limit, letterbox)
+        return torch_batches(self.pixels, self.spec, batch_size, device, limit, letterbox, support)

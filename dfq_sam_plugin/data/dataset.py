@@ -115,11 +115,12 @@ class DFQSAMDataset(nncf.Dataset):
         return to_encoder_input(raw, self.spec)
 
     def torch_batches(self, batch_size: int = 1, device: str = "cpu", limit: int | None = None,
-                      letterbox: float = 0.0):
-        """Encoder inputs as torch tensors (B, 3, S, S), for Brevitas/torch calibration loops; ``letterbox``:
-        the fraction of images followed by a letterboxed copy (``data.inputs``)."""
+                      letterbox: float = 0.0, support: float = 0.0):
+        """Encoder inputs as torch tensors (B, 3, S, S), for Brevitas/torch calibration loops; ``letterbox`` /
+        ``support``: the fraction of images followed by a letterboxed copy / a copy on a black background
+        (``data.inputs``)."""
         n = len(self) if limit is None else min(limit, len(self))
-        return torch_batches(self.pixels[:n], self.spec, batch_size, device, None, letterbox)
+        return torch_batches(self.pixels[:n], self.spec, batch_size, device, None, letterbox, support)
 
     def decoder_inputs(self, sam: SamBundle, limit: int | None = None) -> Iterator[dict[str, np.ndarray]]:
         """(image_embeddings (1, C, h, w), boxes (K, 4)) from the FP encoder and the stored boxes."""
