@@ -12,7 +12,8 @@ With ``support`` > 0, that fraction of the images also gives a copy on a *black 
 soft random ellipse (the object's support, 20–55 % of the image). Optimised synthetic images are texture
 everywhere; MR / CT slices, fundus photographs and microscopy fields are an object on a dark background, and on
 them the calibrated encoder's error was 8× its error on held-out synthetic images (issue 34: MNI encoder-output
-relative error 0.047 vs 0.006; with a third of the set on black backgrounds 0.013). Data-free: a mask applied to
+relative error 0.047 vs 0.006; with half of the images also on a black field 0.012, with letterboxed copies alone
+0.012–0.014: both teach the ranges a zero region; docs/notebook/2026-12-05.md §21). Data-free: a mask applied to
 synthetic images.
 """
 
