@@ -162,7 +162,7 @@ def test_calibration_copies_on_a_black_background(tiny_sam):
     black = to_encoder_input(np.zeros((1, 64, 64), np.float32), tiny_sam.spec)
     assert np.array_equal(x_dark[..., m == 0], black[..., m == 0]) and not np.array_equal(pairs[1][0], x_dark)
     ds = ArraySet(px, boxes, {"spec": tiny_sam.spec.to_dict()})
-    recipe = {**load_recipe("openvino_int8_cpu_vnni"), "subset_size": 4}
+    recipe = {**load_recipe("openvino_int8_cpu_vnni"), "subset_size": 4, "calibration_letterbox": 0.0}
     assert len(calibration_inputs(ds, {**recipe, "calibration_support": 1.0})) == 8
     assert len(calibration_inputs(ds, recipe)) == 4
     with pytest.raises(ValueError, match="support"):
