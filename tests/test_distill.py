@@ -230,7 +230,8 @@ def test_decoder_aware_reconstruction_term_is_zero_for_an_unquantized_student(ti
             zero = float(same.decoder_loss(name, idx, same.student.get_submodule(name)(x), boxes))
             assert zero < 1e-8  # float rounding of a re-run forward
 
-    rec = BlockReconstructor(teacher, _student(tiny_sam), inputs, cfg, decoder=decoder,
+    student = _student(tiny_sam).requires_grad_(True)  # earlier tests may leave the fixture's parameters frozen
+    rec = BlockReconstructor(teacher, student, inputs, cfg, decoder=decoder,
                              is_quantizer=lambda m: isinstance(m, torch.nn.LayerNorm))
     unit = rec.student.get_submodule("blocks.5")
     x, _ = capture(rec.student, "blocks.5", inputs[:2], 2)

@@ -117,12 +117,16 @@ def generalisation_scorer(sam, held_out: str, pack_dir: Path, device: str):
 
     def reference(x):
         if id(x) not in teacher_out:
-            teacher_out[id(x)] = run(sam.model.image_encoder.to(device).eval())(x)
+            teacher_out[id(x)] = run(sam.model.image_encoder)(x)
         return teacher_out[id(x)]
 
     def score(encoder) -> dict:
-        with torch.inference_mode():
-            return generalisation(run(encoder.to(device).eval()), reference, synthetic, real).to_dict()
+        # models are moved before entering no_grad mode: a .to() under inference_mode makes inference-tensor
+        # parameters, which a later training step (the pool refresh's pixel gradients) cannot save for backward
+        sam.model.image_encoder.to(device).eval()
+        encoder.to(device).eval()
+        with torch.no_grad():
+            return generalisation(run(encoder), reference, synthetic, real).to_dict()
 
     return score
 
