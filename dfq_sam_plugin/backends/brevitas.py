@@ -414,7 +414,8 @@ def train(sam: SamBundle, model: nn.Module, dataset, recipe: dict[str, Any], dev
                                  is_quantizer=is_brevitas_quantizer, act_quant_points=act_quant_points, device=device,
                                  decoder=decoder)
         result = rec.run(progress=progress)
-        sam.model.cpu()
+        if decoder is not None:
+            sam.model.cpu()
         report["reconstruct"] = {**result.summary(), "device": str(device), "data": "synthetic only",
                                  "inputs": len(inputs)}
         if work_dir is not None:
