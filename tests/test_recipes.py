@@ -40,6 +40,10 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("backend: [unclosed")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(bad)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("backend: openvino\nsubset_size: 8\nsubset_size: 16\n")
+    with pytest.raises(RecipeError, match="(?s)'subset_size' given twice.*line 3"):
+        load_recipe(twice)
 
 
 def test_a_recipe_is_typed_and_sectioned_and_validated_once():
