@@ -235,6 +235,13 @@ BREVITAS = {
                              help="gptq: each layer fitted on its quantized inputs; gpfq / qronos: fitted against "
                              "the float model's inputs too (asymmetric, GPTAQ's idea: corrects the error the "
                              "layers before left; Brevitas' gpfq_mode, qronos its Qronos update)"),
+    "rounding_iters": Option(0, int, check=_nonneg,
+                             help="learned rounding after the ranges (and GPTQ): iterations per Linear layer "
+                             "with weights under 8 bits; each weight picks its start (GPTQ's) or the grid point "
+                             "towards its float value, trained on the float layer's outputs on float inputs; "
+                             "0 switches it off"),
+    "rounding_rows": Option(4096, int, check=_positive, help="input rows (tokens) per calibration image and layer "
+                            "that learned rounding stores"),
     "weight_scale": Option("stats", str, ("stats", "learned"),
                            help="per-channel weight scales recomputed from the weights (stats) or initialised "
                            "from them once and then learned by reconstruction/distillation (learned)"),
@@ -246,6 +253,9 @@ BREVITAS = {
                                          "first_last_bits, weights unchanged: Linear/Conv2d inputs and the q/k/v/"
                                          "softmax quantizers of attention wrappers (e.g. '\\.attn$' for all)"),
     "export_onnx": Option(True, bool, help="QCDQ ONNX export + OpenVINO IR pair (recipes with 8-bit activations; weights of any bit-width)"),
+    "export_qonnx": Option(False, bool, help="also write the encoder as QONNX (encoder.qonnx.onnx: Brevitas' format "
+                           "for FINN / FPGA flows, any bit-width, W4A4 included; attention probabilities float "
+                           "under log2sqrt)"),
     **DISTILL,
     **RECONSTRUCT,
 }
@@ -283,7 +293,8 @@ def reconstruct_config(recipe: dict[str, Any]):
 SECTIONS = {
     "calibration": ("subset_size", "calibration_letterbox", "calibration_support", "activation_range", "weight_range",
                     "fast_bias_correction",
-                    "bias_correction", "gptq", "gptq_algorithm", "ignored_modules", "quantize_decoder"),
+                    "bias_correction", "gptq", "gptq_algorithm", "rounding_iters", "rounding_rows", "ignored_modules",
+                    "quantize_decoder"),
     "reparam": ("reparam", "reparam_strength", "equalize_depthwise"),
     "nncf": ("target_device", "nncf_backend", "preset", "smooth_quant_alpha", "overflow_fix", "ignored_types",
              "ignored_patterns", "accuracy_control", "max_drop", "validation_images", "ranking_subset_size",
@@ -294,7 +305,7 @@ SECTIONS = {
                            "weight_compression_algorithms", "weight_compression_ratio"),
     "distill": tuple(DISTILL),
     "reconstruct": tuple(RECONSTRUCT),
-    "export": ("decoder_boxes", "candidates", "export_onnx"),
+    "export": ("decoder_boxes", "candidates", "export_onnx", "export_qonnx"),
 }
 _RENAMED = {"reparam": "enabled", "weight_compression": "parts"}
 

@@ -1,5 +1,6 @@
 """Issue 35 item 1: which weight rounding leaves the least error, with no training: calibration ranges only vs
-GPTQ vs the asymmetric updates fitted against the float model's inputs too (GPFQ, Qronos: GPTAQ's idea),
+GPTQ vs the asymmetric updates fitted against the float model's inputs too (GPFQ, Qronos: GPTAQ's idea) vs
+learned rounding started from one of them (``+learned``),
 on LiteMedSAM's Brevitas recipes, one run, same prompts.
 
     python benchmarks/quality/weight_rounding.py --recipes brevitas_w6a6 brevitas_w4a8 --rounding none gptq qronos \\
@@ -27,7 +28,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipes", nargs="+", default=["brevitas_w6a6", "brevitas_w4a8"])
     ap.add_argument("--rounding", nargs="+", default=["none", "gptq", "qronos"],
-                    choices=["none", "gptq", "gpfq", "qronos"])
+                    choices=["none", "gptq", "gpfq", "qronos", "gptq+learned", "qronos+learned"],
+                    help="+learned: learned rounding (rounding_iters 200) started from that algorithm's solution")
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -57,7 +59,9 @@ def main() -> None:
         for rounding in args.rounding:
             recipe = {**load_recipe(name), "subset_size": args.images, "activation_range": "minmax",
                       "calibration_letterbox": 0.0, "reconstruct_iters": 0, "distill_steps": 0,
-                      "gptq": rounding != "none", "gptq_algorithm": "gptq" if rounding == "none" else rounding}
+                      "gptq": rounding != "none",
+                      "gptq_algorithm": "gptq" if rounding == "none" else rounding.removesuffix("+learned"),
+                      "rounding_iters": 200 if rounding.endswith("+learned") else 0}
             t0 = time.perf_counter()
             q = quantize_sam(sam, data, recipe)
             seconds = time.perf_counter() - t0
@@ -70,7 +74,7 @@ def main() -> None:
             student = SamBoxPredictor(q.sam)
             scores = {b.name: per_prompt(b, predict_set(student, b), fp_masks[b.name]) for b in sets}
             rows[key] = {"seconds": round(seconds, 1), "encoder_rel_err": err, "encoder_rel_err_weights_only": werr,
-                         "report": {k: v for k, v in q.report.items() if k.endswith("_s") or "bits" in k},
+                         "report": {k: v for k, v in q.report.items() if k.endswith("_s") or "bits" in k or k == "rounding"},
                          "fidelity": {n: float(sc["fidelity"].mean()) for n, sc in scores.items()},
                          "gt_dice_delta_pt": {n: 100 * (float(sc["dice"].mean()) - fp_dice[n])
                                               for n, sc in scores.items()}}

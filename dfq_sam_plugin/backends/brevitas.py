@@ -41,6 +41,7 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,6 +67,7 @@ from ..recipes import Recipe, as_recipe, load_recipe, matches_any, validate
 from ..result import BREVITAS_STATE_DICT, QuantizationResult
 
 STATE_DICT, RECIPE, CALIBRATION, ONNX = BREVITAS_STATE_DICT, "recipe.json", "calibration.json", "encoder.onnx"
+QONNX = "encoder.qonnx.onnx"
 FIRST_LAST = ("patch_embed", "neck")  # the encoder's first and last layers (SAM ViT and TinyViT)
 
 
@@ -294,15 +296,18 @@ def gpxq_mode(algorithm: str):
     return gpfq_mode
 
 
-def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) -> dict[str, float]:
-    """Brevitas calibration passes over ``items``: ranges, then bias correction and GPTQ if the recipe asks."""
+def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) -> dict[str, Any]:
+    """Brevitas calibration passes over ``items``: ranges, then GPTQ, learned rounding and bias correction if the
+    recipe asks."""
     c = as_recipe(recipe).calibration
-    timings = {}
+    timings: dict[str, Any] = {}
     for key in ("gptq", "bias_correction"):
         if getattr(c, key) and hasattr(model.image_encoder, "blocks"):
             raise ValueError(f"{key}: Brevitas 0.13 treats Linear inputs as (B, N, C) and SAM ViT's tokens are "
                              f"(B, H, W, C); set {key}: false for vit_b/l/h (TinyViT/LiteMedSAM is supported)")
     target = model if c.quantize_decoder else model.image_encoder
+    float_weights = {name: m.weight.detach().clone() for name, m in _rounding_layers(model.image_encoder)} \
+        if c.rounding_iters else {}
     t0 = time.perf_counter()
     with calibration_mode(target):
         _run(model, items, c.quantize_decoder, progress, "ranges")
@@ -315,12 +320,135 @@ def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) ->
                 _run(model, items, c.quantize_decoder, None, "gptq")
                 gptq.update()
         timings["gptq_s"] = time.perf_counter() - t0
+    if c.rounding_iters:
+        t0 = time.perf_counter()
+        timings["rounding"] = learn_weight_rounding(model.image_encoder, [x for x, _ in items], float_weights,
+                                                    c.rounding_iters, c.rounding_rows)
+        timings["rounding_s"] = time.perf_counter() - t0
     if c.bias_correction:
         t0 = time.perf_counter()
         with bias_correction_mode(target):
             _run(model, items, c.quantize_decoder, progress, "bias correction")
         timings["bias_correction_s"] = time.perf_counter() - t0
     return timings
+
+
+def _rounding_layers(encoder: nn.Module) -> list[tuple[str, QuantLinear]]:
+    """The Linear layers learned rounding works on: quantized weights under 8 bits."""
+    return [(name, m) for name, m in encoder.named_modules() if isinstance(m, QuantLinear)
+            and m.weight_quant.is_quant_enabled and int(m.weight_quant.bit_width()) < 8]
+
+
+def _value(t):
+    return t.value if hasattr(t, "value") else t
+
+
+class _Stop(Exception):
+    """Ends a forward pass once the layer that was wanted has been seen."""
+
+
+def _rows(name: str, image: int, flat: torch.Tensor, rows: int) -> torch.Tensor:
+    """The same ``rows`` random tokens of ``image`` for ``name`` in every pass."""
+    n = flat.shape[0]
+    if n <= rows:
+        return flat
+    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()) + image)
+    return flat[torch.randperm(n, generator=gen)[:rows].to(flat.device)]
+
+
+@torch.no_grad()
+def _float_outputs(encoder: nn.Module, inputs: list[torch.Tensor], layers, float_weights: dict[str, torch.Tensor],
+                   rows: int) -> dict[str, torch.Tensor]:
+    """Each layer's outputs in the float encoder (float weights, every quantizer off) at its ``rows`` tokens."""
+    from brevitas.graph.calibrate import quantization_status_manager
+
+    ys: dict[str, list] = {name: [] for name, _ in layers}
+    image = [0]
+
+    def take(name):
+        def hook(_, __, out):
+            out = _value(out)
+            ys[name].append(_rows(name, image[0], out.reshape(-1, out.shape[-1]), rows).cpu())
+        return hook
+
+    current = {name: m.weight.detach().clone() for name, m in layers}
+    handles = [m.register_forward_hook(take(name)) for name, m in layers]
+    try:
+        for name, m in layers:
+            m.weight.copy_(float_weights[name])
+        with quantization_status_manager(encoder, disable_act_quant=True, disable_weight_quant=True,
+                                         disable_bias_quant=True):
+            for i, x in enumerate(inputs):
+                image[0] = i
+                encoder(x)
+    finally:
+        for h in handles:
+            h.remove()
+        for name, m in layers:
+            m.weight.copy_(current[name])
+    return {name: torch.cat(v) for name, v in ys.items()}
+
+
+@torch.no_grad()
+def _quantized_inputs(encoder: nn.Module, inputs: list[torch.Tensor], name: str, layer: nn.Module,
+                      rows: int) -> torch.Tensor:
+    """``layer``'s quantized inputs in the quantized encoder as it is now (layers before it already rounded) at its
+    ``rows`` tokens; each forward stops at the layer."""
+    xs = []
+    image = [0]
+
+    def hook(_, args):
+        x = _value(layer.input_quant(_value(args[0])))
+        xs.append(_rows(name, image[0], x.reshape(-1, x.shape[-1]), rows).cpu())
+        raise _Stop
+
+    handle = layer.register_forward_pre_hook(hook)
+    try:
+        for i, x in enumerate(inputs):
+            image[0] = i
+            try:
+                encoder(x)
+            except _Stop:
+                pass
+    finally:
+        handle.remove()
+    return torch.cat(xs)
+
+
+def learn_weight_rounding(encoder: nn.Module, inputs: list[torch.Tensor], float_weights: dict[str, torch.Tensor],
+                          iters: int, rows: int) -> dict[str, Any]:
+    """Learned rounding (``distill.rounding``) of every Linear layer with weights under 8 bits, in execution
+    order, from its current integer weights (GPTQ's when it ran) and its ``float_weights`` (before GPTQ): each
+    layer is fitted on its quantized inputs with the layers before it already rounded, to the float layer's outputs
+    in the float encoder (GPTAQ's asymmetric target: a layer also corrects the error handed to it). A layer is
+    changed only if its output error went down, and only if its weight scale stays (a scale recomputed from the
+    weights would move with them). Returns per layer: error before / after, fraction of weights changed."""
+    from ..distill.rounding import RoundingConfig, learn_rounding
+
+    layers = [(name, m) for name, m in _rounding_layers(encoder) if name in float_weights]
+    targets = _float_outputs(encoder, inputs, layers, float_weights, rows)
+    report = {}
+    for name, m in layers:
+        with torch.no_grad():
+            qw = m.quant_weight()
+            bits, signed = int(qw.bit_width), bool(qw.signed)
+            narrow = int(bool(m.weight_quant.is_narrow_range))
+            qmin, qmax = (-(2 ** (bits - 1)) + narrow, 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1 - narrow)
+            q0, scale, zero_point = qw.int().float(), qw.scale.detach(), qw.zero_point.detach()
+        device = m.weight.device  # stored rows wait on the CPU; each layer learns where it lives
+        x = _quantized_inputs(encoder, inputs, name, m, rows).to(device)
+        bias = None if m.bias is None else m.bias.detach()
+        q, rep = learn_rounding(q0, float_weights[name].to(device), scale, zero_point, qmin, qmax, x,
+                                targets.pop(name).to(device), bias, RoundingConfig(iters=iters))
+        if rep["kept"]:
+            with torch.no_grad():
+                before = m.weight.detach().clone()
+                m.weight.copy_((q - zero_point) * scale)
+                if not torch.equal(m.quant_weight().int().float(), q):
+                    m.weight.copy_(before)
+                    rep.update(kept=False, after=rep["before"], changed=0.0, note="weight scale follows the weights")
+        report[name] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in rep.items()}
+    return report
 
 
 @dataclass
@@ -341,16 +469,20 @@ class BrevitasQuantizedSam(QuantizationResult):
 
     def save(self, folder: str | Path) -> Path:
         """State dict + recipe + calibration facts and, where ``exportable``, ``encoder.onnx`` and an OpenVINO IR
-        pair (``OVSamPredictor``-ready). Written via a staging folder."""
+        pair (``OVSamPredictor``-ready), and ``encoder.qonnx.onnx`` where the recipe sets ``export_qonnx``.
+        Written via a staging folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".brevitas-", dir=folder))
         try:
+            names = [STATE_DICT, RECIPE, CALIBRATION]
+            if as_recipe(self.recipe).export.qonnx:
+                self.export_qonnx(staging / QONNX)
+                names.append(QONNX)
             torch.save(self.sam.model.state_dict(), staging / STATE_DICT)
             (staging / RECIPE).write_text(json.dumps(self.recipe, indent=2))
             (staging / CALIBRATION).write_text(json.dumps({**self.calibration, "report": self.report}, indent=2,
                                                           default=str))
-            names = [STATE_DICT, RECIPE, CALIBRATION]
             if self.exportable:
                 self._export(staging)
                 names += [ONNX, "encoder.xml", "encoder.bin", "decoder.xml", "decoder.bin", "manifest.json"]
@@ -360,22 +492,51 @@ class BrevitasQuantizedSam(QuantizationResult):
             shutil.rmtree(staging, ignore_errors=True)
         return folder
 
+    def _export_encoder(self) -> nn.Module:
+        """A copy of the quantized encoder as the ONNX exports write it: under ``log2sqrt`` the attention
+        probabilities stay float (neither OpenVINO nor QONNX has a log√2 quantizer)."""
+        recipe = as_recipe(self.recipe)
+        if recipe.calibration.quantize_decoder:
+            raise NotImplementedError("ONNX export of a Brevitas-quantized decoder is not supported; set "
+                                      "quantize_decoder: false or export_onnx / export_qonnx: false")
+        encoder = copy.deepcopy(self.sam.model.image_encoder).eval()
+        if recipe.bits.softmax_quantizer == "log2sqrt":
+            for m in encoder.modules():
+                if isinstance(m, QuantPointAttention):
+                    m.probs = nn.Identity()
+        return encoder
+
+    def _softmax_in_export(self) -> str:
+        softmax = as_recipe(self.recipe).bits.softmax_quantizer
+        return "float (no log2sqrt quantizer in the format)" if softmax == "log2sqrt" else softmax
+
+    def export_qonnx(self, path: str | Path) -> Path:
+        """The encoder as QONNX (``brevitas.export.export_qonnx``, TorchScript exporter): ONNX with ``Quant`` nodes
+        at the student's bit-widths, W4A4 included, for FINN / FPGA flows; ``export.qonnx.QONNXModel`` reads it
+        back and computes it. Under ``log2sqrt`` the attention probabilities stay float. Records the export in
+        ``report['qonnx']``."""
+        from brevitas.export import export_qonnx
+
+        from ..export.openvino import ENCODER_INPUT, ENCODER_OUTPUT
+
+        path = Path(path)
+        encoder = self._export_encoder()
+        size = self.sam.spec.img_size
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            export_qonnx(encoder, args=torch.zeros(1, 3, size, size), export_path=str(path), dynamo=False,
+                         input_names=[ENCODER_INPUT], output_names=[ENCODER_OUTPUT])
+        self.report["qonnx"] = {"file": path.name, "export_s": round(time.perf_counter() - t0, 1),
+                                "softmax": self._softmax_in_export()}
+        return path
+
     def _export(self, folder: Path) -> None:
         import openvino as ov
         from brevitas.export import export_onnx_qcdq
 
         from ..export.openvino import ENCODER_INPUT, ENCODER_OUTPUT, convert_decoder, save_export
 
-        recipe = as_recipe(self.recipe)
-        if recipe.calibration.quantize_decoder:
-            raise NotImplementedError("ONNX export of a Brevitas-quantized decoder is not supported; set "
-                                      "quantize_decoder: false or export_onnx: false")
-        encoder = copy.deepcopy(self.sam.model.image_encoder).eval()
-        log2 = recipe.bits.softmax_quantizer == "log2sqrt"
-        if log2:  # OpenVINO has no log√2 kernel: the IR keeps the attention probabilities float
-            for m in encoder.modules():
-                if isinstance(m, QuantPointAttention):
-                    m.probs = nn.Identity()
+        encoder = self._export_encoder()
         size = self.sam.spec.img_size
         with torch.no_grad():
             export_onnx_qcdq(encoder, args=torch.zeros(1, 3, size, size), export_path=str(folder / ONNX),
@@ -383,8 +544,7 @@ class BrevitasQuantizedSam(QuantizationResult):
         ov_encoder = ov.convert_model(str(folder / ONNX))
         ov_decoder = convert_decoder(self.sam.model, self.sam.spec.embed_shape, 1)
         report = {**self.report, "onnx": "QCDQ (brevitas export_onnx_qcdq, dynamo=False)",
-                  "softmax_in_ir": "float (no log2sqrt kernel in OpenVINO)" if log2 else
-                  recipe.bits.softmax_quantizer}
+                  "softmax_in_ir": self._softmax_in_export()}
         save_export(folder, ov_encoder, ov_decoder, self.sam.spec, self.calibration, self.recipe, report)
 
 
