@@ -343,10 +343,6 @@ def _value(t):
     return t.value if hasattr(t, "value") else t
 
 
-class _Stop(Exception):
-    """Ends a forward pass once the layer that was wanted has been seen."""
-
-
 def _rows(name: str, image: int, flat: torch.Tensor, rows: int) -> torch.Tensor:
     """The same ``rows`` random tokens of ``image`` for ``name`` in every pass."""
     n = flat.shape[0]
@@ -393,14 +389,16 @@ def _float_outputs(encoder: nn.Module, inputs: list[torch.Tensor], layers, float
 def _quantized_inputs(encoder: nn.Module, inputs: list[torch.Tensor], name: str, layer: nn.Module,
                       rows: int) -> torch.Tensor:
     """``layer``'s quantized inputs in the quantized encoder as it is now (layers before it already rounded) at its
-    ``rows`` tokens; each forward stops at the layer."""
+    ``rows`` tokens; each forward stops at the layer (Brevitas' ``StopFwdException``, as its GPxQ passes do)."""
+    from brevitas.utils.torch_utils import StopFwdException
+
     xs = []
     image = [0]
 
     def hook(_, args):
         x = _value(layer.input_quant(_value(args[0])))
         xs.append(_rows(name, image[0], x.reshape(-1, x.shape[-1]), rows).cpu())
-        raise _Stop
+        raise StopFwdException
 
     handle = layer.register_forward_pre_hook(hook)
     try:
@@ -408,7 +406,7 @@ def _quantized_inputs(encoder: nn.Module, inputs: list[torch.Tensor], name: str,
             image[0] = i
             try:
                 encoder(x)
-            except _Stop:
+            except StopFwdException:
                 pass
     finally:
         handle.remove()
@@ -423,6 +421,8 @@ def learn_weight_rounding(encoder: nn.Module, inputs: list[torch.Tensor], float_
     in the float encoder (GPTAQ's asymmetric target: a layer also corrects the error handed to it). A layer is
     changed only if its output error went down, and only if its weight scale stays (a scale recomputed from the
     weights would move with them). Returns per layer: error before / after, fraction of weights changed."""
+    from brevitas.function.ops import max_int, min_int
+
     from ..distill.rounding import RoundingConfig, learn_rounding
 
     layers = [(name, m) for name, m in _rounding_layers(encoder) if name in float_weights]
@@ -431,9 +431,8 @@ def learn_weight_rounding(encoder: nn.Module, inputs: list[torch.Tensor], float_
     for name, m in layers:
         with torch.no_grad():
             qw = m.quant_weight()
-            bits, signed = int(qw.bit_width), bool(qw.signed)
-            narrow = int(bool(m.weight_quant.is_narrow_range))
-            qmin, qmax = (-(2 ** (bits - 1)) + narrow, 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1 - narrow)
+            signed, narrow = bool(qw.signed), bool(m.weight_quant.is_narrow_range)
+            qmin, qmax = (int(f(signed, narrow, qw.bit_width)) for f in (min_int, max_int))
             q0, scale, zero_point = qw.int().float(), qw.scale.detach(), qw.zero_point.detach()
         device = m.weight.device  # stored rows wait on the CPU; each layer learns where it lives
         x = _quantized_inputs(encoder, inputs, name, m, rows).to(device)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .losses import relative_mse
+
 _ZETA, _GAMMA = 1.1, -0.1  # rectified sigmoid stretch (AdaRound)
 
 
@@ -48,9 +50,8 @@ def _soft(v: torch.Tensor) -> torch.Tensor:
 
 
 def output_error(weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Relative squared error ``||x Wᵀ + b - y||² / ||y||²`` of a linear map."""
-    out = torch.nn.functional.linear(x, weight, bias)
-    return float((out - y).pow(2).sum() / y.pow(2).sum().clamp_min(1e-12))
+    """Relative squared error ``||x Wᵀ + b - y||² / ||y||²`` of a linear map, over all rows together."""
+    return float(relative_mse(torch.nn.functional.linear(x, weight, bias)[None], y[None]))
 
 
 def learn_rounding(q0: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,
