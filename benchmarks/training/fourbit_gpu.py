@@ -7,6 +7,7 @@ one recipe per call, scored there in torch against the FP masks packed by `disti
 Stages (each from its own copy of the calibrated student, same prompts and images):
   calib          the recipe's calibration (reparam, Brevitas ranges), no training
   recon          + block reconstruction (reconstruct_* keys; per-unit error before/after recorded)
+  recon+decoder  block reconstruction with the decoder-aware term (reconstruct_decoder_weight: --decoder-weight)
   recon+distill  + distillation of the reconstructed student (distill_* keys)
   distill        distillation of the calibrated student, no reconstruction
 --ablate also scores the calibrated student with one error source removed (where the error comes from):
@@ -28,7 +29,7 @@ from pathlib import Path
 from distill_gpu import _overrides, calibration, fidelity
 
 warnings.filterwarnings("ignore")
-STAGES = ("calib", "recon", "recon+distill", "distill")
+STAGES = ("calib", "recon", "recon+distill", "distill", "recon+decoder")
 ABLATIONS = ("weights-only", "activations-only", "probs-float")
 
 
@@ -42,6 +43,7 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], help="recipe overrides KEY=VALUE (YAML values)")
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     ap.add_argument("--ablate", nargs="*", default=[], choices=ABLATIONS)
+    ap.add_argument("--decoder-weight", type=float, default=1.0, help="recon+decoder: reconstruct_decoder_weight")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
@@ -88,6 +90,12 @@ def main() -> None:
         t0 = time.perf_counter()
         rep = train(sam, recon, data, {**recipe, "reconstruct_iters": 0}, args.device, progress=False)
         score("recon+distill", recon, {**rep, "seconds": time.perf_counter() - t0})
+    if "recon+decoder" in args.stages:
+        model = copy.deepcopy(q.sam.model)
+        t0 = time.perf_counter()
+        rep = train(sam, model, data, {**recipe, "distill_steps": 0, "reconstruct_decoder_weight": args.decoder_weight},
+                    args.device, progress=False)
+        score("recon+decoder", model, {**rep, "seconds": time.perf_counter() - t0})
     if "distill" in args.stages:
         model = copy.deepcopy(q.sam.model)
         t0 = time.perf_counter()
