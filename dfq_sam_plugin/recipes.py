@@ -242,6 +242,10 @@ BREVITAS = {
                              "0 switches it off"),
     "rounding_rows": Option(4096, int, check=_positive, help="input rows (tokens) per calibration image and layer "
                             "that learned rounding stores"),
+    "weight_group_size": Option(0, int, check=_nonneg,
+                                help="Linear weights at weight_bits: one scale per group of this many input channels "
+                                "of an output channel (group-wise, e.g. 32 / 64 / 128; a 16-bit scale per group "
+                                "adds 16/G bits a weight); 0: one scale per output channel"),
     "weight_scale": Option("stats", str, ("stats", "learned"),
                            help="per-channel weight scales recomputed from the weights (stats) or initialised "
                            "from them once and then learned by reconstruction/distillation (learned)"),
@@ -300,7 +304,7 @@ SECTIONS = {
              "ignored_patterns", "accuracy_control", "max_drop", "validation_images", "ranking_subset_size",
              "max_reverted"),
     "bits": ("weight_bits", "activation_bits", "first_last_bits", "softmax_quantizer", "weight_scale",
-             "high_precision_modules", "high_precision_activations"),
+             "weight_group_size", "high_precision_modules", "high_precision_activations"),
     "weight_compression": ("weight_compression", "weight_compression_mode", "weight_compression_group_size",
                            "weight_compression_algorithms", "weight_compression_ratio"),
     "distill": tuple(DISTILL),
@@ -425,6 +429,9 @@ def validate(raw: dict[str, Any], source: str = "recipe") -> Recipe:
                                                              or out["weight_compression_ratio"] != 1):
         raise RecipeError(f"{source}: weight_compression_algorithms and weight_compression_ratio apply to the int4 "
                           f"modes only (weight_compression_mode: int4_sym / int4_asym)")
+    if out.get("weight_group_size") and out["export_qonnx"]:
+        raise RecipeError(f"{source}: export_qonnx needs per-channel weights (weight_group_size: 0): Brevitas 0.13 "
+                          f"exports no group-wise weights")
     if out.get("target_device") == "CPU_SPR" and (out["distill_steps"] or out["nncf_backend"] == "torch"):
         raise RecipeError(f"{source}: target_device CPU_SPR exists in NNCF's OpenVINO backend only; distillation "
                           f"(distill_steps > 0) and nncf_backend: torch quantize through the torch backend")

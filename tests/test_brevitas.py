@@ -185,6 +185,50 @@ def test_high_precision_activations_raise_only_the_matching_activations(tiny_sam
     assert float(layers["attn"]["blocks.0.mlp.lin1"].input_quant.bit_width()) == 4
 
 
+@torch.no_grad()
+def test_group_wise_weights_take_a_scale_per_group_and_round_trip(tiny_sam, tiny_calib, tmp_path):
+    """``weight_group_size``: Linear weights at weight_bits get one scale per group of input channels (8-bit
+    layers and convolutions stay per channel); each layer's weight error is below its per-channel one, the report
+    counts the scales, the student saves and loads back, and the exports Brevitas cannot write are refused by
+    name."""
+    from brevitas.nn import QuantConv2d, QuantLinear
+
+    from dfq_sam_plugin.backends.brevitas import load_quantized, quantize_sam
+    from dfq_sam_plugin.recipes import RecipeError, validate
+
+    def rel(m):
+        return float((m.quant_weight().value - m.weight).pow(2).sum() / m.weight.pow(2).sum())
+
+    recipe = _recipe("brevitas_w4a8", subset_size=1, weight_range="minmax", reconstruct_iters=0, distill_steps=0)
+    students = {g: quantize_sam(tiny_sam, tiny_calib, {**recipe, "weight_group_size": g}) for g in (0, 32)}
+    layers = {g: {n: m for n, m in q.sam.model.image_encoder.named_modules() if isinstance(m, (QuantLinear,
+                                                                                              QuantConv2d))}
+              for g, q in students.items()}
+    grouped = [n for n, m in layers[32].items() if getattr(m.weight_quant, "group_size", None) == 32]
+    assert len(grouped) == 4 * len(tiny_sam.model.image_encoder.blocks)  # qkv, proj, lin1, lin2 of each block
+    assert all(isinstance(layers[32][n], QuantLinear) and layers[32][n].weight_quant.bit_width() == 4
+               for n in grouped)
+    qkv = layers[32][grouped[0]]
+    scale = qkv.quant_weight().scale  # expanded to the weight's shape: constant within a group, not within a row
+    assert torch.equal(scale[:, :32], scale[:, :1].expand(-1, 32)) and not torch.equal(scale[:, :64],
+                                                                                        scale[:, :1].expand(-1, 64))
+    assert all(rel(layers[32][n]) < rel(layers[0][n]) for n in grouped)
+    reports = {g: q.report for g, q in students.items()}
+    assert reports[32]["weight_scales"] > 8 * reports[0]["weight_scales"]
+    assert reports[32]["scale_bits_per_weight"] > 0.4 > reports[0]["scale_bits_per_weight"]
+
+    x = torch.from_numpy(tiny_calib.encoder_input(tiny_calib[0]["pixels"]))
+    q = students[32]
+    folder = q.save(tmp_path / "g32")
+    assert not q.exportable and not (folder / "encoder.onnx").exists()
+    loaded = load_quantized(folder, tiny_sam)
+    assert torch.allclose(loaded.sam.model.image_encoder(x), q.sam.model.image_encoder(x), atol=1e-5)
+    with pytest.raises(NotImplementedError, match="group-wise weights"):
+        q.export_qonnx(tmp_path / "g.onnx")
+    with pytest.raises(RecipeError, match="export_qonnx needs per-channel weights"):
+        validate({"backend": "brevitas", "weight_group_size": 32, "export_qonnx": True})
+
+
 def test_qonnx_quant_follows_the_specification():
     """QONNX Quant: clip(round(x / scale + zero_point)) - zero_point, times scale; narrow drops one end of the
     range; half-way values round to even."""
@@ -270,14 +314,14 @@ def test_w4a8_exports_through_qcdq_to_an_int8_openvino_encoder(tiny_sam, tiny_ca
     assert _rel(torch.from_numpy(out), ref) < 0.05
 
 
-def test_gptq_runs_on_learned_weight_scales_and_learned_rounding_improves_on_it(litemedsam):
+def test_gptq_runs_on_learned_weight_scales_and_learned_rounding_improves_on_it(litemedsam, tmp_path):
     """GPTQ on LiteMedSAM's learned-scale W6A6 recipe (it used to stop on uninitialised learned scales): on its one
     calibration image, the encoder with activation quantizers off is closer to the FP encoder than without GPTQ.
     Learned rounding started from GPTQ's solution lowers most layers' output error on their inputs (and no layer's
     rises: a layer is kept only if better) and the quantized encoder's error on an image it did not see."""
     from brevitas.graph.calibrate import quantization_status_manager
 
-    from dfq_sam_plugin.backends.brevitas import _rounding_layers, learn_weight_rounding, quantize_sam
+    from dfq_sam_plugin.backends.brevitas import _rounding_layers, learn_weight_rounding, load_quantized, quantize_sam
     from dfq_sam_plugin.data.arrays import ASSETS, ArraySet
     from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.distill.losses import relative_mse
@@ -298,6 +342,9 @@ def test_gptq_runs_on_learned_weight_scales_and_learned_rounding_improves_on_it(
         with torch.no_grad(), quantization_status_manager(encoder, is_training=False, disable_act_quant=True):
             errors[gptq] = float(relative_mse(encoder(x), reference))
         assert ("gptq_s" in q.report) == gptq
+    with torch.no_grad():  # GPTQ's copies of the float weights are not part of the student: it saves and loads back
+        loaded = load_quantized(q.save(tmp_path / "gptq"), litemedsam).sam.model.image_encoder.eval()
+        assert torch.equal(loaded(x), encoder(x))
     assert errors[True] < 0.7 * errors[False], errors
 
     # the float weights GPTQ started from: the calibrated student's (calibration leaves the weights as they are)

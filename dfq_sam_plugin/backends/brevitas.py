@@ -53,9 +53,10 @@ from brevitas.core.stats import NegativeMinOrZero
 from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
 from brevitas.graph.quantize import layerwise_quantize
 from brevitas.inject import ExtendedInjector
-from brevitas.inject.enum import QuantType, ScalingImplType, StatsOp
+from brevitas.inject.enum import QuantType, ScalingImplType, ScalingPerOutputType, StatsOp
 from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
 from brevitas.proxy import ActQuantProxyFromInjector
+from brevitas.proxy.groupwise_int_parameter_quant import GroupwiseWeightQuantProxyFromInjector
 from brevitas.proxy.runtime_quant import FusedActivationQuantProxy
 from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerChannelFloatMSE
 from brevitas.quant.shifted_scaled_int import ShiftedUint8ActPerTensorFloat, ShiftedUint8ActPerTensorFloatMSE
@@ -124,21 +125,29 @@ def act_quant(bits: int, kind: str):
     return ACT_RANGES[kind].let(bit_width=bits)
 
 
-def weight_quant(bits: int, kind: str, learned_scale: bool = False):
-    """The per-output-channel weight quantizer of this range kind (minmax / mse) at ``bits``."""
+def weight_quant(bits: int, kind: str, learned_scale: bool = False, group_size: int = 0):
+    """The weight quantizer of this range kind (minmax / mse) at ``bits``: a scale per output channel, or per group
+    of ``group_size`` input channels of an output channel (Brevitas' group-wise proxy, groups along dim 1)."""
     quant = WEIGHT_RANGES[kind].let(bit_width=bits)
+    if group_size:
+        quant = quant.let(scaling_per_output_type=ScalingPerOutputType.GROUP, group_size=group_size, group_dim=1,
+                          proxy_class=GroupwiseWeightQuantProxyFromInjector)
     # learned: the scale is computed from the weights at the first forward, then an nn.Parameter
     return quant.let(scaling_impl_type=ScalingImplType.PARAMETER_FROM_STATS) if learned_scale else quant
 
 
 def layer_map(weight_bits: int, act_bits: int, recipe: Recipe) -> dict:
-    """``layerwise_quantize``'s map: Linear -> QuantLinear, Conv2d -> QuantConv2d with these bit-widths."""
+    """``layerwise_quantize``'s map: Linear -> QuantLinear, Conv2d -> QuantConv2d with these bit-widths. Linear
+    weights at the recipe's ``weight_bits`` take its ``weight_group_size`` (convolutions stay per channel: TinyViT's
+    are the stem, the patch mergings and depthwise ones, whose input-channel groups have one channel)."""
     learned = recipe.bits.weight_scale == "learned"
     c = recipe.calibration
     common = {"weight_quant": weight_quant(weight_bits, c.weight_range, learned),
               "input_quant": act_quant(act_bits, c.activation_range),
               "bias_quant": None, "return_quant_tensor": False}
-    return {nn.Linear: (QuantLinear, common), nn.Conv2d: (QuantConv2d, common)}
+    group = recipe.bits.weight_group_size if weight_bits == recipe.bits.weight_bits else 0
+    linear = {**common, "weight_quant": weight_quant(weight_bits, c.weight_range, learned, group)}
+    return {nn.Linear: (QuantLinear, linear), nn.Conv2d: (QuantConv2d, common)}
 
 
 def softmax_quantizer(recipe: dict[str, Any], bits: int | None = None) -> nn.Module:
@@ -208,11 +217,15 @@ def build_quantized(model: nn.Module, recipe: dict[str, Any]) -> nn.Module:
 
 
 def weight_bits_report(encoder: nn.Module) -> dict[str, Any]:
-    """Bit-width of every encoder Linear/Conv2d weight, averaged by parameter count (float weights at 32 bits)."""
-    bits, counts = [], []
+    """Bit-width of every encoder Linear/Conv2d weight, averaged by parameter count (float weights at 32 bits), and
+    the scales the quantized weights carry: one per output channel, or per group of ``group_size`` input channels
+    (``scale_bits_per_weight`` counts them as 16-bit numbers)."""
+    bits, counts, scales = [], [], 0
     for m in encoder.modules():
         if isinstance(m, (QuantLinear, QuantConv2d)) and m.weight_quant.is_quant_enabled:
             bits.append(float(m.weight_quant.bit_width()))
+            group = getattr(m.weight_quant, "group_size", None)
+            scales += m.weight.shape[0] * (-(-m.weight[0].numel() // group) if group else 1)
         elif isinstance(m, (nn.Linear, nn.Conv2d)):
             bits.append(32.0)
         else:
@@ -223,7 +236,8 @@ def weight_bits_report(encoder: nn.Module) -> dict[str, Any]:
     for b, c in zip(bits, counts):
         histogram[f"{b:g}"] = histogram.get(f"{b:g}", 0) + c
     return {"average_weight_bits": sum(b * c for b, c in zip(bits, counts)) / total if total else float("nan"),
-            "weights_by_bits": histogram}
+            "weights_by_bits": histogram, "weight_scales": scales,
+            "scale_bits_per_weight": 16 * scales / total if total else float("nan")}
 
 
 def activation_bits_report(encoder: nn.Module) -> dict[str, int]:
@@ -325,6 +339,9 @@ def calibrate(model: nn.Module, items, recipe: dict[str, Any], progress=None) ->
         timings["rounding"] = learn_weight_rounding(model.image_encoder, [x for x, _ in items], float_weights,
                                                     c.rounding_iters, c.rounding_rows)
         timings["rounding_s"] = time.perf_counter() - t0
+    if c.gptq:  # GPxQ's copies of the float weights: not part of the student (a saved one must load back)
+        for m in target.modules():
+            m._buffers.pop("weight_orig", None)
     if c.bias_correction:
         t0 = time.perf_counter()
         with bias_correction_mode(target):
@@ -462,9 +479,11 @@ class BrevitasQuantizedSam(QuantizationResult):
     @property
     def exportable(self) -> bool:
         """QCDQ carries 8-bit activations; weights of fewer bits export as int8 constants clipped to their grid
-        (``QuantizeLinear`` + ``Clip``), which OpenVINO runs as INT8 FullyConnected / Convolution (docs/notebook/2026-12-03.md §12.2)."""
+        (``QuantizeLinear`` + ``Clip``), which OpenVINO runs as INT8 FullyConnected / Convolution (docs/notebook/2026-12-03.md §12.2).
+        Group-wise weights (``weight_group_size``) do not export: Brevitas 0.13 has no QCDQ / QONNX handler for them."""
         r = as_recipe(self.recipe)
-        return r.export.onnx and r.bits.activation_bits == 8 and r.bits.first_last_bits == 8
+        return (r.export.onnx and r.bits.activation_bits == 8 and r.bits.first_last_bits == 8
+                and not r.bits.weight_group_size)
 
     def save(self, folder: str | Path) -> Path:
         """State dict + recipe + calibration facts and, where ``exportable``, ``encoder.onnx`` and an OpenVINO IR
@@ -519,6 +538,9 @@ class BrevitasQuantizedSam(QuantizationResult):
         from ..export.openvino import ENCODER_INPUT, ENCODER_OUTPUT
 
         path = Path(path)
+        if as_recipe(self.recipe).bits.weight_group_size:
+            raise NotImplementedError("QONNX export of group-wise weights (weight_group_size > 0): Brevitas 0.13 has "
+                                      "no export handler for them; use weight_group_size: 0 (per channel)")
         encoder = self._export_encoder()
         size = self.sam.spec.img_size
         t0 = time.perf_counter()
