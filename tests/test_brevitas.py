@@ -321,7 +321,12 @@ def test_gptq_runs_on_learned_weight_scales_and_learned_rounding_improves_on_it(
     rises: a layer is kept only if better) and the quantized encoder's error on an image it did not see."""
     from brevitas.graph.calibrate import quantization_status_manager
 
-    from dfq_sam_plugin.backends.brevitas import _rounding_layers, learn_weight_rounding, load_quantized, quantize_sam
+    from dfq_sam_plugin.backends.brevitas import (
+        _rounding_layers,
+        learn_weight_rounding,
+        load_quantized,
+        quantize_sam,
+    )
     from dfq_sam_plugin.data.arrays import ASSETS, ArraySet
     from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.distill.losses import relative_mse
