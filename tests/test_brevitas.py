@@ -229,6 +229,30 @@ def test_group_wise_weights_take_a_scale_per_group_and_round_trip(tiny_sam, tiny
         validate({"backend": "brevitas", "weight_group_size": 32, "export_qonnx": True})
 
 
+def test_learned_rounding_goes_in_execution_order_not_module_order():
+    """A layer is rounded on inputs from the layers before it: the order is the forward's, even where the module
+    tree declares the layers the other way round."""
+    from brevitas.nn import QuantLinear
+
+    from dfq_sam_plugin.backends.brevitas import _rounding_layers, learn_weight_rounding, weight_quant
+
+    class Swapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.second = QuantLinear(16, 16, weight_quant=weight_quant(4, "minmax"), return_quant_tensor=False)
+            self.first = QuantLinear(16, 16, weight_quant=weight_quant(4, "minmax"), return_quant_tensor=False)
+
+        def forward(self, x):
+            return self.second(torch.relu(self.first(x)))
+
+    torch.manual_seed(0)
+    model = Swapped()
+    assert [n for n, _ in _rounding_layers(model)] == ["second", "first"]
+    floats = {n: m.weight.detach().clone() for n, m in _rounding_layers(model)}
+    report = learn_weight_rounding(model, [torch.randn(1, 64, 16)], floats, iters=5, rows=64)
+    assert list(report) == ["first", "second"]
+
+
 def test_qonnx_quant_follows_the_specification():
     """QONNX Quant: clip(round(x / scale + zero_point)) - zero_point, times scale; narrow drops one end of the
     range; half-way values round to even."""

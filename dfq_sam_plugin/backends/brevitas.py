@@ -372,14 +372,17 @@ def _rows(name: str, image: int, flat: torch.Tensor, rows: int) -> torch.Tensor:
 @torch.no_grad()
 def _float_outputs(encoder: nn.Module, inputs: list[torch.Tensor], layers, float_weights: dict[str, torch.Tensor],
                    rows: int) -> dict[str, torch.Tensor]:
-    """Each layer's outputs in the float encoder (float weights, every quantizer off) at its ``rows`` tokens."""
+    """Each layer's outputs in the float encoder (float weights, every quantizer off) at its ``rows`` tokens, keyed
+    in the order the forward first called the layers (execution order, whatever the module tree's order)."""
     from brevitas.graph.calibrate import quantization_status_manager
 
     ys: dict[str, list] = {name: [] for name, _ in layers}
+    order: dict[str, None] = {}
     image = [0]
 
     def take(name):
         def hook(_, __, out):
+            order.setdefault(name)
             out = _value(out)
             ys[name].append(_rows(name, image[0], out.reshape(-1, out.shape[-1]), rows).cpu())
         return hook
@@ -399,7 +402,7 @@ def _float_outputs(encoder: nn.Module, inputs: list[torch.Tensor], layers, float
             h.remove()
         for name, m in layers:
             m.weight.copy_(current[name])
-    return {name: torch.cat(v) for name, v in ys.items()}
+    return {name: torch.cat(ys[name]) for name in order}
 
 
 @torch.no_grad()
@@ -444,6 +447,8 @@ def learn_weight_rounding(encoder: nn.Module, inputs: list[torch.Tensor], float_
 
     layers = [(name, m) for name, m in _rounding_layers(encoder) if name in float_weights]
     targets = _float_outputs(encoder, inputs, layers, float_weights, rows)
+    modules = dict(layers)
+    layers = [(name, modules[name]) for name in targets]  # execution order, not the module tree's
     report = {}
     for name, m in layers:
         with torch.no_grad():
