@@ -1,7 +1,8 @@
 """Issue 35 item 1: which weight rounding leaves the least error, with no training: calibration ranges only vs
 GPTQ vs the asymmetric updates fitted against the float model's inputs too (GPFQ, Qronos: GPTAQ's idea) vs
-learned rounding started from one of them (``+learned``),
-on LiteMedSAM's Brevitas recipes, one run, same prompts.
+learned rounding started from one of them (``+learned``), with a scale per output channel or per group of input
+channels (``--group-sizes``, recipe key ``weight_group_size``), on LiteMedSAM's Brevitas recipes, one run, same
+prompts.
 
     python benchmarks/quality/weight_rounding.py --recipes brevitas_w6a6 brevitas_w4a8 --rounding none gptq qronos \\
         --images 8 --json benchmarks/results/DATE_MACHINE_weight_rounding.json
@@ -30,6 +31,8 @@ def main() -> None:
     ap.add_argument("--rounding", nargs="+", default=["none", "gptq", "qronos"],
                     choices=["none", "gptq", "gpfq", "qronos", "gptq+learned", "qronos+learned"],
                     help="+learned: learned rounding (rounding_iters 200) started from that algorithm's solution")
+    ap.add_argument("--group-sizes", nargs="+", type=int, default=[0],
+                    help="weight_group_size values (0: per output channel)")
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -55,35 +58,36 @@ def main() -> None:
     fp_masks = {b.name: predict_set(SamBoxPredictor(sam), b) for b in sets}  # the reference, predicted once
     fp_dice = {b.name: float(per_prompt(b, fp_masks[b.name])["dice"].mean()) for b in sets}
     rows = {}
-    for name in args.recipes:
-        for rounding in args.rounding:
-            recipe = {**load_recipe(name), "subset_size": args.images, "activation_range": "minmax",
-                      "calibration_letterbox": 0.0, "reconstruct_iters": 0, "distill_steps": 0,
-                      "gptq": rounding != "none",
-                      "gptq_algorithm": "gptq" if rounding == "none" else rounding.removesuffix("+learned"),
-                      "rounding_iters": 200 if rounding.endswith("+learned") else 0}
-            t0 = time.perf_counter()
-            q = quantize_sam(sam, data, recipe)
-            seconds = time.perf_counter() - t0
-            encoder = q.sam.model.image_encoder.eval()
-            with torch.no_grad():
-                err = float(relative_mse(encoder(x), reference))
-                with quantization_status_manager(encoder, is_training=False, disable_act_quant=True):
-                    werr = float(relative_mse(encoder(x), reference))
-            key = f"{name}/{rounding}"
-            student = SamBoxPredictor(q.sam)
-            scores = {b.name: per_prompt(b, predict_set(student, b), fp_masks[b.name]) for b in sets}
-            rows[key] = {"seconds": round(seconds, 1), "encoder_rel_err": err, "encoder_rel_err_weights_only": werr,
-                         "report": {k: v for k, v in q.report.items() if k.endswith("_s") or "bits" in k or k == "rounding"},
-                         "fidelity": {n: float(sc["fidelity"].mean()) for n, sc in scores.items()},
-                         "gt_dice_delta_pt": {n: 100 * (float(sc["dice"].mean()) - fp_dice[n])
-                                              for n, sc in scores.items()}}
-            print(f"{key}: {seconds:.0f} s, encoder rel. error {err:.4f} (weights only {werr:.4f}), fidelity "
-                  f"nuclei {rows[key]['fidelity']['nuclei']:.4f} mni {rows[key]['fidelity']['mni']:.4f}", flush=True)
-            if args.json:  # rewritten after every student: a run cut short keeps what finished
-                Path(args.json).write_text(json.dumps({"cpu": platform.processor() or "x86_64", "images": args.images,
-                                                       "activation_range": "minmax", "rows": rows}, indent=2,
-                                                      default=str))
+    runs = [(name, rounding, group) for name in args.recipes for rounding in args.rounding for group in args.group_sizes]
+    for name, rounding, group in runs:
+        recipe = {**load_recipe(name), "subset_size": args.images, "activation_range": "minmax",
+                  "calibration_letterbox": 0.0, "reconstruct_iters": 0, "distill_steps": 0,
+                  "gptq": rounding != "none",
+                  "gptq_algorithm": "gptq" if rounding == "none" else rounding.removesuffix("+learned"),
+                  "rounding_iters": 200 if rounding.endswith("+learned") else 0, "weight_group_size": group}
+        t0 = time.perf_counter()
+        q = quantize_sam(sam, data, recipe)
+        seconds = time.perf_counter() - t0
+        encoder = q.sam.model.image_encoder.eval()
+        with torch.no_grad():
+            err = float(relative_mse(encoder(x), reference))
+            with quantization_status_manager(encoder, is_training=False, disable_act_quant=True):
+                werr = float(relative_mse(encoder(x), reference))
+        key = f"{name}/{rounding}" + (f"/g{group}" if group else "")
+        student = SamBoxPredictor(q.sam)
+        scores = {b.name: per_prompt(b, predict_set(student, b), fp_masks[b.name]) for b in sets}
+        rows[key] = {"seconds": round(seconds, 1), "encoder_rel_err": err, "encoder_rel_err_weights_only": werr,
+                     "report": {k: v for k, v in q.report.items()
+                               if k.endswith("_s") or "bits" in k or k in ("rounding", "weight_scales")},
+                     "fidelity": {n: float(sc["fidelity"].mean()) for n, sc in scores.items()},
+                     "gt_dice_delta_pt": {n: 100 * (float(sc["dice"].mean()) - fp_dice[n])
+                                          for n, sc in scores.items()}}
+        print(f"{key}: {seconds:.0f} s, encoder rel. error {err:.4f} (weights only {werr:.4f}), fidelity "
+              f"nuclei {rows[key]['fidelity']['nuclei']:.4f} mni {rows[key]['fidelity']['mni']:.4f}", flush=True)
+        if args.json:  # rewritten after every student: a run cut short keeps what finished
+            Path(args.json).write_text(json.dumps({"cpu": platform.processor() or "x86_64", "images": args.images,
+                                                   "activation_range": "minmax", "rows": rows}, indent=2,
+                                                  default=str))
 
 
 if __name__ == "__main__":

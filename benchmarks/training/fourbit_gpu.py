@@ -62,7 +62,8 @@ def main() -> None:
     q = quantize_sam(sam, data, calib_only, device=args.device)
     out = {"recipe": recipe, "data": args.data, "images": len(data), "calibration_s": time.perf_counter() - t0,
            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-           "bits": {k: q.report[k] for k in ("average_weight_bits", "weights_by_bits", "activation_quantizers_by_bits")},
+           "bits": {k: q.report[k] for k in ("average_weight_bits", "weights_by_bits", "activation_quantizers_by_bits",
+                                               "weight_scales", "scale_bits_per_weight")},
            "stages": {}}
     print(f"calibrated in {out['calibration_s']:.0f} s", flush=True)
 
