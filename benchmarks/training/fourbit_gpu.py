@@ -14,6 +14,8 @@ Stages (each from its own copy of the calibrated student, same prompts and image
   weights-only   activation quantizers (softmax included) disabled, Brevitas' quantization_status_manager
   activations-only  weight quantizers disabled
   probs-float    the attention-probability quantizers alone removed
+--held-out NPZ also scores each stage's generalisation ratio (eval.generalisation: encoder-output relative error on
+those held-out synthetic images vs the packed real images, against the FP32 encoder on the same device).
 The JSON is rewritten after every stage, so a call cut short keeps what finished.
 """
 
@@ -26,7 +28,7 @@ import time
 import warnings
 from pathlib import Path
 
-from distill_gpu import _overrides, calibration, fidelity
+from distill_gpu import _overrides, calibration, fidelity, generalisation_scorer
 
 warnings.filterwarnings("ignore")
 STAGES = ("calib", "recon", "recon+distill", "distill", "recon+decoder")
@@ -44,6 +46,8 @@ def main() -> None:
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     ap.add_argument("--ablate", nargs="*", default=[], choices=ABLATIONS)
     ap.add_argument("--decoder-weight", type=float, default=1.0, help="recon+decoder: reconstruct_decoder_weight")
+    ap.add_argument("--held-out", default=None, help="synthetic ArraySet npz never calibrated or trained on: also "
+                    "score every stage's generalisation ratio (issue 34's Brevitas column)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
@@ -67,9 +71,13 @@ def main() -> None:
            "stages": {}}
     print(f"calibrated in {out['calibration_s']:.0f} s", flush=True)
 
+    scorer = generalisation_scorer(sam, args.held_out, Path(args.pack), args.device) if args.held_out else None
+
     def score(name, model, report=None):
         out["stages"][name] = {"fidelity": fidelity(sam, model.image_encoder.eval(), Path(args.pack), args.device),
                                **(report or {})}
+        if scorer:
+            out["stages"][name]["generalisation"] = scorer(model.image_encoder)
         print(name, out["stages"][name]["fidelity"], flush=True)
         Path(args.json).write_text(json.dumps(out, indent=1, default=str))
 

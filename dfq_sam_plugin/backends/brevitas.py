@@ -146,7 +146,7 @@ def layer_map(weight_bits: int, act_bits: int, recipe: Recipe) -> dict:
               "input_quant": act_quant(act_bits, c.activation_range),
               "bias_quant": None, "return_quant_tensor": False}
     group = recipe.bits.weight_group_size if weight_bits == recipe.bits.weight_bits else 0
-    linear = {**common, "weight_quant": weight_quant(weight_bits, c.weight_range, learned, group)}
+    linear = {**common, "weight_quant": weight_quant(weight_bits, c.weight_range, learned, group)} if group else common
     return {nn.Linear: (QuantLinear, linear), nn.Conv2d: (QuantConv2d, common)}
 
 
