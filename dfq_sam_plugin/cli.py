@@ -503,11 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
         "quantize", help="quantize with a recipe and a calibration set (NNCF -> OpenVINO IR, or Brevitas)",
         description="--backend nncf: reparameterize (recipe `reparam`), ov.convert_model, nncf.quantize on the "
                     "calibration set, save encoder.xml + decoder.xml + manifest.json with provenance in rt_info. "
-                    "--backend brevitas: reparameterize, Brevitas quantizers (log2sqrt softmax), calibration_mode, then "
+                    "--backend brevitas: reparameterize, Brevitas quantizers (weights per channel or per group of "
+                    "weight_group_size input channels, log2sqrt softmax), calibration_mode, then "
                     "GPTQ, learned rounding (rounding_iters), block reconstruction and distillation if the recipe asks "
                     "(synthetic images only); save the state dict + recipe, for recipes with 8-bit activations (W8A8, "
-                    "W4A8) a QCDQ ONNX encoder and its IR pair, and with export_qonnx: true the encoder as QONNX "
-                    "(encoder.qonnx.onnx, any bit-width).")
+                    "W4A8) and per-channel weights a QCDQ ONNX encoder and its IR pair, and with export_qonnx: true "
+                    "the encoder as QONNX (encoder.qonnx.onnx, any bit-width, per-channel weights).")
     _add_model_args(p)
     p.add_argument("--backend", default=None, choices=list(RECIPE_BACKEND),
                    help="optional: the recipe's `backend` key decides (openvino recipes -> nncf, brevitas recipes -> "
