@@ -1,4 +1,5 @@
-"""Issue 35 item 3a: what this CPU's OpenVINO plugin does with 4-bit encoder weights, beside INT8 and float.
+"""Issue 35 item 3a: what the OpenVINO CPU plugin of the machine it runs on does with 4-bit encoder weights,
+beside INT8 and float.
 
     python benchmarks/latency/int4_weights_cpu.py --out /tmp/ov4 --json benchmarks/results/DATE_MACHINE_int4_weights.json
     python benchmarks/latency/ab_latency.py /tmp/ov4/fp32/encoder.xml /tmp/ov4/int8/encoder.xml \\
