@@ -85,32 +85,26 @@ def main() -> None:
         score("calib", q.sam.model)
     for name in args.ablate:
         score(f"calib[{name}]", ablated(q.sam.model, name))
-    recon = None
-    if {"recon", "recon+distill"} & set(args.stages):
-        recon = copy.deepcopy(q.sam.model)
+    def stage(name, model, **overrides):
+        """Train ``model`` (in place) with the recipe and ``overrides``, time it, score it as stage ``name``."""
         t0 = time.perf_counter()
         try:
-            rep = train(sam, recon, data, {**recipe, "distill_steps": 0}, args.device, progress=False)
+            rep = train(sam, model, data, {**recipe, **overrides}, args.device, progress=False)
         except RuntimeError:
-            print("off-device tensors:", off_device(recon.image_encoder, args.device), flush=True)
+            print("off-device tensors:", off_device(model.image_encoder, args.device), flush=True)
             raise
-        score("recon", recon, {**rep, "seconds": time.perf_counter() - t0})
-    if "recon+distill" in args.stages:
-        t0 = time.perf_counter()
-        rep = train(sam, recon, data, {**recipe, "reconstruct_iters": 0}, args.device, progress=False)
-        score("recon+distill", recon, {**rep, "seconds": time.perf_counter() - t0})
-    if "recon+decoder" in args.stages:
-        model = copy.deepcopy(q.sam.model)
-        t0 = time.perf_counter()
-        rep = train(sam, model, data, {**recipe, "distill_steps": 0, "reconstruct_decoder_weight": args.decoder_weight},
-                    args.device, progress=False)
-        score("recon+decoder", model, {**rep, "seconds": time.perf_counter() - t0})
-    if "distill" in args.stages:
-        model = copy.deepcopy(q.sam.model)
-        t0 = time.perf_counter()
-        rep = train(sam, model, data, {**recipe, "reconstruct_iters": 0}, args.device, progress=False)
-        score("distill", model, {**rep, "seconds": time.perf_counter() - t0})
+        score(name, model, {**rep, "seconds": time.perf_counter() - t0})
+        return model
 
+    if {"recon", "recon+distill"} & set(args.stages):
+        recon = stage("recon", copy.deepcopy(q.sam.model), distill_steps=0)
+        if "recon+distill" in args.stages:
+            stage("recon+distill", recon, reconstruct_iters=0)
+    if "recon+decoder" in args.stages:
+        stage("recon+decoder", copy.deepcopy(q.sam.model), distill_steps=0,
+              reconstruct_decoder_weight=args.decoder_weight)
+    if "distill" in args.stages:
+        stage("distill", copy.deepcopy(q.sam.model), reconstruct_iters=0)
 
 def off_device(encoder, device: str) -> list[str]:
     """Parameters, buffers, plain tensor attributes and weight-quantizer scales of ``encoder`` not on ``device``."""

@@ -59,6 +59,7 @@ class QONNXModel:
 
     def __init__(self, path: str | Path):
         import onnx
+        from onnx import numpy_helper
         from onnx.reference import ReferenceEvaluator
 
         self.path = Path(path)
@@ -67,25 +68,25 @@ class QONNXModel:
         if custom - {"Quant"}:
             raise NotImplementedError(f"{self.path}: QONNX ops {sorted(custom - {'Quant'})} are not supported "
                                       "by this reader (Quant only)")
-        self.quant_nodes = sum(n.op_type == "Quant" for n in model.graph.node)
+        quants = [n for n in model.graph.node if n.op_type == "Quant"]
+        self.quant_nodes = len(quants)
+        wanted = {n.input[3] for n in quants}  # the bit-width inputs: only these constants are read
+        consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.name in wanted}
+        consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
+                       if n.op_type == "Constant" and n.output[0] in wanted and n.attribute
+                       and n.attribute[0].type == onnx.AttributeProto.TENSOR})
+        counts: dict[int, int] = {}
+        for n in quants:
+            if n.input[3] in consts:
+                bits = int(consts[n.input[3]])
+                counts[bits] = counts.get(bits, 0) + 1
+        self._bit_widths = dict(sorted(counts.items()))
         self.input_name = model.graph.input[0].name
         self._session = ReferenceEvaluator(model, new_ops=[_quant_op()])
 
     def bit_widths(self) -> dict[int, int]:
-        """How many ``Quant`` nodes of each bit-width the graph holds."""
-        import onnx
-        from onnx import numpy_helper
-
-        model = onnx.load(str(self.path))
-        consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-        consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
-                       if n.op_type == "Constant" and n.attribute and n.attribute[0].type == onnx.AttributeProto.TENSOR})
-        counts: dict[int, int] = {}
-        for n in model.graph.node:
-            if n.op_type == "Quant" and n.input[3] in consts:
-                bits = int(consts[n.input[3]])
-                counts[bits] = counts.get(bits, 0) + 1
-        return dict(sorted(counts.items()))
+        """How many ``Quant`` nodes of each bit-width the graph holds (bit-widths given as constants)."""
+        return dict(self._bit_widths)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self.input_name: np.asarray(x, np.float32)})[0]
