@@ -505,7 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "calibration set, save encoder.xml + decoder.xml + manifest.json with provenance in rt_info. "
                     "--backend brevitas: reparameterize, Brevitas quantizers (weights per channel or per group of "
                     "weight_group_size input channels, log2sqrt softmax), calibration_mode, then "
-                    "GPTQ, learned rounding (rounding_iters), block reconstruction and distillation if the recipe asks "
+                    "GPTQ, learned rounding (rounding_iters), block reconstruction, distillation and a closed-form "
+                    "float correction per encoder block (compensate: linear | channel) if the recipe asks "
                     "(synthetic images only); save the state dict + recipe, for recipes with 8-bit activations (W8A8, "
                     "W4A8) and per-channel weights a QCDQ ONNX encoder and its IR pair, and with export_qonnx: true "
                     "the encoder as QONNX (encoder.qonnx.onnx, any bit-width, per-channel weights).")

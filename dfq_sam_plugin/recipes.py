@@ -161,6 +161,17 @@ RECONSTRUCT = {
     "reconstruct_decoder_boxes": Option(4, int, check=_positive, help="random boxes per image of that term"),
 }
 
+# Closed-form block compensation (dfq_sam_plugin.distill.compensate, Brevitas flow): after calibration and any
+# training, each residual encoder block gets a float correction fitted by ridge least squares on the synthetic images.
+COMPENSATE = {
+    "compensate": Option("none", str, ("none", "linear", "channel"),
+                         help="none | linear: a C x C correction from each block's input (QwT) | channel: a "
+                         "per-channel scale and shift of each block's output (DFQ-ViT's activation correction)"),
+    "compensate_ridge": Option(1.0, (int, float), check=_nonneg,
+                               help="ridge of that fit, relative to the regressors' mean variance (larger: a "
+                               "smaller correction)"),
+}
+
 WEIGHT_MODES = ("int8_asym", "int4_sym", "int4_asym")  # nncf.CompressWeightsMode of recipe key weight_compression_mode
 WEIGHT_ALGORITHMS = ("scale_estimation", "gptq", "awq")
 CANDIDATES = ("float", "int8_weights")  # encoder candidates an export may carry beside the recipe's own  # nncf.compress_weights' data-aware steps (INT4 modes)
@@ -262,6 +273,7 @@ BREVITAS = {
                            "under log2sqrt)"),
     **DISTILL,
     **RECONSTRUCT,
+    **COMPENSATE,
 }
 
 SCHEMAS = {"openvino": OPENVINO, "brevitas": BREVITAS}
@@ -292,6 +304,14 @@ def reconstruct_config(recipe: dict[str, Any]):
                              decoder_boxes=c.decoder_boxes)
 
 
+def compensate_config(recipe: dict[str, Any]):
+    """The recipe's ``compensate*`` keys (and ``reconstruct_batch``) as a ``CompensateConfig``."""
+    from .distill.compensate import CompensateConfig
+
+    r = as_recipe(recipe)
+    return CompensateConfig(mode=r.compensate.mode, ridge=r.compensate.ridge, batch_size=r.reconstruct.batch)
+
+
 # Sections of a Recipe: flat key -> (section, attribute). The attribute is the key without its section prefix
 # (distill_steps -> distill.steps); `reparam` is reparam.enabled, `weight_compression` weight_compression.parts.
 SECTIONS = {
@@ -309,9 +329,10 @@ SECTIONS = {
                            "weight_compression_algorithms", "weight_compression_ratio"),
     "distill": tuple(DISTILL),
     "reconstruct": tuple(RECONSTRUCT),
+    "compensate": tuple(COMPENSATE),
     "export": ("decoder_boxes", "candidates", "export_onnx", "export_qonnx"),
 }
-_RENAMED = {"reparam": "enabled", "weight_compression": "parts"}
+_RENAMED = {"reparam": "enabled", "weight_compression": "parts", "compensate": "mode"}
 
 
 def _attribute(section: str, key: str) -> str:

@@ -36,6 +36,19 @@ def tiny_sam():
 
 
 @pytest.fixture(scope="session")
+def tiny_calib(tiny_sam):
+    """Three random 64x64 calibration images with two boxes each, for tiny_sam (Brevitas flows)."""
+    import numpy as np
+
+    from dfq_sam_plugin import DFQSAMDataset
+
+    rng = np.random.default_rng(0)
+    pixels = rng.random((3, 1, 64, 64), dtype=np.float32)
+    boxes = np.tile(np.array([[8, 8, 40, 40], [20, 10, 60, 50]], np.float32), (3, 1, 1))
+    return DFQSAMDataset.from_arrays(tiny_sam, pixels, boxes, provenance={"method": "test"})
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """A state-dict file of a random SAM ViT-B at 1024 (the size `load_sam('vit_b', checkpoint=...)` builds)."""
     import torch

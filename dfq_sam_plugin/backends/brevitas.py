@@ -16,7 +16,11 @@ The flow (``quantize_sam``):
    inputs (``distill.reconstruct``: QDrop, learned weights, activation step sizes and zero points), then
    (``distill_steps`` > 0) quantization-aware distillation of the whole encoder (``distill.Distiller``) — both
    on ``device``, synthetic images only. Brevitas' runtime-stats activation scales are ``nn.Parameter``s after
-   calibration; ``weight_scale: learned`` makes the per-channel weight scales parameters too.
+   calibration; ``weight_scale: learned`` makes the per-channel weight scales parameters too;
+6. optionally (``compensate`` linear / channel) a closed-form float correction per residual encoder block, fitted
+   by ridge least squares against the FP encoder on the same synthetic inputs (``distill.compensate``: QwT's
+   linear compensation, DFQ-ViT's per-channel activation correction); saved with the state dict and rebuilt on
+   load, exported as float MatMul / Multiply + Add beside the quantized layers.
 
 Mixed precision: ``high_precision_modules`` (regexes) are quantized at ``first_last_bits``; the report gives the
 weight bit-width averaged over all encoder Linear/Conv2d weights (float ones counted at 32).
@@ -579,19 +583,25 @@ def train(sam: SamBundle, model: nn.Module, dataset, recipe: dict[str, Any], dev
     """Block reconstruction, then distillation, of the calibrated ``model`` (in place) against ``sam``'s FP
     encoder, on ``device``; synthetic images only: every image of ``dataset`` (``subset_size`` limits only the
     range calibration), plus letterboxed copies (``calibration_letterbox``) for the reconstruction. A ``work_dir`` holding a distillation checkpoint resumes it
-    (its state replaces the reconstruction, which is then skipped)."""
+    (its state replaces the reconstruction, which is then skipped). Then, with ``compensate``, the closed-form
+    block corrections on the reconstruction's inputs."""
     from ..distill import Distiller
+    from ..distill.compensate import BlockCompensator
     from ..distill.engine import CHECKPOINT
     from ..distill.reconstruct import BlockReconstructor, reconstruction_figure
-    from ..recipes import distill_config, reconstruct_config
+    from ..recipes import compensate_config, distill_config, reconstruct_config
 
     report: dict[str, Any] = {}
     resuming = work_dir is not None and (Path(work_dir) / CHECKPOINT).exists()
     recipe = as_recipe(recipe)
+
+    def synthetic_inputs() -> list[torch.Tensor]:
+        items = _calibration_items(dataset, recipe.replace(subset_size=len(dataset.pixels)))
+        return [x for x, _ in items] + _augmented_inputs(dataset, recipe.reconstruct.augment, recipe.distill.seed)
+
     if recipe.reconstruct.iters and not resuming:
         teacher = copy.deepcopy(sam.model.image_encoder)
-        items = _calibration_items(dataset, recipe.replace(subset_size=len(dataset.pixels)))
-        inputs = [x for x, _ in items] + _augmented_inputs(dataset, recipe.reconstruct.augment, recipe.distill.seed)
+        inputs = synthetic_inputs()
         decoder = None
         if recipe.reconstruct.decoder_weight:
             sam.model.to(device).eval().requires_grad_(False)  # frozen, as the Distiller keeps it
@@ -614,6 +624,12 @@ def train(sam: SamBundle, model: nn.Module, dataset, recipe: dict[str, Any], dev
         report["distill"] = {**result.summary(), "device": str(device), "data": "synthetic only",
                              "quantizer_params": distiller.num_quantizer_params, "images": len(dataset.pixels)}
         sam.model.cpu()
+    if recipe.compensate.mode != "none":
+        inputs = torch.cat(synthetic_inputs())
+        comp = BlockCompensator(copy.deepcopy(sam.model.image_encoder), model.image_encoder, inputs,
+                                compensate_config(recipe), device=device).run()
+        report["compensate"] = {**comp.summary(), "device": str(device), "data": "synthetic only",
+                                "inputs": len(inputs)}
     model.cpu().eval()
     return report
 
@@ -648,7 +664,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     report["calibration_images"] = len(items)
     report.update(weight_bits_report(model.image_encoder))
     report["activation_quantizers_by_bits"] = activation_bits_report(model.image_encoder)
-    if recipe.reconstruct.iters or recipe.distill.steps:
+    if recipe.reconstruct.iters or recipe.distill.steps or recipe.compensate.mode != "none":
         t0 = time.perf_counter()
         report.update(train(sam, model, dataset, recipe, device, work_dir, train_progress))
         report["train_s"] = time.perf_counter() - t0
@@ -659,6 +675,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
 
 def load_quantized(folder: str | Path, sam: SamBundle) -> BrevitasQuantizedSam:
     """Rebuild a saved Brevitas-quantized SAM on ``sam``'s architecture and load its state dict."""
+    from ..distill.compensate import restore_wrappers
     from ..reparam import add_pad_compensation, wrap_depthwise
 
     folder = Path(folder)
@@ -677,6 +694,8 @@ def load_quantized(folder: str | Path, sam: SamBundle) -> BrevitasQuantizedSam:
             wrap_depthwise(model.image_encoder)
     build_quantized(model, recipe)
     state = torch.load(folder / STATE_DICT, map_location="cpu", weights_only=True)
+    restore_wrappers(model.image_encoder, {k.removeprefix("image_encoder."): v for k, v in state.items()
+                                           if k.startswith("image_encoder.")})
     for key, value in state.items():  # bias correction gives bias-free layers a bias
         if key.endswith(".bias") and getattr(model.get_submodule(key[: -len(".bias")]), "bias", 0) is None:
             model.get_submodule(key[: -len(".bias")]).bias = nn.Parameter(torch.zeros_like(value))

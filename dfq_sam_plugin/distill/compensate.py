@@ -1,0 +1,242 @@
+"""Closed-form block compensation of a quantized image encoder, fitted on synthetic images only.
+
+After calibration (and any reconstruction / distillation), each residual unit u of the student (input and output
+of one shape: TinyViT's MBConv and attention blocks, SAM ViT's blocks) gets a correction fitted by ridge least
+squares against the FP encoder, one unit after the other in execution order (later units see the corrected
+earlier ones):
+
+- ``linear`` (QwT's idea, "Quantization without Tears"): y' = y_q + x_q·Wᵀ + b, W (C×C) and b regress the unit's
+  output error (FP unit on the FP input minus student unit on the student input) on the student's input x_q;
+- ``channel`` (DFQ-ViT's activation correction): y' = a ⊙ y_q + b per channel, a and b regress the FP output on
+  the student's, channel by channel.
+
+Tokens (B, L, C) / (B, H, W, C) and feature maps (B, C, H, W) all work (``channel_dim``). Ridge: λ =
+``ridge`` × (mean variance of the regressors), so the fit shrinks toward no correction (``linear``) or identity
+(``channel``) as ``ridge`` grows (default 1: on LiteMedSAM W6A6 it gave the lower real-image errors of 0.1 and 1,
+docs/notebook/2026-12-05.md §24). The corrections stay in float (``Compensated`` wraps the unit; a C×C matrix per
+block: for LiteMedSAM 401k float parameters for ``linear``, 7 % of its encoder's 5.7M). A unit whose corrected error
+on its fit inputs is not lower keeps no correction. The student pass takes all inputs as one batch (its activation
+memory grows with their number). Backend-free: the student is any library's quantized encoder with the teacher's
+module tree.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .losses import relative_mse
+from .reconstruct import DEFAULT_UNITS, output_error, unit_names
+
+MODES = ("linear", "channel")
+
+
+@dataclass
+class CompensateConfig:
+    mode: str = "linear"
+    ridge: float = 1.0  # relative to the regressors' mean variance
+    units: str = DEFAULT_UNITS
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"compensation mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if self.ridge < 0 or self.batch_size < 1:
+            raise ValueError(f"ridge >= 0 and batch_size >= 1 expected; got {self}")
+        re.compile(self.units)
+
+
+@dataclass
+class CompensateResult:
+    units: list[dict[str, Any]] = field(default_factory=list)  # name, before, after (or skipped)
+    seconds: float = 0.0
+    output_before: float = float("nan")
+    output_after: float = float("nan")
+    parameters: int = 0  # float parameters the corrections add
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _channels_last(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """All positions as rows, channels (axis ``dim``) as columns."""
+    t = t.movedim(dim, -1)
+    return t.reshape(-1, t.shape[-1])
+
+
+def channel_dim(unit: nn.Module, x: torch.Tensor) -> int:
+    """The channel axis of ``unit``'s input: tokens (B, L, C) and SAM ViT's (B, H, W, C) keep it last (their first
+    layer is a LayerNorm / Linear); TinyViT's MBConv blocks take (B, C, H, W) (their first layer a convolution)."""
+    if x.ndim != 4:
+        return -1
+    first = next((m for m in unit.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.LayerNorm))),
+                 None)
+    return 1 if isinstance(first, (nn.Conv2d, nn.BatchNorm2d)) else -1
+
+
+class Compensated(nn.Module):
+    """``block`` plus a fitted float correction: ``weight`` (C, C) on the block's input (``linear``) or (C,) a
+    per-channel scale of its output (``channel``), and ``bias`` (C,). Zero weight and bias (linear) / unit scale
+    and zero bias (channel) leave the block as it is."""
+
+    def __init__(self, block: nn.Module, channels: int, mode: str, channel_dim: int) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"compensation mode must be one of {', '.join(MODES)}; got {mode!r}")
+        self.block, self.mode, self.channel_dim = block, mode, channel_dim
+        shape = (channels, channels) if mode == "linear" else (channels,)
+        self.weight = nn.Parameter(torch.zeros(shape) if mode == "linear" else torch.ones(shape), requires_grad=False)
+        self.bias = nn.Parameter(torch.zeros(channels), requires_grad=False)
+        # in the state dict, so ``restore_wrappers`` finds the wrapper and its axis (a tensor, not extra state:
+        # TorchScript's tracer, which the ONNX exports use, takes only tensors from a state dict)
+        self.register_buffer("compensation_axis", torch.tensor(channel_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.correct(x, self.block(x))
+
+    def correct(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The corrected output, given the block's input ``x`` and output ``y``."""
+        if self.mode == "linear":
+            src = x.movedim(self.channel_dim, -1)
+            return y + (src @ self.weight.t() + self.bias).movedim(-1, self.channel_dim)
+        view = [1] * y.ndim
+        view[self.channel_dim] = -1
+        return y * self.weight.view(view) + self.bias.view(view)
+
+
+def wrap(encoder: nn.Module, name: str, channels: int, mode: str, channel_dim: int) -> Compensated:
+    """Replace ``encoder``'s submodule ``name`` by a ``Compensated`` around it (identity correction)."""
+    parent_name, _, child = name.rpartition(".")
+    parent = encoder.get_submodule(parent_name) if parent_name else encoder
+    module = Compensated(getattr(parent, child), channels, mode, channel_dim)
+    setattr(parent, child, module)
+    return module
+
+
+def restore_wrappers(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Before ``model.load_state_dict(state)`` of a compensated student: wrap every submodule whose
+    ``compensation_axis`` buffer is in ``state`` (mode from its weight's shape). Returns the names."""
+    names = [k[: -len(".compensation_axis")] for k in state if k.endswith(".compensation_axis")]
+    for name in names:
+        weight = state[f"{name}.weight"]
+        wrap(model, name, weight.shape[0], "linear" if weight.ndim == 2 else "channel",
+             int(state[f"{name}.compensation_axis"]))
+    return names
+
+
+@torch.no_grad()
+def _fit(mode: str, x_q: torch.Tensor, y_q: torch.Tensor, target: torch.Tensor, ridge: float, dim: int
+         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of the correction, in float64 normal equations over every token / pixel."""
+    src = _channels_last(x_q if mode == "linear" else y_q, dim).double()
+    resid = _channels_last(target - y_q if mode == "linear" else target, dim).double()
+    mx, mr = src.mean(0), resid.mean(0)
+    sx, sr = src - mx, resid - mr
+    n = len(src)
+    if mode == "linear":
+        cov = sx.T @ sx / n
+        lam = ridge * float(cov.diagonal().mean())
+        w = torch.linalg.solve(cov + lam * torch.eye(len(cov), dtype=cov.dtype), sx.T @ sr / n).T  # (C_out, C_in)
+        return w.float(), (mr - w @ mx).float()
+    var, cov = (sx * sx).mean(0), (sx * sr).mean(0)
+    lam = ridge * float(var.mean())
+    a = (cov + lam) / (var + lam)  # shrinks toward a = 1 (no correction) as lam grows
+    return a.float(), (mr - a * mx).float()
+
+
+class BlockCompensator:
+    def __init__(self, teacher: nn.Module, student: nn.Module, inputs: torch.Tensor,
+                 config: CompensateConfig | None = None, device: str | torch.device = "cpu") -> None:
+        """``teacher`` / ``student``: FP and quantized image encoders with the same module tree; ``inputs``: encoder
+        inputs (N, 3, S, S), synthetic. The student is changed in place (units wrapped in ``Compensated``).
+
+        Cost: one chunked teacher forward (every unit's FP output kept: the targets), one student forward of all N
+        inputs at once in which each unit's correction is fitted and applied as the forward reaches it (later units
+        see corrected inputs), and the chunked before / after output errors."""
+        self.cfg = config or CompensateConfig()
+        self.device = torch.device(device)
+        if inputs.ndim != 4 or len(inputs) == 0:
+            raise ValueError(f"inputs must be (N, 3, S, S) with N >= 1; got {tuple(inputs.shape)}")
+        if any(p is q for p in student.parameters() for q in teacher.parameters()):
+            raise ValueError("the student shares parameters with the teacher: pass a copy (copy.deepcopy)")
+        self.inputs = inputs.float().to(self.device)
+        self.teacher = teacher.to(self.device).eval()
+        self.student = student.to(self.device).eval()
+        self.names = unit_names(self.student, self.inputs[:1], self.cfg.units)
+
+    @torch.no_grad()
+    def _targets(self) -> dict[str, torch.Tensor]:
+        """Every unit's FP output on the FP inputs, over all inputs (first call of a unit only)."""
+        got: dict[str, list[torch.Tensor]] = {name: [] for name in self.names}
+
+        def hook(name):
+            def store(_m, _args, out):
+                if len(got[name]) < calls[0]:
+                    got[name].append((out[0] if isinstance(out, tuple) else out).detach())
+            return store
+
+        calls = [0]
+        handles = [self.teacher.get_submodule(n).register_forward_hook(hook(n)) for n in self.names]
+        try:
+            for chunk in self.inputs.split(self.cfg.batch_size):
+                calls[0] += 1
+                self.teacher(chunk)
+        finally:
+            for h in handles:
+                h.remove()
+        return {name: torch.cat(outs) for name, outs in got.items()}
+
+    def _fit_hook(self, name: str, target: torch.Tensor, entries: list[dict[str, Any]]):
+        def hook(unit, args, out):
+            if any(e["name"] == name for e in entries):  # a unit called twice: corrected at its first call
+                return None
+            x_q, y_q = args[0] if args else None, out[0] if isinstance(out, tuple) else out
+            if not (torch.is_tensor(x_q) and torch.is_tensor(y_q)) or x_q.shape != y_q.shape or x_q.ndim not in (3, 4):
+                entries.append({"name": name, "skipped": "input and output shapes differ"
+                                if torch.is_tensor(x_q) and torch.is_tensor(y_q) else "not one tensor in and out"})
+                return None
+            dim = channel_dim(unit, x_q)
+            module = Compensated(unit, x_q.shape[dim], self.cfg.mode, dim).to(self.device)
+            weight, bias = _fit(self.cfg.mode, x_q, y_q, target, self.cfg.ridge, dim)
+            module.weight.copy_(weight)
+            module.bias.copy_(bias)
+            corrected = module.correct(x_q, y_q)
+            before, after = float(relative_mse(y_q, target)), float(relative_mse(corrected, target))
+            if not after < before:  # no gain (or NaN) on the fit inputs: no correction
+                entries.append({"name": name, "before": before, "after": before, "fitted": after, "reverted": True})
+                return None
+            entries.append({"name": name, "before": before, "after": after})
+            parent_name, _, child = name.rpartition(".")
+            setattr(self.student.get_submodule(parent_name) if parent_name else self.student, child, module)
+            return (corrected, *out[1:]) if isinstance(out, tuple) else corrected
+
+        return hook
+
+    def run(self) -> CompensateResult:
+        cfg = self.cfg
+        result = CompensateResult(config=asdict(cfg))
+        t0 = time.perf_counter()
+        result.output_before = output_error(self.teacher, self.student, self.inputs, cfg.batch_size)
+        targets = self._targets()
+        entries: list[dict[str, Any]] = []
+        handles = [self.student.get_submodule(n).register_forward_hook(self._fit_hook(n, targets.pop(n), entries))
+                   for n in self.names]
+        try:
+            with torch.no_grad():
+                self.student(self.inputs)
+        finally:
+            for h in handles:
+                h.remove()
+        order = {n: i for i, n in enumerate(self.names)}
+        result.units = sorted(entries, key=lambda e: order[e["name"]])
+        result.output_after = output_error(self.teacher, self.student, self.inputs, cfg.batch_size)
+        result.parameters = sum(m.weight.numel() + m.bias.numel() for m in self.student.modules()
+                                if isinstance(m, Compensated))
+        result.seconds = time.perf_counter() - t0
+        return result
