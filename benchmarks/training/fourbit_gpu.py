@@ -9,6 +9,9 @@ Stages (each from its own copy of the calibrated student, same prompts and image
   recon          + block reconstruction (reconstruct_* keys; per-unit error before/after recorded)
   recon+decoder  block reconstruction with the decoder-aware term (reconstruct_decoder_weight: --decoder-weight)
   recon+distill  + distillation of the reconstructed student (distill_* keys)
+  comp           closed-form block compensation of the calibrated student (distill.compensate), once per
+                 --compensate mode and --ridge value (stage names comp:MODE:RIDGE); no training
+  recon+comp     the same compensations of the reconstructed student (recon+comp:MODE:RIDGE)
   distill        distillation of the calibrated student, no reconstruction
 --ablate also scores the calibrated student with one error source removed (where the error comes from):
   weights-only   activation quantizers (softmax included) disabled, Brevitas' quantization_status_manager
@@ -31,7 +34,7 @@ from pathlib import Path
 from distill_gpu import _overrides, calibration, fidelity, generalisation_scorer
 
 warnings.filterwarnings("ignore")
-STAGES = ("calib", "recon", "recon+distill", "distill", "recon+decoder")
+STAGES = ("calib", "recon", "recon+distill", "distill", "recon+decoder", "comp", "recon+comp")
 ABLATIONS = ("weights-only", "activations-only", "probs-float")
 
 
@@ -46,6 +49,9 @@ def main() -> None:
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     ap.add_argument("--ablate", nargs="*", default=[], choices=ABLATIONS)
     ap.add_argument("--decoder-weight", type=float, default=1.0, help="recon+decoder: reconstruct_decoder_weight")
+    ap.add_argument("--compensate", nargs="+", default=["linear"], choices=("linear", "channel"),
+                    help="comp: compensation modes")
+    ap.add_argument("--ridge", nargs="+", type=float, default=[0.1], help="comp: compensate_ridge values")
     ap.add_argument("--held-out", default=None, help="synthetic ArraySet npz never calibrated or trained on: also "
                     "score every stage's generalisation ratio (issue 34's Brevitas column)")
     ap.add_argument("--device", default="cuda")
@@ -96,8 +102,16 @@ def main() -> None:
         score(name, model, {**rep, "seconds": time.perf_counter() - t0})
         return model
 
-    if {"recon", "recon+distill"} & set(args.stages):
+    def compensated(prefix, model):
+        for mode in args.compensate:
+            for ridge in args.ridge:
+                stage(f"{prefix}:{mode}:{ridge:g}", copy.deepcopy(model), reconstruct_iters=0, distill_steps=0,
+                      compensate=mode, compensate_ridge=ridge)
+
+    if {"recon", "recon+distill", "recon+comp"} & set(args.stages):
         recon = stage("recon", copy.deepcopy(q.sam.model), distill_steps=0)
+        if "recon+comp" in args.stages:
+            compensated("recon+comp", recon)
         if "recon+distill" in args.stages:
             stage("recon+distill", recon, reconstruct_iters=0)
     if "recon+decoder" in args.stages:
@@ -105,6 +119,8 @@ def main() -> None:
               reconstruct_decoder_weight=args.decoder_weight)
     if "distill" in args.stages:
         stage("distill", copy.deepcopy(q.sam.model), reconstruct_iters=0)
+    if "comp" in args.stages:
+        compensated("comp", q.sam.model)
 
 def off_device(encoder, device: str) -> list[str]:
     """Parameters, buffers, plain tensor attributes and weight-quantizer scales of ``encoder`` not on ``device``."""
