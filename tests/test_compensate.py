@@ -13,7 +13,7 @@ from dfq_sam_plugin.distill.compensate import BlockCompensator, CompensateConfig
 
 @pytest.fixture(scope="module")
 def short_sam(tiny_sam):
-    """tiny_sam with its first three blocks only (a third of the forward cost; the block types stay)."""
+    """tiny_sam with its first three of twelve blocks (windowed and global attention both stay)."""
     from dataclasses import replace
 
     model = copy.deepcopy(tiny_sam.model)

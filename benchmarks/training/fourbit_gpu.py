@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--decoder-weight", type=float, default=1.0, help="recon+decoder: reconstruct_decoder_weight")
     ap.add_argument("--compensate", nargs="+", default=["linear"], choices=("linear", "channel"),
                     help="comp: compensation modes")
-    ap.add_argument("--ridge", nargs="+", type=float, default=[0.1], help="comp: compensate_ridge values")
+    ap.add_argument("--ridge", nargs="+", type=float, default=[1.0], help="comp: compensate_ridge values")
     ap.add_argument("--held-out", default=None, help="synthetic ArraySet npz never calibrated or trained on: also "
                     "score every stage's generalisation ratio (issue 34's Brevitas column)")
     ap.add_argument("--device", default="cuda")
