@@ -31,9 +31,14 @@ import torch
 from torch import nn
 
 from .losses import relative_mse
-from .reconstruct import DEFAULT_UNITS, output_error, unit_names
+from .reconstruct import DEFAULT_UNITS, _unit_error, unit_names
 
 MODES = ("linear", "channel")
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"compensation mode must be one of {', '.join(MODES)}; got {mode!r}")
 
 
 @dataclass
@@ -44,8 +49,7 @@ class CompensateConfig:
     batch_size: int = 8
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"compensation mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        _check_mode(self.mode)
         if self.ridge < 0 or self.batch_size < 1:
             raise ValueError(f"ridge >= 0 and batch_size >= 1 expected; got {self}")
         re.compile(self.units)
@@ -87,8 +91,7 @@ class Compensated(nn.Module):
 
     def __init__(self, block: nn.Module, channels: int, mode: str, channel_dim: int) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"compensation mode must be one of {', '.join(MODES)}; got {mode!r}")
+        _check_mode(mode)
         self.block, self.mode, self.channel_dim = block, mode, channel_dim
         shape = (channels, channels) if mode == "linear" else (channels,)
         self.weight = nn.Parameter(torch.zeros(shape) if mode == "linear" else torch.ones(shape), requires_grad=False)
@@ -112,10 +115,8 @@ class Compensated(nn.Module):
 
 def wrap(encoder: nn.Module, name: str, channels: int, mode: str, channel_dim: int) -> Compensated:
     """Replace ``encoder``'s submodule ``name`` by a ``Compensated`` around it (identity correction)."""
-    parent_name, _, child = name.rpartition(".")
-    parent = encoder.get_submodule(parent_name) if parent_name else encoder
-    module = Compensated(getattr(parent, child), channels, mode, channel_dim)
-    setattr(parent, child, module)
+    module = Compensated(encoder.get_submodule(name), channels, mode, channel_dim)
+    encoder.set_submodule(name, module)
     return module
 
 
@@ -156,9 +157,10 @@ class BlockCompensator:
         """``teacher`` / ``student``: FP and quantized image encoders with the same module tree; ``inputs``: encoder
         inputs (N, 3, S, S), synthetic. The student is changed in place (units wrapped in ``Compensated``).
 
-        Cost: one chunked teacher forward (every unit's FP output kept: the targets), one student forward of all N
-        inputs at once in which each unit's correction is fitted and applied as the forward reaches it (later units
-        see corrected inputs), and the chunked before / after output errors."""
+        Cost: one chunked teacher forward (every unit's FP output and the encoder's output kept: the targets), one
+        student forward of all N inputs at once in which each unit's correction is fitted and applied as the forward
+        reaches it (later units see corrected inputs), and two chunked student forwards for the before / after
+        output errors."""
         self.cfg = config or CompensateConfig()
         self.device = torch.device(device)
         if inputs.ndim != 4 or len(inputs) == 0:
@@ -171,8 +173,9 @@ class BlockCompensator:
         self.names = unit_names(self.student, self.inputs[:1], self.cfg.units)
 
     @torch.no_grad()
-    def _targets(self) -> dict[str, torch.Tensor]:
-        """Every unit's FP output on the FP inputs, over all inputs (first call of a unit only)."""
+    def _targets(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Every unit's FP output on the FP inputs (first call of a unit only), and the FP encoder's output, over all
+        inputs: one teacher pass."""
         got: dict[str, list[torch.Tensor]] = {name: [] for name in self.names}
 
         def hook(name):
@@ -181,16 +184,16 @@ class BlockCompensator:
                     got[name].append((out[0] if isinstance(out, tuple) else out).detach())
             return store
 
-        calls = [0]
+        calls, outputs = [0], []
         handles = [self.teacher.get_submodule(n).register_forward_hook(hook(n)) for n in self.names]
         try:
             for chunk in self.inputs.split(self.cfg.batch_size):
                 calls[0] += 1
-                self.teacher(chunk)
+                outputs.append(self.teacher(chunk))
         finally:
             for h in handles:
                 h.remove()
-        return {name: torch.cat(outs) for name, outs in got.items()}
+        return {name: torch.cat(outs) for name, outs in got.items()}, torch.cat(outputs)
 
     def _fit_hook(self, name: str, target: torch.Tensor, entries: list[dict[str, Any]]):
         def hook(unit, args, out):
@@ -212,8 +215,7 @@ class BlockCompensator:
                 entries.append({"name": name, "before": before, "after": before, "fitted": after, "reverted": True})
                 return None
             entries.append({"name": name, "before": before, "after": after})
-            parent_name, _, child = name.rpartition(".")
-            setattr(self.student.get_submodule(parent_name) if parent_name else self.student, child, module)
+            self.student.set_submodule(name, module)
             return (corrected, *out[1:]) if isinstance(out, tuple) else corrected
 
         return hook
@@ -222,8 +224,8 @@ class BlockCompensator:
         cfg = self.cfg
         result = CompensateResult(config=asdict(cfg))
         t0 = time.perf_counter()
-        result.output_before = output_error(self.teacher, self.student, self.inputs, cfg.batch_size)
-        targets = self._targets()
+        targets, output = self._targets()
+        result.output_before = _unit_error(self.student, self.inputs, output, cfg.batch_size)
         entries: list[dict[str, Any]] = []
         handles = [self.student.get_submodule(n).register_forward_hook(self._fit_hook(n, targets.pop(n), entries))
                    for n in self.names]
@@ -235,7 +237,7 @@ class BlockCompensator:
                 h.remove()
         order = {n: i for i, n in enumerate(self.names)}
         result.units = sorted(entries, key=lambda e: order[e["name"]])
-        result.output_after = output_error(self.teacher, self.student, self.inputs, cfg.batch_size)
+        result.output_after = _unit_error(self.student, self.inputs, output, cfg.batch_size)
         result.parameters = sum(m.weight.numel() + m.bias.numel() for m in self.student.modules()
                                 if isinstance(m, Compensated))
         result.seconds = time.perf_counter() - t0
