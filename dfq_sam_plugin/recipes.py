@@ -161,8 +161,9 @@ RECONSTRUCT = {
     "reconstruct_decoder_boxes": Option(4, int, check=_positive, help="random boxes per image of that term"),
 }
 
-# Closed-form block compensation (dfq_sam_plugin.distill.compensate, Brevitas flow): after calibration and any
-# training, each residual encoder block gets a float correction fitted by ridge least squares on the synthetic images.
+# Closed-form block compensation (dfq_sam_plugin.distill.compensate): after calibration and any training, each
+# residual encoder block gets a float correction fitted by ridge least squares on the synthetic images. Brevitas: on
+# the torch student; OpenVINO: float nodes inserted into the quantized encoder IR (backends/ov_compensate.py).
 COMPENSATE = {
     "compensate": Option("none", str, ("none", "linear", "channel"),
                          help="none | linear: a C x C correction from each block's input (QwT) | channel: a "
@@ -230,6 +231,7 @@ OPENVINO = {
     "ranking_subset_size": Option(8, int, check=_positive, help="images used to rank quantizer groups"),
     "max_reverted": Option(30, int, check=_positive, help="most quantizer groups accuracy control may revert"),
     **DISTILL,
+    **COMPENSATE,
 }
 
 BREVITAS = {
@@ -305,11 +307,13 @@ def reconstruct_config(recipe: dict[str, Any]):
 
 
 def compensate_config(recipe: dict[str, Any]):
-    """The recipe's ``compensate*`` keys (and ``reconstruct_batch``) as a ``CompensateConfig``."""
+    """The recipe's ``compensate*`` keys (and ``reconstruct_batch`` where the backend has it) as a
+    ``CompensateConfig``."""
     from .distill.compensate import CompensateConfig
 
     r = as_recipe(recipe)
-    return CompensateConfig(mode=r.compensate.mode, ridge=r.compensate.ridge, batch_size=r.reconstruct.batch)
+    batch = r["reconstruct_batch"] if "reconstruct_batch" in SCHEMAS[r.backend] else CompensateConfig.batch_size
+    return CompensateConfig(mode=r.compensate.mode, ridge=r.compensate.ridge, batch_size=batch)
 
 
 # Sections of a Recipe: flat key -> (section, attribute). The attribute is the key without its section prefix

@@ -4,6 +4,7 @@ Brevitas student saves and loads (tests/test_brevitas.py, the training-flow test
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from test_distill import _data, _student
@@ -62,9 +63,65 @@ def test_an_exact_student_gets_no_correction_and_the_ridge_shrinks_it(short_sam)
         CompensateConfig(mode="full")
 
 
+def test_corrections_that_raise_the_output_error_are_dropped_together():
+    """Each kept correction lowers its own unit's error; if together they raise the encoder's (a student trained end
+    to end, whose later blocks offset earlier errors), the result says none is kept and why."""
+    from dfq_sam_plugin.distill.compensate import CompensateResult
+
+    worse = CompensateResult(output_before=0.1, output_after=0.2, parameters=10)
+    assert not worse.settle() and (worse.kept, worse.output_after, worse.output_fitted, worse.parameters) == (
+        False, 0.1, 0.2, 0)
+    better = CompensateResult(output_before=0.2, output_after=0.1, parameters=10)
+    assert better.settle() and (better.output_after, better.parameters) == (0.1, 10)
+
+
 def test_channel_axis_follows_the_block_layout(litemedsam):
     enc = litemedsam.model.image_encoder
     assert channel_dim(enc.layers[0].blocks[0], torch.zeros(1, 64, 8, 8)) == 1  # MBConv: (B, C, H, W)
     assert channel_dim(enc.layers[1].blocks[0], torch.zeros(1, 16, 128)) == -1  # TinyViT block: tokens
     vit_block = torch.nn.Sequential(torch.nn.LayerNorm(8), torch.nn.Linear(8, 8))
     assert channel_dim(vit_block, torch.zeros(1, 4, 4, 8)) == -1  # SAM ViT: (B, H, W, C)
+
+
+def test_openvino_flow_inserts_corrections_into_the_int8_ir(short_sam, tmp_path):
+    """``compensate: linear`` in an OpenVINO recipe: the INT8 encoder IR from nncf.quantize gets float correction
+    nodes after the blocks (SAM ViT: block 0's input found past the position-embedding add), each fitted one
+    lowers its block's error, the IR's output error on the fit inputs falls, and the export saves, loads and runs."""
+    from dfq_sam_plugin import DFQSAMDataset
+    from dfq_sam_plugin.backends.nncf import QuantizedSam, quantize_sam
+    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.runtime import OVSamPredictor
+
+    rng = np.random.default_rng(0)
+    calib = DFQSAMDataset.from_arrays(short_sam, rng.random((3, 1, 64, 64), dtype=np.float32),
+                                      np.tile(np.array([[8, 8, 40, 40]], np.float32), (3, 1, 1)),
+                                      provenance={"method": "test"})
+    recipe = load_recipe("openvino_int8_cpu").replace(candidates=[], ignored_modules=[], compensate="linear",
+                                                      compensate_ridge=0.01)
+    q = quantize_sam(short_sam, calib, recipe)
+    report = q.report["compensate"]
+    units = {u["name"]: u for u in report["units"]}
+    assert "skipped" in units["patch_embed"] and "skipped" in units["neck"]
+    fitted = [n for n, u in units.items() if "before" in u and not u.get("reverted")]
+    assert "blocks.0" in fitted and all(units[n]["after"] < units[n]["before"] for n in fitted)
+    assert report["kept"] and report["output_after"] < report["output_before"] and not report["real_data_used"]
+    nodes = {op.get_friendly_name() for op in q.encoder.get_ops()}
+    assert {f"dfq_compensate/{n}" for n in fitted} <= nodes
+
+    loaded = QuantizedSam.load(q.save(tmp_path / "comp"), short_sam)
+    assert {f"dfq_compensate/{n}" for n in fitted} <= {op.get_friendly_name() for op in loaded.encoder.get_ops()}
+    masks = OVSamPredictor(tmp_path / "comp").predict(rng.random((64, 64), dtype=np.float32),
+                                                      np.array([[8, 8, 40, 40]], np.float32))
+    assert masks.shape[-2:] == (64, 64)
+
+
+def test_compensating_an_ir_without_torch_names_says_why(short_sam):
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from dfq_sam_plugin.backends.ov_compensate import compensate_ir
+
+    x = ops.parameter([1, 3, 64, 64], ov.Type.f32)
+    model = ov.Model([ops.relu(x)], [x])
+    with pytest.raises(ValueError, match="no node of the IR was converted from encoder unit"):
+        compensate_ir(model, short_sam.model.image_encoder, torch.zeros(1, 3, 64, 64))

@@ -2,7 +2,8 @@
 
 INT8 accuracy depends on the CPU: on AVX2-only CPUs u8 x s8 pair sums saturate unless NNCF's OverflowFix
 leaves 7-bit weights; VNNI/AMX CPUs need no fix. This packs, on this machine, the benchmark sets, the FP
-model's masks for their prompts and the encoders of some IR folders (one shared float decoder), and then
+model's masks for their prompts and the encoders of some IR folders (one shared float decoder; a folder whose
+decoder differs, e.g. the FP32 export's, brings its own), and then
 scores them wherever the pack is carried:
 
     python benchmarks/quality/fidelity_amx.py pack --out carried/fid IRDIR1 IRDIR2 ...     # here (torch FP reference)
@@ -56,6 +57,9 @@ def pack(args) -> None:
         dst.mkdir(parents=True, exist_ok=True)
         for name in ("encoder.xml", "encoder.bin", "manifest.json"):
             shutil.copy(folder / name, dst / name)
+        if any((folder / n).read_bytes() != (first / n).read_bytes() for n in ("decoder.xml", "decoder.bin")):
+            for name in ("decoder.xml", "decoder.bin"):  # its own decoder (the manifest's digests name it)
+                shutil.copy(folder / name, dst / name)
     print(f"packed {len(args.folders)} encoders and {sum(len(b.images) for b in sets)} images into {out}")
 
 
@@ -75,8 +79,9 @@ def run(args) -> None:
         folder = work / enc.name
         shutil.copytree(enc, folder)
         for name in ("decoder.xml", "decoder.bin"):
-            shutil.copy(src / name, folder / name)
-        for hint in ("default", "f32"):
+            if not (folder / name).exists():
+                shutil.copy(src / name, folder / name)
+        for hint in args.precisions:
             config = {} if hint == "default" else {"INFERENCE_PRECISION_HINT": "f32"}
             for bset in data["sets"]:
                 predictors = {"fp": Replay(data["fp_masks"][bset.name]), "q": OVSamPredictor(folder, config=config)}
@@ -102,6 +107,8 @@ def main() -> None:
     r = sub.add_parser("run", help="there: score every packed encoder against the FP masks")
     r.add_argument("--pack", required=True)
     r.add_argument("--json", default=None)
+    r.add_argument("--precisions", nargs="+", default=["default", "f32"], choices=("default", "f32"),
+                   help="OpenVINO's default inference precision and/or INFERENCE_PRECISION_HINT=f32")
     args = ap.parse_args()
     {"pack": pack, "run": run}[args.cmd](args)
 

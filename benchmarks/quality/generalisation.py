@@ -6,7 +6,8 @@
 For each calibration set (an ``ArraySet`` npz + json, as `gpu_generalisation.sh` brings them back, or `bundled`),
 an OpenVINO INT8 encoder with `openvino_int8_cpu_vnni`'s PTQ; `--oracle`: the same PTQ on real MNI slices disjoint
 from the evaluated ones (`eval.real_calibration`, `real_data_used: true`, never shipped); `--distilled`: the shipped
-distilled encoder. Every student runs pinned to f32 (no bf16 in the comparison) and is scored by
+distilled encoder (`--compensate MODE`: also with that closed-form block compensation). Every student runs pinned
+to f32 (no bf16 in the comparison) and is scored by
 `eval.generalisation` (encoder-output relative error on the held-out synthetic images vs on nuclei / MNI) and by
 FP-fidelity of its masks on the real sets (FP32 IR pinned to f32 as reference).
 """
@@ -33,6 +34,9 @@ def main() -> None:
                     "NAME=PATH.npz@KEY=VALUE,KEY=VALUE also changes recipe keys (YAML values) for that set alone")
     ap.add_argument("--oracle", action="store_true", help="also PTQ on real MNI slices (not the evaluated ones)")
     ap.add_argument("--distilled", action="store_true", help="also the shipped distilled INT8 encoder")
+    ap.add_argument("--compensate", nargs="*", default=[], choices=("linear", "channel"),
+                    help="with --distilled: also the shipped distilled encoder with these closed-form block "
+                    "compensations (backends/ov_compensate.py), fitted on the bundled set's calibration inputs")
     ap.add_argument("--recipe", default="openvino_int8_cpu_vnni")
     ap.add_argument("--work", default="out_generalisation")
     ap.add_argument("--json", default=None)
@@ -42,12 +46,15 @@ def main() -> None:
     import torch
 
     from dfq_sam_plugin import DFQSAMDataset, load_sam
-    from dfq_sam_plugin.backends.nncf import export_float, quantize_sam
+    from dfq_sam_plugin.backends.nncf import QuantizedSam, calibration_inputs, export_float, quantize_sam
+    from dfq_sam_plugin.backends.ov_compensate import compensate_ir
     from dfq_sam_plugin.data.arrays import ArraySet
     from dfq_sam_plugin.data.inputs import to_encoder_input
+    from dfq_sam_plugin.distill.compensate import CompensateConfig
     from dfq_sam_plugin.eval import evaluate, load_benchmark
     from dfq_sam_plugin.eval.generalisation import generalisation, real_encoder_inputs
     from dfq_sam_plugin.eval.real_calibration import mni_calibration_set
+    from dfq_sam_plugin.export.openvino import read_manifest
     from dfq_sam_plugin.export.packaged import packaged_export
     from dfq_sam_plugin.recipes import load_recipe
     from dfq_sam_plugin.runtime import OVSamPredictor
@@ -81,6 +88,13 @@ def main() -> None:
         print(f"{name}: PTQ {time.perf_counter() - t0:.0f} s on {len(data.pixels)} images", flush=True)
     if args.distilled:
         folders["distilled (shipped)"] = packaged_export(sam, work / "distilled")
+        fit_inputs = calibration_inputs(DFQSAMDataset.bundled(sam), recipe)
+        for mode in args.compensate:
+            q = QuantizedSam.load(folders["distilled (shipped)"], sam)
+            q.encoder, res = compensate_ir(q.encoder, sam.model.image_encoder, fit_inputs, CompensateConfig(mode=mode))
+            q.report["compensate"] = {**res.summary(), "data": "synthetic only", "real_data_used": False}
+            folders[f"distilled + {mode}"] = q.save(work / f"distilled_{mode}")
+            print(f"distilled + {mode}: compensated in {res.seconds:.0f} s", flush=True)
     fp_dir = export_float(sam, work / "fp32")
     core = ov.Core()
     rows = {}
@@ -92,7 +106,11 @@ def main() -> None:
         rows[name] = {"generalisation": g.to_dict(), "provenance": {
             k: calib[name].provenance.get(k) for k in ("method", "real_data_used", "num_images")} | {
             "recipe_keys": keys.get(name, {})} if name in calib
-            else {"method": "shipped distilled", "real_data_used": False}}
+            else {"method": "shipped distilled", "real_data_used": False,
+                  "compensate": name.partition(" + ")[2] or None}}
+        comp = read_manifest(folder).get("report", {}).get("compensate")
+        if comp:  # the export's own record of its block compensation
+            rows[name]["compensate"] = {k: comp[k] for k in ("parameters", "seconds", "output_before", "output_after")}
         predictors[name] = OVSamPredictor(folder, config=F32)
         print(f"{name}: ratio {g.ratio:.2f} (synthetic {g.synthetic:.5f}, real {g.real})", flush=True)
     report = evaluate(predictors, sets)

@@ -283,6 +283,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     else:
         encoder = nncf_quantize(encoder, nncf.Dataset(inputs), recipe.replace(subset_size=len(inputs)), validation)
     timings["encoder_quantize_s"] = time.perf_counter() - t0
+    encoder = _compensate(encoder, sam, dataset, recipe, report)
     decoder = _decoder_weights(decoder, recipe)
     if validation is not None:
         import openvino as ov
@@ -302,6 +303,21 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     return QuantizedSam(encoder, decoder, sam, calibration_summary(dataset), recipe, report, candidates, probe)
 
 
+def _compensate(encoder, sam: SamBundle, dataset, recipe: Recipe, report: dict[str, Any]):
+    """The encoder IR with the recipe's closed-form block corrections (``compensate``; unchanged with ``none``),
+    fitted on the calibration inputs against the FP torch encoder (``backends/ov_compensate.py``)."""
+    if recipe.compensate.mode == "none":
+        return encoder
+    from ..recipes import compensate_config
+    from .ov_compensate import compensate_ir
+
+    encoder, result = compensate_ir(encoder, sam.model.image_encoder, calibration_inputs(dataset, recipe),
+                                    compensate_config(recipe))
+    report["compensate"] = {**result.summary(), "data": "synthetic only", "real_data_used": False}
+    report.setdefault("timings", {})["compensate_s"] = result.seconds
+    return encoder
+
+
 def _decoder_weights(decoder, recipe: Recipe):
     """The decoder with INT8 weights where the recipe's ``weight_compression`` lists it (else unchanged)."""
     if "decoder" not in recipe.weight_compression.parts:
@@ -319,6 +335,7 @@ def _quantize_torch(sam: SamBundle, dataset, recipe: Recipe, device: str, work_d
     encoder = convert_encoder(student, sam.spec.img_size)
     decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe.export.decoder_boxes)
     report["timings"]["convert_s"] = time.perf_counter() - t0
+    encoder = _compensate(encoder, sam, dataset, recipe, report)
     report.update(encoder_fake_quantize=count_ops(encoder, "FakeQuantize"),
                   decoder_fake_quantize=count_ops(decoder, "FakeQuantize"))
     calibration = calibration_summary(dataset)

@@ -15,7 +15,8 @@ Tokens (B, L, C) / (B, H, W, C) and feature maps (B, C, H, W) all work (``channe
 (``channel``) as ``ridge`` grows (default 1: on LiteMedSAM W6A6 it gave the lower real-image errors of 0.1 and 1,
 docs/notebook/2026-12-05.md §24). The corrections stay in float (``Compensated`` wraps the unit; a C×C matrix per
 block: for LiteMedSAM 401k float parameters for ``linear``, 7 % of its encoder's 5.7M). A unit whose corrected error
-on its fit inputs is not lower keeps no correction. The student pass takes all inputs as one batch (its activation
+on its fit inputs is not lower, or that has no error (a float unit), keeps no correction; if the corrections
+together do not lower the encoder's output error on the fit inputs, none is kept (``CompensateResult.kept``). The student pass takes all inputs as one batch (its activation
 memory grows with their number). Backend-free: the student is any library's quantized encoder with the teacher's
 module tree.
 """
@@ -34,6 +35,13 @@ from .losses import relative_mse
 from .reconstruct import DEFAULT_UNITS, _unit_error, unit_names
 
 MODES = ("linear", "channel")
+EXACT = 1e-8  # a unit's relative error below this is float rounding (the unit is not quantized): no correction
+
+
+def keeps(before: float, after: float) -> bool:
+    """Whether a fitted correction stays: its unit has an error to correct and the correction lowers it on the fit
+    inputs (a NaN never does)."""
+    return before > EXACT and after < before
 
 
 def _check_mode(mode: str) -> None:
@@ -63,6 +71,17 @@ class CompensateResult:
     output_after: float = float("nan")
     parameters: int = 0  # float parameters the corrections add
     config: dict[str, Any] = field(default_factory=dict)
+    kept: bool = True  # False: the corrections together raised the encoder's output error, none was kept
+    output_fitted: float = float("nan")  # the output error with every fitted correction in place
+
+    def settle(self) -> bool:
+        """Record ``output_after`` as ``output_fitted``; if the corrections did not lower the encoder's output
+        error on the fit inputs (each lowered its own unit's, but later units of a student trained end to end may
+        have learnt to offset earlier errors), mark them dropped. Returns whether they stay."""
+        self.output_fitted = self.output_after
+        if not keeps(self.output_before, self.output_after):
+            self.kept, self.output_after, self.parameters = False, self.output_before, 0
+        return self.kept
 
     def summary(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,8 +151,34 @@ def restore_wrappers(model: nn.Module, state: dict[str, torch.Tensor]) -> list[s
 
 
 @torch.no_grad()
-def _fit(mode: str, x_q: torch.Tensor, y_q: torch.Tensor, target: torch.Tensor, ridge: float, dim: int
-         ) -> tuple[torch.Tensor, torch.Tensor]:
+def unit_outputs(teacher: nn.Module, names: list[str], inputs: torch.Tensor, batch_size: int
+                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Every unit's FP output (first call of a unit only) and the encoder's output over all ``inputs``, ``batch_size``
+    at a time: the targets of a compensation, from one teacher pass."""
+    got: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    calls = [0]
+
+    def hook(name):
+        def store(_m, _args, out):
+            if len(got[name]) < calls[0]:
+                got[name].append((out[0] if isinstance(out, tuple) else out).detach())
+        return store
+
+    outputs = []
+    handles = [teacher.get_submodule(n).register_forward_hook(hook(n)) for n in names]
+    try:
+        for chunk in inputs.split(batch_size):
+            calls[0] += 1
+            outputs.append(teacher(chunk))
+    finally:
+        for h in handles:
+            h.remove()
+    return {name: torch.cat(outs) for name, outs in got.items()}, torch.cat(outputs)
+
+
+@torch.no_grad()
+def fit_correction(mode: str, x_q: torch.Tensor, y_q: torch.Tensor, target: torch.Tensor, ridge: float, dim: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """(weight, bias) of the correction, in float64 normal equations over every token / pixel."""
     src = _channels_last(x_q if mode == "linear" else y_q, dim).double()
     resid = _channels_last(target - y_q if mode == "linear" else target, dim).double()
@@ -172,29 +217,6 @@ class BlockCompensator:
         self.student = student.to(self.device).eval()
         self.names = unit_names(self.student, self.inputs[:1], self.cfg.units)
 
-    @torch.no_grad()
-    def _targets(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Every unit's FP output on the FP inputs (first call of a unit only), and the FP encoder's output, over all
-        inputs: one teacher pass."""
-        got: dict[str, list[torch.Tensor]] = {name: [] for name in self.names}
-
-        def hook(name):
-            def store(_m, _args, out):
-                if len(got[name]) < calls[0]:
-                    got[name].append((out[0] if isinstance(out, tuple) else out).detach())
-            return store
-
-        calls, outputs = [0], []
-        handles = [self.teacher.get_submodule(n).register_forward_hook(hook(n)) for n in self.names]
-        try:
-            for chunk in self.inputs.split(self.cfg.batch_size):
-                calls[0] += 1
-                outputs.append(self.teacher(chunk))
-        finally:
-            for h in handles:
-                h.remove()
-        return {name: torch.cat(outs) for name, outs in got.items()}, torch.cat(outputs)
-
     def _fit_hook(self, name: str, target: torch.Tensor, entries: list[dict[str, Any]]):
         def hook(unit, args, out):
             if any(e["name"] == name for e in entries):  # a unit called twice: corrected at its first call
@@ -206,12 +228,12 @@ class BlockCompensator:
                 return None
             dim = channel_dim(unit, x_q)
             module = Compensated(unit, x_q.shape[dim], self.cfg.mode, dim).to(self.device)
-            weight, bias = _fit(self.cfg.mode, x_q, y_q, target, self.cfg.ridge, dim)
+            weight, bias = fit_correction(self.cfg.mode, x_q, y_q, target, self.cfg.ridge, dim)
             module.weight.copy_(weight)
             module.bias.copy_(bias)
             corrected = module.correct(x_q, y_q)
             before, after = float(relative_mse(y_q, target)), float(relative_mse(corrected, target))
-            if not after < before:  # no gain (or NaN) on the fit inputs: no correction
+            if not keeps(before, after):  # no error, or no gain (or NaN) on the fit inputs: no correction
                 entries.append({"name": name, "before": before, "after": before, "fitted": after, "reverted": True})
                 return None
             entries.append({"name": name, "before": before, "after": after})
@@ -224,7 +246,7 @@ class BlockCompensator:
         cfg = self.cfg
         result = CompensateResult(config=asdict(cfg))
         t0 = time.perf_counter()
-        targets, output = self._targets()
+        targets, output = unit_outputs(self.teacher, self.names, self.inputs, cfg.batch_size)
         result.output_before = _unit_error(self.student, self.inputs, output, cfg.batch_size)
         entries: list[dict[str, Any]] = []
         handles = [self.student.get_submodule(n).register_forward_hook(self._fit_hook(n, targets.pop(n), entries))
@@ -240,5 +262,9 @@ class BlockCompensator:
         result.output_after = _unit_error(self.student, self.inputs, output, cfg.batch_size)
         result.parameters = sum(m.weight.numel() + m.bias.numel() for m in self.student.modules()
                                 if isinstance(m, Compensated))
+        if not result.settle():
+            for name, module in list(self.student.named_modules()):
+                if isinstance(module, Compensated):
+                    self.student.set_submodule(name, module.block)
         result.seconds = time.perf_counter() - t0
         return result
