@@ -221,7 +221,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         quantized = quantize_sam(sam, dataset, recipe, device=args.device, work_dir=args.work_dir,
                                  progress=not args.quiet)
     else:
-        with console.status(f"quantizing {what}"):
+        then = (f", then {recipe.compensate.mode} block compensation (one IR pass per block)"
+                if recipe.compensate.mode != "none" else "")
+        with console.status(f"quantizing {what}{then}"):
             quantized = quantize_sam(sam, dataset, recipe)
     with console.status("saving"):
         folder = quantized.save(args.out)
@@ -232,10 +234,24 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                   f"({rep['decoder_fake_quantize']} FakeQuantize); calibration: "
                   f"{quantized.calibration.get('method')} (real_data_used={quantized.calibration.get('real_data_used')})")
     _print_reparam(rep)
+    _print_compensation(rep)
     _print_candidates(folder)
     if "synthetic_fidelity" in rep:
         console.print(f"accuracy control: synthetic FP-fidelity of the INT8 encoder {rep['synthetic_fidelity']:.4f}")
     return 0
+
+
+def _print_compensation(report: dict) -> None:
+    """What ``compensate`` did, from a quantization report (nothing without it)."""
+    c = report.get("compensate")
+    if not c:
+        return
+    fitted = sum(1 for u in c["units"] if "after" in u and not u.get("reverted"))
+    console.print(f"block compensation ({c['config']['mode']}): " + (
+        f"{fitted} blocks, {c['parameters']} float parameters; encoder output error on the calibration inputs "
+        f"{c['output_before']:.4f} -> {c['output_after']:.4f} ({c['seconds']:.0f} s)" if c["kept"] else
+        f"none kept: together the corrections raised the encoder's output error on the calibration inputs "
+        f"({c['output_before']:.4f} -> {c['output_fitted']:.4f})"))
 
 
 def _print_candidates(folder) -> None:

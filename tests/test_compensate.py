@@ -87,7 +87,7 @@ def test_openvino_flow_inserts_corrections_into_the_int8_ir(short_sam, tmp_path)
     """``compensate: linear`` in an OpenVINO recipe: the INT8 encoder IR from nncf.quantize gets float correction
     nodes after the blocks (SAM ViT: block 0's input found past the position-embedding add), each fitted one
     lowers its block's error, the IR's output error on the fit inputs falls, and the export saves, loads and runs."""
-    from dfq_sam_plugin import DFQSAMDataset
+    from dfq_sam_plugin import DFQSAMDataset, cli
     from dfq_sam_plugin.backends.nncf import QuantizedSam, quantize_sam
     from dfq_sam_plugin.recipes import load_recipe
     from dfq_sam_plugin.runtime import OVSamPredictor
@@ -107,6 +107,9 @@ def test_openvino_flow_inserts_corrections_into_the_int8_ir(short_sam, tmp_path)
     assert report["kept"] and report["output_after"] < report["output_before"] and not report["real_data_used"]
     nodes = {op.get_friendly_name() for op in q.encoder.get_ops()}
     assert {f"dfq_compensate/{n}" for n in fitted} <= nodes
+    with cli.console.capture() as said:  # what `dfq-sam quantize` prints of it
+        cli._print_compensation(q.report)
+    assert f"block compensation (linear): {len(fitted)} blocks" in said.get()
 
     loaded = QuantizedSam.load(q.save(tmp_path / "comp"), short_sam)
     assert {f"dfq_compensate/{n}" for n in fitted} <= {op.get_friendly_name() for op in loaded.encoder.get_ops()}

@@ -188,7 +188,7 @@ def fit_correction(mode: str, x_q: torch.Tensor, y_q: torch.Tensor, target: torc
     if mode == "linear":
         cov = sx.T @ sx / n
         lam = ridge * float(cov.diagonal().mean())
-        w = torch.linalg.solve(cov + lam * torch.eye(len(cov), dtype=cov.dtype), sx.T @ sr / n).T  # (C_out, C_in)
+        w = torch.linalg.solve(cov + lam * torch.eye(len(cov), dtype=cov.dtype, device=cov.device), sx.T @ sr / n).T  # (C_out, C_in)
         return w.float(), (mr - w @ mx).float()
     var, cov = (sx * sx).mean(0), (sx * sr).mean(0)
     lam = ridge * float(var.mean())
