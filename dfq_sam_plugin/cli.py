@@ -518,9 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quantize", help="quantize with a recipe and a calibration set (NNCF -> OpenVINO IR, or Brevitas)",
         description="--backend nncf: reparameterize (recipe `reparam`), ov.convert_model, nncf.quantize on the "
-                    "calibration set, with compensate: linear | channel a closed-form float correction per encoder block "
-                    "fitted into the INT8 IR on the same synthetic inputs, save encoder.xml + decoder.xml + "
-                    "manifest.json with provenance in rt_info. "
+                    "calibration set, with compensate: linear | channel a closed-form float correction per "
+                    "encoder block fitted into the INT8 IR on the same synthetic inputs, save encoder.xml + "
+                    "decoder.xml + manifest.json with provenance in rt_info. "
                     "--backend brevitas: reparameterize, Brevitas quantizers (weights per channel or per group of "
                     "weight_group_size input channels, log2sqrt softmax), calibration_mode, then "
                     "GPTQ, learned rounding (rounding_iters), block reconstruction, distillation and a closed-form "

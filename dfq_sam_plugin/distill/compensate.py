@@ -16,9 +16,10 @@ Tokens (B, L, C) / (B, H, W, C) and feature maps (B, C, H, W) all work (``channe
 docs/notebook/2026-12-05.md §24). The corrections stay in float (``Compensated`` wraps the unit; a C×C matrix per
 block: for LiteMedSAM 401k float parameters for ``linear``, 7 % of its encoder's 5.7M). A unit whose corrected error
 on its fit inputs is not lower, or that has no error (a float unit), keeps no correction; if the corrections
-together do not lower the encoder's output error on the fit inputs, none is kept (``CompensateResult.kept``). The student pass takes all inputs as one batch (its activation
-memory grows with their number). Backend-free: the student is any library's quantized encoder with the teacher's
-module tree.
+together do not lower the encoder's output error on the fit inputs, none is kept (``CompensateResult.kept``). The
+student pass takes all inputs as one batch (its activation memory grows with their number). Backend-free: the
+student is any library's quantized encoder with the teacher's module tree (``backends/ov_compensate.py`` fits the
+same corrections into an OpenVINO IR).
 """
 
 from __future__ import annotations
@@ -188,7 +189,8 @@ def fit_correction(mode: str, x_q: torch.Tensor, y_q: torch.Tensor, target: torc
     if mode == "linear":
         cov = sx.T @ sx / n
         lam = ridge * float(cov.diagonal().mean())
-        w = torch.linalg.solve(cov + lam * torch.eye(len(cov), dtype=cov.dtype, device=cov.device), sx.T @ sr / n).T  # (C_out, C_in)
+        eye = torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
+        w = torch.linalg.solve(cov + lam * eye, sx.T @ sr / n).T  # (C_out, C_in)
         return w.float(), (mr - w @ mx).float()
     var, cov = (sx * sx).mean(0), (sx * sr).mean(0)
     lam = ridge * float(var.mean())
