@@ -46,17 +46,15 @@ def main() -> None:
     import torch
 
     from dfq_sam_plugin import DFQSAMDataset, load_sam
-    from dfq_sam_plugin.backends.nncf import QuantizedSam, calibration_inputs, export_float, quantize_sam
-    from dfq_sam_plugin.backends.ov_compensate import compensate_ir
+    from dfq_sam_plugin.backends.nncf import QuantizedSam, compensate_encoder, export_float, quantize_sam
     from dfq_sam_plugin.data.arrays import ArraySet
     from dfq_sam_plugin.data.inputs import to_encoder_input
-    from dfq_sam_plugin.distill.compensate import CompensateConfig
     from dfq_sam_plugin.eval import evaluate, load_benchmark
     from dfq_sam_plugin.eval.generalisation import generalisation, real_encoder_inputs
     from dfq_sam_plugin.eval.real_calibration import mni_calibration_set
     from dfq_sam_plugin.export.openvino import read_manifest
     from dfq_sam_plugin.export.packaged import packaged_export
-    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.recipes import as_recipe, load_recipe
     from dfq_sam_plugin.runtime import OVSamPredictor
 
     sam = load_sam("litemedsam")
@@ -88,13 +86,12 @@ def main() -> None:
         print(f"{name}: PTQ {time.perf_counter() - t0:.0f} s on {len(data.pixels)} images", flush=True)
     if args.distilled:
         folders["distilled (shipped)"] = packaged_export(sam, work / "distilled")
-        fit_inputs = calibration_inputs(DFQSAMDataset.bundled(sam), recipe)
+        bundled = DFQSAMDataset.bundled(sam)
         for mode in args.compensate:
             q = QuantizedSam.load(folders["distilled (shipped)"], sam)
-            q.encoder, res = compensate_ir(q.encoder, sam.model.image_encoder, fit_inputs, CompensateConfig(mode=mode))
-            q.report["compensate"] = {**res.summary(), "data": "synthetic only", "real_data_used": False}
+            q.encoder = compensate_encoder(q.encoder, sam, bundled, as_recipe({**recipe, "compensate": mode}), q.report)
             folders[f"distilled + {mode}"] = q.save(work / f"distilled_{mode}")
-            print(f"distilled + {mode}: compensated in {res.seconds:.0f} s", flush=True)
+            print(f"distilled + {mode}: compensated in {q.report['compensate']['seconds']:.0f} s", flush=True)
     fp_dir = export_float(sam, work / "fp32")
     core = ov.Core()
     rows = {}

@@ -283,7 +283,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     else:
         encoder = nncf_quantize(encoder, nncf.Dataset(inputs), recipe.replace(subset_size=len(inputs)), validation)
     timings["encoder_quantize_s"] = time.perf_counter() - t0
-    encoder = _compensate(encoder, sam, dataset, recipe, report)
+    encoder = compensate_encoder(encoder, sam, dataset, recipe, report)
     decoder = _decoder_weights(decoder, recipe)
     if validation is not None:
         import openvino as ov
@@ -303,9 +303,10 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     return QuantizedSam(encoder, decoder, sam, calibration_summary(dataset), recipe, report, candidates, probe)
 
 
-def _compensate(encoder, sam: SamBundle, dataset, recipe: Recipe, report: dict[str, Any]):
+def compensate_encoder(encoder, sam: SamBundle, dataset, recipe: Recipe, report: dict[str, Any]):
     """The encoder IR with the recipe's closed-form block corrections (``compensate``; unchanged with ``none``),
-    fitted on the calibration inputs against the FP torch encoder (``backends/ov_compensate.py``)."""
+    fitted on the calibration inputs against the FP torch encoder (``backends/ov_compensate.py``); what it did goes
+    into ``report["compensate"]``."""
     if recipe.compensate.mode == "none":
         return encoder
     from ..recipes import compensate_config
@@ -335,7 +336,7 @@ def _quantize_torch(sam: SamBundle, dataset, recipe: Recipe, device: str, work_d
     encoder = convert_encoder(student, sam.spec.img_size)
     decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe.export.decoder_boxes)
     report["timings"]["convert_s"] = time.perf_counter() - t0
-    encoder = _compensate(encoder, sam, dataset, recipe, report)
+    encoder = compensate_encoder(encoder, sam, dataset, recipe, report)
     report.update(encoder_fake_quantize=count_ops(encoder, "FakeQuantize"),
                   decoder_fake_quantize=count_ops(decoder, "FakeQuantize"))
     calibration = calibration_summary(dataset)
