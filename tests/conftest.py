@@ -35,6 +35,29 @@ def tiny_sam():
     return load_sam("vit_b", random_init=True, img_size=64)
 
 
+def first_blocks(sam, n: int):
+    """``sam`` (SAM ViT) with the first ``n`` blocks of its image encoder, for tests whose subject is not the depth
+    (n >= 3 keeps a global-attention block beside the windowed ones)."""
+    import copy
+    from dataclasses import replace
+
+    model = copy.deepcopy(sam.model)
+    model.image_encoder.blocks = model.image_encoder.blocks[:n]
+    return replace(sam, model=model)
+
+
+@pytest.fixture(scope="session")
+def shorten():
+    """``first_blocks`` for test modules (conftest is not importable by name: the root one shares it)."""
+    return first_blocks
+
+
+@pytest.fixture(scope="session")
+def short_sam(tiny_sam):
+    """tiny_sam with its first three of twelve blocks (windowed and global attention both stay)."""
+    return first_blocks(tiny_sam, 3)
+
+
 @pytest.fixture(scope="session")
 def tiny_calib(tiny_sam):
     """Three random 64x64 calibration images with two boxes each, for tiny_sam (Brevitas flows)."""

@@ -51,6 +51,9 @@ class SynthesisConfig:
     # torch.compile mode; auto: "default" on CUDA (2.3x LiteMedSAM, 1.6x SAM ViT-B on an H200, docs/notebook/2026-12-02.md §2.2;
     # the first batch of each size pays ~2 min of compilation), off on CPU and with activation checkpointing
     compile: str = "auto"
+    # torch.compile backend: "inductor" (generated kernels; the speed above) or any backend torch lists, e.g.
+    # "aot_eager" (the same traced graphs run op by op: checks tracing without inductor's minutes of code generation)
+    compile_backend: str = "inductor"
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -66,6 +69,13 @@ class SynthesisConfig:
             raise ValueError(f"amp must be auto, bf16, off or bf16-model; got {self.amp!r}")
         if self.compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}; got {self.compile!r}")
+        if self.compile_backend != "inductor":
+            import torch._dynamo
+
+            if self.compile_backend not in torch._dynamo.list_backends(exclude_tags=()):
+                raise ValueError(f"compile_backend must be one torch.compile knows "
+                                 f"({', '.join(torch._dynamo.list_backends(exclude_tags=()))}); "
+                                 f"got {self.compile_backend!r}")
         if self.compile not in ("auto", "off") and self.activation_checkpointing:
             raise ValueError("compile and activation_checkpointing cannot be combined: checkpointing re-wraps the "
                              "encoder's blocks every step, which a compiled graph cannot follow")

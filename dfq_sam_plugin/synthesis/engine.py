@@ -99,7 +99,8 @@ class Synthesizer:
 
         # each attention-block shape and batch size is its own static graph (TinyViT: 3 shapes, SAM ViT: 2)
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 32)
-        opts = {"dynamic": False, **({} if mode == "default" else {"mode": mode})}
+        opts = {"dynamic": False, "backend": self.cfg.compile_backend,
+                **({} if mode == "default" or self.cfg.compile_backend != "inductor" else {"mode": mode})}
         self._encoder_fn = torch.compile(self.encoder, **opts)
         self._seg_fn = torch.compile(self._segmentation, **opts)
         self._pair_entropy = torch.compile(pair_entropy, **opts)
