@@ -256,6 +256,14 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
         raise ValueError(f"recipe {recipe.name!r} is for backend {recipe.backend!r}; use the Brevitas flow")
     dataset.check_model(sam)
     if recipe.distill.steps or recipe.nncf.backend == "torch":
+        if sam.spec.family == "sam":
+            # found 2026-12-06: the trace of the NNCF-wrapped encoder runs SAM's relative-position arithmetic as
+            # tensor ops, which moves NNCF's hooks onto integer tensors ("fake_quantize ... not implemented for
+            # 'Long'") after the whole PTQ; say so before any work
+            raise NotImplementedError(
+                f"{sam.name}: NNCF's torch backend (distill_steps > 0 or nncf_backend: torch) cannot yet export a "
+                "SAM ViT encoder to OpenVINO; use nncf_backend: openvino without distillation (PTQ), or the "
+                "Brevitas recipes for training-based flows")
         return _quantize_torch(sam, dataset, recipe, device, work_dir, progress)
     timings, report = {}, {}
     weights_only = "encoder" in recipe.weight_compression.parts
