@@ -67,30 +67,31 @@ def _rel(a, b):
 
 
 @torch.no_grad()
-def test_w4a4_quantizes_and_round_trips(tiny_sam, tiny_calib, tmp_path):
+def test_w4a4_quantizes_and_round_trips(short_sam, tiny_calib, tmp_path):
+    """W4A4 on SAM ViT (three blocks: windowed and global attention), quantizers, round trip, QONNX."""
     from brevitas.graph.calibrate import quantization_status_manager
     from brevitas.nn import QuantConv2d, QuantLinear
 
     from dfq_sam_plugin.backends.brevitas import Log2SqrtQuant, load_quantized, quantize_sam
     from dfq_sam_plugin.reparam import PadCompensation
 
-    before = {k: v.clone() for k, v in tiny_sam.model.state_dict().items()}
-    q = quantize_sam(tiny_sam, tiny_calib, _recipe("brevitas_w4a4", ignored_modules=[r"blocks\.11\.mlp\.lin2$"],
+    before = {k: v.clone() for k, v in short_sam.model.state_dict().items()}
+    q = quantize_sam(short_sam, tiny_calib, _recipe("brevitas_w4a4", ignored_modules=[r"blocks\.2\.mlp\.lin2$"],
                                                 reconstruct_iters=0, distill_steps=0))
-    assert all(torch.equal(before[k], v) for k, v in tiny_sam.model.state_dict().items())  # input untouched
+    assert all(torch.equal(before[k], v) for k, v in short_sam.model.state_dict().items())  # input untouched
     enc = q.sam.model.image_encoder
     layers = [m for m in enc.modules() if isinstance(m, (QuantLinear, QuantConv2d))]
-    assert len(layers) == 12 * 4 + 1 + 2 - 1  # qkv, proj, lin1, lin2 per block + patch embed + neck, one kept
-    assert isinstance(enc.blocks[11].mlp.lin2, torch.nn.Linear) and not isinstance(enc.blocks[11].mlp.lin2,
+    assert len(layers) == 3 * 4 + 1 + 2 - 1  # qkv, proj, lin1, lin2 per block + patch embed + neck, one kept
+    assert isinstance(enc.blocks[2].mlp.lin2, torch.nn.Linear) and not isinstance(enc.blocks[2].mlp.lin2,
                                                                                      QuantLinear)
-    assert sum(isinstance(m, Log2SqrtQuant) for m in enc.modules()) == 12
+    assert sum(isinstance(m, Log2SqrtQuant) for m in enc.modules()) == 3
     assert any(isinstance(m, PadCompensation) for m in enc.modules())  # 4x4 tokens, 14x14 windows: padded
     assert enc.blocks[0].attn.attn.attn.qkv.weight_quant.bit_width() == 4
     assert enc.patch_embed.proj.weight_quant.bit_width() == 8  # first layer at first_last_bits
-    assert q.report["reparam"]["pairs"] == 24 and not q.exportable
+    assert q.report["reparam"]["pairs"] == 6 and not q.exportable
 
     x = torch.from_numpy(tiny_calib.encoder_input(tiny_calib[0]["pixels"]))
-    ref = tiny_sam.model.image_encoder(x)
+    ref = short_sam.model.image_encoder(x)
     out = enc(x)
     with quantization_status_manager(enc, disable_act_quant=True, disable_weight_quant=True):
         float_out = enc(x)  # reparameterized + wrapped, quantizers off: the FP function
@@ -100,11 +101,11 @@ def test_w4a4_quantizes_and_round_trips(tiny_sam, tiny_calib, tmp_path):
     q.save(tmp_path / "w4a4")
     assert sorted(p.name for p in (tmp_path / "w4a4").iterdir()) == [
         "calibration.json", "quantized_state_dict.pt", "recipe.json"]
-    loaded = load_quantized(tmp_path / "w4a4", tiny_sam)
+    loaded = load_quantized(tmp_path / "w4a4", short_sam)
     assert torch.allclose(loaded.sam.model.image_encoder(x), out, atol=1e-5)
     assert loaded.calibration["model"] == "vit_b"
     with pytest.raises(FileNotFoundError, match="not a Brevitas-quantized SAM"):
-        load_quantized(tmp_path, tiny_sam)
+        load_quantized(tmp_path, short_sam)
 
     # QONNX (FINN's format) carries W4A4 as it is: written on request, read back, computes the student. Two
     # blocks: the TorchScript export takes ~3 s a block; the format is the same at any depth
@@ -271,31 +272,32 @@ def test_qdrop_hook_mixes_float_and_quantized_elements():
     assert 0.4 < float(mixed.mean()) < 0.6
 
 
-def test_reconstruction_and_distillation_lower_the_error_and_round_trip(tiny_sam, tiny_calib, tmp_path):
+def test_reconstruction_and_distillation_lower_the_error_and_round_trip(short_sam, tiny_calib, tmp_path):
     """The 4-bit training flow on CPU with tiny budgets: block reconstruction lowers each trained block's output
     error and the encoder's, the closed-form compensation after training lowers it again, learned weight scales and
     the corrections reload, mixed precision is counted."""
     from dfq_sam_plugin.backends.brevitas import load_quantized, quantize_sam
     from dfq_sam_plugin.distill.compensate import Compensated
 
-    recipe = _recipe("brevitas_w4a8", activation_range="minmax", weight_range="minmax", reconstruct_iters=4,
+    recipe = _recipe("brevitas_w4a8", activation_range="minmax", weight_range="minmax", reconstruct_iters=8,
                      reconstruct_batch=2, distill_steps=1, distill_batch=2, distill_random_boxes=1, calibration_letterbox=0.0,
                      high_precision_modules=[r"^blocks\.0\."], reconstruct_augment=1, compensate="linear")
-    q = quantize_sam(tiny_sam, tiny_calib, recipe, train_progress=False, work_dir=tmp_path / "work")
+    q = quantize_sam(short_sam, tiny_calib, recipe, train_progress=False, work_dir=tmp_path / "work")
     enc = q.sam.model.image_encoder
     block = lambda i: getattr(enc.blocks[i], "block", enc.blocks[i])  # noqa: E731  inside a compensation wrapper
     assert block(0).attn.attn.attn.qkv.weight_quant.bit_width() == 8  # high precision
     assert block(1).attn.attn.attn.qkv.weight_quant.bit_width() == 4
-    assert 4 < q.report["average_weight_bits"] < 5 and set(q.report["weights_by_bits"]) == {"4", "8"}
+    assert 4 < q.report["average_weight_bits"] < 6 and set(q.report["weights_by_bits"]) == {"4", "8"}
     rec = q.report["reconstruct"]
     assert rec["inputs"] == 2 * len(tiny_calib.pixels)  # every image and one augmented copy
-    assert [u["name"] for u in rec["units"]] == ["patch_embed", *[f"blocks.{i}" for i in range(12)], "neck"]
+    assert [u["name"] for u in rec["units"]] == ["patch_embed", *[f"blocks.{i}" for i in range(3)], "neck"]
     trained = [u for u in rec["units"] if not u.get("reverted")]
-    assert all(u["after"] < u["before"] for u in trained) and len(trained) >= 10
+    # the 4-bit blocks train (patch embedding and block 0 are at 8 bits, nearly exact, and are put back)
+    assert all(u["after"] < u["before"] for u in trained) and {"blocks.1", "blocks.2"} <= {u["name"] for u in trained}
     assert all(u["after"] == u["before"] for u in rec["units"] if u.get("reverted"))  # put back, not worse
     assert rec["output_after"] < 0.7 * rec["output_before"]
     assert q.report["distill"]["steps"] == 1 and (tmp_path / "work" / "reconstruction.png").stat().st_size > 0
-    assert isinstance(block(3).mlp.lin1.weight_quant.tensor_quant.scaling_impl.value, torch.nn.Parameter)
+    assert isinstance(block(2).mlp.lin1.weight_quant.tensor_quant.scaling_impl.value, torch.nn.Parameter)
     comp = q.report["compensate"]  # fitted on the reconstruction's inputs, after distillation
     assert comp["inputs"] == rec["inputs"] and comp["output_after"] < comp["output_before"]
     corrected = {u["name"] for u in comp["units"] if "before" in u and not u.get("reverted")}
@@ -305,14 +307,14 @@ def test_reconstruction_and_distillation_lower_the_error_and_round_trip(tiny_sam
     with torch.no_grad():
         out = enc(x)
     q.save(tmp_path / "w4a8")
-    loaded = load_quantized(tmp_path / "w4a8", tiny_sam)
+    loaded = load_quantized(tmp_path / "w4a8", short_sam)
     with torch.no_grad():
         assert torch.allclose(loaded.sam.model.image_encoder(x), out, atol=1e-5)
     assert {n for n, m in loaded.sam.model.image_encoder.named_modules() if isinstance(m, Compensated)} == corrected
 
 
 @torch.no_grad()
-def test_w4a8_exports_through_qcdq_to_an_int8_openvino_encoder(tiny_sam, tiny_calib, tmp_path):
+def test_w4a8_exports_through_qcdq_to_an_int8_openvino_encoder(short_sam, tiny_calib, tmp_path):
     """8-bit activations export at any weight bit-width: QCDQ stores 4-bit weights as int8 constants clipped to
     [-8, 7], OpenVINO reads the IR and computes what the Brevitas encoder computes, float block corrections
     included; W4A4 does not export."""
@@ -323,8 +325,8 @@ def test_w4a8_exports_through_qcdq_to_an_int8_openvino_encoder(tiny_sam, tiny_ca
 
     recipe = _recipe("brevitas_w4a8", export_onnx=True, reconstruct_iters=0, distill_steps=0,
                      weight_scale="stats", weight_range="minmax", activation_range="minmax", compensate="linear")
-    q = quantize_sam(tiny_sam, tiny_calib, recipe, train_progress=False)
-    assert q.exportable and not BrevitasQuantizedSam(tiny_sam, _recipe("brevitas_w4a4"), {}).exportable
+    q = quantize_sam(short_sam, tiny_calib, recipe, train_progress=False)
+    assert q.exportable and not BrevitasQuantizedSam(short_sam, _recipe("brevitas_w4a4"), {}).exportable
     blocks = 2  # the TorchScript export takes ~2 s a block; QCDQ is the same at any depth
     q.sam.model.image_encoder.blocks = q.sam.model.image_encoder.blocks[:blocks]
     folder = q.save(tmp_path / "w4a8")

@@ -12,16 +12,6 @@ from test_distill import _data, _student
 from dfq_sam_plugin.distill.compensate import BlockCompensator, CompensateConfig, Compensated, channel_dim
 
 
-@pytest.fixture(scope="module")
-def short_sam(tiny_sam):
-    """tiny_sam with its first three of twelve blocks (windowed and global attention both stay)."""
-    from dataclasses import replace
-
-    model = copy.deepcopy(tiny_sam.model)
-    model.image_encoder.blocks = model.image_encoder.blocks[:3]
-    return replace(tiny_sam, model=model)
-
-
 def _inputs(sam):
     return sam.spec.normalise(_data()[0].expand(-1, 3, -1, -1))
 

@@ -10,15 +10,15 @@ from dfq_sam_plugin.integrity import ExportIntegrityError
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    """Two float exports of different random models (for swapping files) and one made from real data."""
+def exports(tmp_path_factory, shorten):
+    """Two float exports of different random two-block models (for swapping files) and one made from real data."""
     from dfq_sam_plugin import load_sam
     from dfq_sam_plugin.backends.nncf import export_float
     from dfq_sam_plugin.export.openvino import convert_decoder, convert_encoder, save_export
 
     root = tmp_path_factory.mktemp("exports")
-    a = load_sam("vit_b", random_init=True, img_size=64, seed=0)
-    b = load_sam("vit_b", random_init=True, img_size=64, seed=1)
+    a = shorten(load_sam("vit_b", random_init=True, img_size=64, seed=0), 2)
+    b = shorten(load_sam("vit_b", random_init=True, img_size=64, seed=1), 2)
     real_calib = {"model": a.name, "weights_sha256": a.weights_sha256, "method": "real-mni", "real_data_used": True}
     save_export(root / "real", convert_encoder(a.model.image_encoder, 64),
                 convert_decoder(a.model, a.spec.embed_shape, 1), a.spec, real_calib, {"name": "real"})

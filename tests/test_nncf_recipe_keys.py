@@ -116,7 +116,7 @@ def test_ignored_modules_that_match_nothing_is_a_clear_error(tiny_ov):
         nncf_quantize(tiny_ov.clone(), data, recipe)
 
 
-def test_quantize_sam_keeps_the_stem_float_and_still_quantizes_the_decoder(tiny_sam):
+def test_quantize_sam_keeps_the_stem_float_and_still_quantizes_the_decoder(short_sam):
     """The CPU recipe's ``ignored_modules`` (patch embedding, stage 0) on SAM ViT: the patch-embedding conv has no
     quantized input, the blocks do, and the decoder (whose modules the encoder patterns do not name) quantizes."""
     from dfq_sam_plugin import DFQSAMDataset
@@ -124,17 +124,31 @@ def test_quantize_sam_keeps_the_stem_float_and_still_quantizes_the_decoder(tiny_
     from dfq_sam_plugin.recipes import load_recipe
 
     rng = np.random.default_rng(0)
-    calib = DFQSAMDataset.from_arrays(tiny_sam, rng.random((2, 1, 64, 64), dtype=np.float32),
+    calib = DFQSAMDataset.from_arrays(short_sam, rng.random((2, 1, 64, 64), dtype=np.float32),
                                       np.tile(np.array([[8, 8, 40, 40]], np.float32), (2, 1, 1)),
                                       provenance={"method": "test"})
     recipe = {**load_recipe("openvino_int8_cpu"), "reparam": False, "quantize_decoder": True,
               "candidates": []}  # not about candidates: no float encoder, no probe
-    q = quantize_sam(tiny_sam, calib, recipe)
+    q = quantize_sam(short_sam, calib, recipe)
     quantized = {op.get_friendly_name() for op in _quantized(q.encoder, ("Convolution", "MatMul"))}
     convs = [op for op in q.encoder.get_ops() if op.get_type_name() == "Convolution"]
     assert any("patch_embed" in op.get_friendly_name() for op in convs)
     assert not any("patch_embed" in n for n in quantized) and any("blocks.0" in n for n in quantized)
     assert q.report["decoder_fake_quantize"] > 0
+
+
+def test_torch_backend_refuses_sam_vit_before_any_work(short_sam):
+    """NNCF's torch backend cannot export SAM ViT (its traced relative-position arithmetic gets NNCF's hooks):
+    refused up front with what to use instead, not after the PTQ with a tracing error."""
+    from dfq_sam_plugin import DFQSAMDataset
+    from dfq_sam_plugin.backends.nncf import quantize_sam
+    from dfq_sam_plugin.recipes import load_recipe
+
+    calib = DFQSAMDataset.from_arrays(short_sam, np.zeros((1, 1, 64, 64), np.float32),
+                                      np.array([[[8, 8, 40, 40]]], np.float32), provenance={"method": "test"})
+    for keys in ({"nncf_backend": "torch"}, {"distill_steps": 2}):
+        with pytest.raises(NotImplementedError, match="nncf_backend: openvino without distillation"):
+            quantize_sam(short_sam, calib, load_recipe("openvino_int8_cpu").replace(**keys))
 
 
 def test_torch_ignored_names_keep_spread_modules_separate(litemedsam):
@@ -156,7 +170,7 @@ def test_torch_ignored_names_keep_spread_modules_separate(litemedsam):
     assert all("local_conv" in n for n in spread), spread
 
 
-def test_weight_compression_keeps_activations_float(tiny_sam, tmp_path):
+def test_weight_compression_keeps_activations_float(short_sam, tmp_path):
     """``weight_compression: [encoder, decoder]`` (the AVX2 recipe): INT8 weights through nncf.compress_weights,
     no FakeQuantize anywhere, no calibration statistics; the export says so and runs, close to the float IRs."""
     from dfq_sam_plugin import DFQSAMDataset
@@ -167,16 +181,16 @@ def test_weight_compression_keeps_activations_float(tiny_sam, tmp_path):
     from dfq_sam_plugin.runtime import OVSamPredictor
 
     rng = np.random.default_rng(0)
-    calib = DFQSAMDataset.from_arrays(tiny_sam, rng.random((2, 1, 64, 64), dtype=np.float32),
+    calib = DFQSAMDataset.from_arrays(short_sam, rng.random((2, 1, 64, 64), dtype=np.float32),
                                       np.tile(np.array([[8, 8, 40, 40]], np.float32), (2, 1, 1)),
                                       provenance={"method": "test"})
-    q = quantize_sam(tiny_sam, calib, load_recipe("openvino_int8_cpu_avx2").replace(candidates=[]))  # no float one
+    q = quantize_sam(short_sam, calib, load_recipe("openvino_int8_cpu_avx2").replace(candidates=[]))  # no float one
     assert q.report["encoder_fake_quantize"] == q.report["decoder_fake_quantize"] == 0 and "reparam" not in q.report
     assert integer_weight_constants(q.encoder) > 0 and integer_weight_constants(q.decoder) > 0
     folder = q.save(tmp_path / "w8")
     manifest = read_manifest(folder)
     assert manifest["encoder_int8_weights"] and manifest["decoder_int8_weights"] and not manifest["encoder_int8"]
-    assert (folder / "encoder.bin").stat().st_size < 0.5 * (export_float(tiny_sam, tmp_path / "fp") /
+    assert (folder / "encoder.bin").stat().st_size < 0.5 * (export_float(short_sam, tmp_path / "fp") /
                                                             "encoder.bin").stat().st_size
     image, boxes = rng.integers(0, 255, (64, 64), dtype=np.uint8), np.array([[8, 8, 40, 40], [20, 10, 60, 50]])
     a = OVSamPredictor(folder).predict(image, boxes)
