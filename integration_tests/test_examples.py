@@ -16,13 +16,22 @@ def run_example(name: str, *args: str, timeout: int = 900) -> str:
     return done.stdout
 
 
-def test_quantize_with_nncf(tmp_path):
-    out = run_example("quantize_with_nncf.py", "--subset-size", "2", "--out", str(tmp_path / "enc.xml"))
+def test_quantize_with_nncf(tmp_path, litemedsam_calib):
+    """A set made by `dfq-sam synthesize` goes to the real nncf.quantize as it is (an nncf.Dataset); the INT8
+    encoder it writes runs on the set's own items."""
+    out = run_example("quantize_with_nncf.py", "--calib", str(litemedsam_calib), "--subset-size", "2",
+                      "--out", str(tmp_path / "enc.xml"))
     assert "real_data_used = False" in out and (tmp_path / "enc.bin").exists()
+    import numpy as np
     import openvino as ov
 
+    from dfq_sam_plugin import DFQSAMDataset
+
     model = ov.Core().read_model(tmp_path / "enc.xml")
-    assert any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+    assert sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops()) > 20
+    x = next(iter(DFQSAMDataset.load(litemedsam_calib).get_inference_data()))
+    embedding = ov.Core().compile_model(model, "CPU")(x)[0]
+    assert embedding.shape == (1, 256, 64, 64) and np.isfinite(embedding).all()
 
 
 def test_quickstart(tmp_path, litemedsam):
