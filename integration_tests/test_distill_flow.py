@@ -18,7 +18,9 @@ def tiny_recipe(tmp_path_factory):
               "distill_random_boxes": 2, "calibration_letterbox": 0.5, "distill_letterbox": 0.5,
               # issue 34's switches ride along, so the privacy audit covers their paths too
               "distill_validation": 0.5, "distill_validate_every": 1, "distill_refresh_every": 1,
-              "distill_refresh_iters": 1}
+              "distill_refresh_iters": 1,
+              # and the closed-form block compensation fitted into the converted IR (backends/ov_compensate.py)
+              "compensate": "channel"}
     path = tmp_path_factory.mktemp("recipe") / "tiny_distill.yaml"
     path.write_text(yaml.safe_dump({k: v for k, v in recipe.items() if k != "name"}))
     return path
@@ -36,8 +38,8 @@ WEIGHTS = str(bundled_checkpoint()[0])
 @pytest.fixture(scope="module")
 def distilled_export(litemedsam_calib, tiny_recipe, tmp_path_factory, audited):
     """`dfq-sam quantize` with the tiny distillation recipe (PTQ through NNCF's torch backend, letterboxed
-    calibration copies, 2 distillation steps, IR export), run once under the privacy audit: the flow may open code,
-    the weights, its calibration set and recipe, and its output folder, nothing else."""
+    calibration copies, 2 distillation steps, IR export, block compensation), run once under the privacy audit: the
+    flow may open code, the weights, its calibration set and recipe, and its output folder, nothing else."""
     root = tmp_path_factory.mktemp("distill")
     script = f"CALIB, RECIPE = {str(litemedsam_calib)!r}, {str(tiny_recipe)!r}\n" + AUDITED_CLI
     opened = audited(script, root, root / "audit", inputs=(litemedsam_calib, tiny_recipe))
@@ -65,6 +67,8 @@ def test_cli_distillation_writes_an_ir_with_its_provenance(distilled_export):
     assert manifest["report"]["distill"]["refresh"]["refresh_step"] == [1]
     assert manifest["report"]["distill"]["best_step"] in (0, 1, 2)
     assert manifest["recipe"]["distill_validation"] == 0.5 and manifest["recipe"]["distill_refresh_every"] == 1
+    assert manifest["report"]["compensate"]["config"]["mode"] == "channel"
+    assert manifest["report"]["compensate"]["real_data_used"] is False
     enc = ov.Core().read_model(distilled_export / "int8" / "encoder.xml")
     assert sum(op.get_type_name() == "FakeQuantize" for op in enc.get_ops()) > 20
     assert (distilled_export / "work" / "checkpoint.pt").exists()
