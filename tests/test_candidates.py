@@ -37,8 +37,8 @@ def test_policies_and_tie_rules():
 
 
 @pytest.fixture(scope="module")
-def two_candidates(tiny_sam, tmp_path_factory):
-    """A tiny SAM ViT export with the float encoder (primary) and an INT8-weight one, plus its probe."""
+def two_candidates(short_sam, tmp_path_factory):
+    """A tiny three-block SAM ViT export with the float encoder (primary) and an INT8-weight one, plus its probe."""
     from dfq_sam_plugin.backends.nncf import compress_weights
     from dfq_sam_plugin.data.dataset import DFQSAMDataset
     from dfq_sam_plugin.export.openvino import convert_decoder, convert_encoder, save_export
@@ -46,14 +46,14 @@ def two_candidates(tiny_sam, tmp_path_factory):
     from dfq_sam_plugin.recipes import load_recipe
 
     g = np.random.default_rng(0)
-    calib = DFQSAMDataset.from_arrays(tiny_sam, g.random((3, 1, 64, 64), np.float32),
+    calib = DFQSAMDataset.from_arrays(short_sam, g.random((3, 1, 64, 64), np.float32),
                                       g.random((3, 2, 4), np.float32) * 60, provenance={"method": "test"})
-    fp = convert_encoder(tiny_sam.model.image_encoder, 64)
+    fp = convert_encoder(short_sam.model.image_encoder, 64)
     weights = compress_weights(fp.clone(), {**load_recipe("openvino_int8_cpu_avx2"), "ignored_modules": []})
-    decoder = convert_decoder(tiny_sam.model, tiny_sam.spec.embed_shape, 2)
+    decoder = convert_decoder(short_sam.model, short_sam.spec.embed_shape, 2)
     folder = tmp_path_factory.mktemp("cand") / "export"
-    probe = make_probe(tiny_sam, calib, images=2, boxes_per_image=3)
-    save_export(folder, fp, decoder, tiny_sam.spec, {"real_data_used": False, "method": "test"}, {"name": "t"},
+    probe = make_probe(short_sam, calib, images=2, boxes_per_image=3)
+    save_export(folder, fp, decoder, short_sam.spec, {"real_data_used": False, "method": "test"}, {"name": "t"},
                 candidates={"int8_weights": weights}, probe=probe, fp16_storage=True)
     return folder
 
@@ -108,12 +108,12 @@ def test_a_candidate_whose_hash_fails_is_left_out_or_refused(two_candidates, tmp
         OVSamPredictor(broken)
 
 
-def test_set_image_then_predict_equals_the_one_shot_path_and_returns_iou(two_candidates, tiny_sam):
+def test_set_image_then_predict_equals_the_one_shot_path_and_returns_iou(two_candidates, short_sam):
     from dfq_sam_plugin.runtime import OVSamPredictor, SamBoxPredictor
 
     image = np.random.default_rng(3).integers(0, 255, (80, 100), dtype=np.uint8)
     boxes = np.array([[5, 5, 40, 50], [10, 20, 90, 70], [0, 0, 99, 79]])
-    for pred in (OVSamPredictor(two_candidates, policy="float"), SamBoxPredictor(tiny_sam)):
+    for pred in (OVSamPredictor(two_candidates, policy="float"), SamBoxPredictor(short_sam)):
         one_shot = pred.predict(image, boxes)
         with pytest.raises(RuntimeError, match="set_image"):
             pred.predict(boxes)
