@@ -65,19 +65,3 @@ def test_not_an_export_is_a_clear_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="is not a dfq-sam OpenVINO export"):
         OVSamPredictor(tmp_path)
-
-
-def test_accuracy_control_runs_on_synthetic_fidelity(litemedsam, litemedsam_calib):
-    """nncf.quantize_with_accuracy_control with the data-free metric (no real image anywhere): the recipe's
-    max_drop is met here without reverting (a loose 0.5), and the INT8 encoder's synthetic fidelity is kept."""
-    from dfq_sam_plugin.backends.nncf import quantize_sam
-    from dfq_sam_plugin.data.dataset import DFQSAMDataset
-    from dfq_sam_plugin.recipes import load_recipe
-
-    ds = DFQSAMDataset.load(litemedsam_calib, litemedsam)
-    recipe = {**load_recipe("recipes/openvino_int8_cpu.yaml"), "reparam": False, "accuracy_control": True,
-              "max_drop": 0.5, "validation_images": 1, "ranking_subset_size": 1,
-              "candidates": []}  # not about candidates
-    q = quantize_sam(litemedsam, ds, recipe)
-    assert q.report["encoder_fake_quantize"] > 20
-    assert 0.5 <= q.report["synthetic_fidelity"] < 1.0

@@ -151,6 +151,21 @@ def test_torch_backend_refuses_sam_vit_before_any_work(short_sam):
             quantize_sam(short_sam, calib, load_recipe("openvino_int8_cpu").replace(**keys))
 
 
+def test_accuracy_control_runs_on_synthetic_fidelity(short_sam, tiny_calib):
+    """``accuracy_control``: nncf.quantize_with_accuracy_control with the data-free metric (no real image
+    anywhere): the recipe's max_drop is met without reverting (a loose 0.5), and the INT8 encoder's synthetic
+    fidelity is kept."""
+    from dfq_sam_plugin.backends.nncf import quantize_sam
+    from dfq_sam_plugin.recipes import load_recipe
+
+    recipe = {**load_recipe("openvino_int8_cpu"), "reparam": False, "accuracy_control": True, "ignored_modules": [],
+              "max_drop": 0.5, "validation_images": 1, "ranking_subset_size": 1,
+              "candidates": []}  # not about candidates
+    q = quantize_sam(short_sam, tiny_calib, recipe)
+    assert q.report["encoder_fake_quantize"] > 10
+    assert 0.5 <= q.report["synthetic_fidelity"] < 1.0
+
+
 def test_torch_ignored_names_keep_spread_modules_separate(litemedsam):
     """ignored_modules for NNCF's torch backend: a contiguous region (the stem) is ignored whole, BatchNorm and
     GELU between its convolutions included; a pattern matching modules spread over the network (every block's
