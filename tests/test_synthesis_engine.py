@@ -84,7 +84,7 @@ def test_litemedsam_hooks_see_every_tinyvit_attention_block(litemedsam):
 
 def test_compiled_loop_matches_eager_and_leaves_the_callers_model_alone(short_sam):
     """torch.compile's tracing of the loop (graphs, guards, the attention hooks) through the aot_eager backend:
-    inductor's code generation on a cold cache took 275 s of this test on xeon-amx-2c (160 s with these 3 blocks);
+    inductor's code generation on a cold cache took 275 s of this test on xeon-amx-2c-m207 (160 s with 3 blocks);
     its kernels are what runs on the GPU, where synthesis compiles by default."""
     eager = run(short_sam, stages=1, iterations=3, amp="off")
     compiled = run(short_sam, stages=1, iterations=3, amp="off", compile="default", compile_backend="aot_eager")
@@ -95,6 +95,16 @@ def test_compiled_loop_matches_eager_and_leaves_the_callers_model_alone(short_sa
         np.testing.assert_allclose(compiled.history[term], eager.history[term], rtol=1e-4)
     # the attention hooks sit on the synthesizer's own copy of the encoder, never on the caller's
     assert not any(m._forward_pre_hooks for m in short_sam.model.image_encoder.modules())
+
+
+def test_how_a_run_compiles_does_not_change_what_it_resumes(tiny_sam):
+    """Compilation mode and backend change rounding, not what is optimised: a run's key ignores them (and a run
+    started before ``compile_backend`` existed keeps resuming)."""
+    from dfq_sam_plugin.synthesis.run import run_key
+
+    plain = run_key(tiny_sam, SynthesisConfig(), 4)
+    assert run_key(tiny_sam, SynthesisConfig(compile="default", compile_backend="aot_eager"), 4) == plain
+    assert "compile_backend" not in plain["config"] and run_key(tiny_sam, SynthesisConfig(seed=1), 4) != plain
 
 
 def test_compile_refuses_activation_checkpointing_and_unknown_modes():

@@ -22,6 +22,7 @@ def run_key(sam: SamBundle, config: SynthesisConfig, num_images: int) -> dict:
     cfg.pop("batch_size")  # batching does not change an image's initial state: a restart may re-batch
     cfg.pop("amp")  # precision and compilation change rounding, not what is optimised
     cfg.pop("compile")
+    cfg.pop("compile_backend")  # so also runs started before the key existed resume
     key = {"model": sam.name, "weights_sha256": sam.weights_sha256, "num_images": num_images, "config": cfg}
     return json.loads(json.dumps(key))
 
