@@ -151,7 +151,7 @@ def test_recipes_and_errors(tiny_sam, tiny_calib):
         quantize_sam(tiny_sam, tiny_calib, load_recipe(RECIPES / "openvino_int8_cpu.yaml"))
 
 
-def test_high_precision_activations_raise_only_the_matching_activations(tiny_sam, tiny_calib):
+def test_high_precision_activations_raise_only_the_matching_activations(short_sam, tiny_calib):
     """Mixed A4/A8: '\\.attn$' puts q/k/v/probabilities of every attention at 8 bits, 'attn' also the inputs of
     qkv and proj; weights stay 4-bit and the report counts the activation quantizers by bit-width."""
     from brevitas.nn import QuantLinear
@@ -163,10 +163,10 @@ def test_high_precision_activations_raise_only_the_matching_activations(tiny_sam
     base = _recipe("brevitas_w4a4", subset_size=1, reconstruct_iters=0, distill_steps=0, weight_range="minmax")
     reports, layers = {}, {}
     for key in ("none", r"\.attn$", "attn"):
-        q = quantize_sam(tiny_sam, tiny_calib, {**base, "high_precision_activations": [] if key == "none" else [key]})
+        q = quantize_sam(short_sam, tiny_calib, {**base, "high_precision_activations": [] if key == "none" else [key]})
         reports[key] = q.report
         layers[key] = {n: m for n, m in q.sam.model.image_encoder.named_modules() if isinstance(m, QuantLinear)}
-    blocks = len(tiny_sam.model.image_encoder.blocks)
+    blocks = len(short_sam.model.image_encoder.blocks)
     by_bits = {k: r["activation_quantizers_by_bits"] for k, r in reports.items()}
     assert by_bits[r"\.attn$"]["8"] == by_bits["none"]["8"] + 4 * blocks  # q, k, v, probs
     assert by_bits["attn"]["8"] == by_bits[r"\.attn$"]["8"] + 2 * blocks  # + qkv and proj inputs
@@ -179,7 +179,7 @@ def test_high_precision_activations_raise_only_the_matching_activations(tiny_sam
 
 
 @torch.no_grad()
-def test_group_wise_weights_take_a_scale_per_group_and_round_trip(tiny_sam, tiny_calib, tmp_path):
+def test_group_wise_weights_take_a_scale_per_group_and_round_trip(short_sam, tiny_calib, tmp_path):
     """``weight_group_size``: Linear weights at weight_bits get one scale per group of input channels (8-bit
     layers and convolutions stay per channel); each layer's weight error is below its per-channel one, the report
     counts the scales, the student saves and loads back, and the exports Brevitas cannot write are refused by
@@ -193,12 +193,12 @@ def test_group_wise_weights_take_a_scale_per_group_and_round_trip(tiny_sam, tiny
         return float((m.quant_weight().value - m.weight).pow(2).sum() / m.weight.pow(2).sum())
 
     recipe = _recipe("brevitas_w4a8", subset_size=1, weight_range="minmax", reconstruct_iters=0, distill_steps=0)
-    students = {g: quantize_sam(tiny_sam, tiny_calib, {**recipe, "weight_group_size": g}) for g in (0, 32)}
+    students = {g: quantize_sam(short_sam, tiny_calib, {**recipe, "weight_group_size": g}) for g in (0, 32)}
     layers = {g: {n: m for n, m in q.sam.model.image_encoder.named_modules() if isinstance(m, (QuantLinear,
                                                                                               QuantConv2d))}
               for g, q in students.items()}
     grouped = [n for n, m in layers[32].items() if getattr(m.weight_quant, "group_size", None) == 32]
-    assert len(grouped) == 4 * len(tiny_sam.model.image_encoder.blocks)  # qkv, proj, lin1, lin2 of each block
+    assert len(grouped) == 4 * len(short_sam.model.image_encoder.blocks)  # qkv, proj, lin1, lin2 of each block
     assert all(isinstance(layers[32][n], QuantLinear) and layers[32][n].weight_quant.bit_width() == 4
                for n in grouped)
     qkv = layers[32][grouped[0]]
@@ -214,7 +214,7 @@ def test_group_wise_weights_take_a_scale_per_group_and_round_trip(tiny_sam, tiny
     q = students[32]
     folder = q.save(tmp_path / "g32")
     assert not q.exportable and not (folder / "encoder.onnx").exists()
-    loaded = load_quantized(folder, tiny_sam)
+    loaded = load_quantized(folder, short_sam)
     assert torch.allclose(loaded.sam.model.image_encoder(x), q.sam.model.image_encoder(x), atol=1e-5)
     with pytest.raises(NotImplementedError, match="group-wise weights"):
         q.export_qonnx(tmp_path / "g.onnx")

@@ -37,20 +37,20 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_sam):
     assert float(d.losses(*batch)["total"]) < before
 
 
-def test_resumed_run_ends_where_an_uninterrupted_one_does(tiny_sam, tmp_path):
+def test_resumed_run_ends_where_an_uninterrupted_one_does(short_sam, tmp_path):
     px, bx = _data()
     cfg = dict(batch_size=2, lr_weights=1e-4, warmup=1, random_boxes=2, checkpoint_every=2)
-    straight = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(steps=4, **cfg))
+    straight = Distiller(short_sam, _student(short_sam), px, bx, DistillConfig(steps=4, **cfg))
     straight.run(None, progress=False)
-    Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(steps=2, **cfg)).run(tmp_path, progress=False)
-    resumed = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(steps=4, **cfg))
+    Distiller(short_sam, _student(short_sam), px, bx, DistillConfig(steps=2, **cfg)).run(tmp_path, progress=False)
+    resumed = Distiller(short_sam, _student(short_sam), px, bx, DistillConfig(steps=4, **cfg))
     result = resumed.run(tmp_path, progress=False)
     assert result.resumed_from == 2 and result.steps == 4
     for a, b in zip(straight.student.state_dict().values(), resumed.student.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     assert loss_figure(resumed.history, tmp_path / "loss.png").exists()
     with pytest.raises(ValueError, match="other settings"):
-        Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(steps=4, **{**cfg, "seed": 3})).run(tmp_path)
+        Distiller(short_sam, _student(short_sam), px, bx, DistillConfig(steps=4, **{**cfg, "seed": 3})).run(tmp_path)
 
 
 def test_distill_recipe_loads_and_maps_to_a_config():
@@ -101,6 +101,7 @@ from dfq_sam_plugin.distill import DistillConfig, Distiller
 torch.set_num_threads(1)
 dist.init_process_group("gloo")
 sam = load_sam("vit_b", random_init=True, img_size=64)
+sam.model.image_encoder.blocks = sam.model.image_encoder.blocks[:3]  # the test's short_sam
 d = Distiller(sam, _student(sam), *_data(), DistillConfig(**DDP_CONFIG))
 result = d.run(None, progress=False)
 if dist.get_rank() == 0:
@@ -110,7 +111,7 @@ dist.destroy_process_group()
 DDP_CONFIG = dict(steps=3, batch_size=4, lr_weights=1e-4, warmup=1, random_boxes=2, mixup=0.5, letterbox=0.5)
 
 
-def test_ddp_gloo_two_processes_train_like_one(tiny_sam, tmp_path):
+def test_ddp_gloo_two_processes_train_like_one(short_sam, tmp_path):
     """torchrun, 2 CPU processes (gloo), the same global batch: each rank gets half of the batch a one-process
     run sees (augmentation, mixup partners and random boxes drawn for the whole batch), so the two end alike."""
     import os
@@ -126,8 +127,8 @@ def test_ddp_gloo_two_processes_train_like_one(tiny_sam, tmp_path):
                    capture_output=True)
     ddp = torch.load(out, weights_only=False)
     assert ddp["world"] == 2
-    start = _student(tiny_sam)
-    single = Distiller(tiny_sam, copy.deepcopy(start), *_data(), DistillConfig(**DDP_CONFIG))
+    start = _student(short_sam)
+    single = Distiller(short_sam, copy.deepcopy(start), *_data(), DistillConfig(**DDP_CONFIG))
     single.run(None, progress=False)
     moved = sum(float((a - b).norm()) for a, b in zip(single.student.state_dict().values(),
                                                       start.state_dict().values()))

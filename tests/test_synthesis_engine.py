@@ -13,14 +13,14 @@ def run(sam, **kw):
     return Synthesizer(sam, cfg).run_batch([0, 1])
 
 
-def test_same_seed_same_pixels_other_seed_other_pixels(tiny_sam):
-    a, b, c = run(tiny_sam, seed=3), run(tiny_sam, seed=3), run(tiny_sam, seed=4)
+def test_same_seed_same_pixels_other_seed_other_pixels(short_sam):
+    a, b, c = run(short_sam, seed=3), run(short_sam, seed=3), run(short_sam, seed=4)
     assert np.array_equal(a.pixels, b.pixels) and np.array_equal(a.boxes, b.boxes)
     assert not np.array_equal(a.pixels, c.pixels)
 
 
-def test_optimisation_lowers_the_loss_and_stays_in_range(tiny_sam):
-    out = run(tiny_sam, iterations=8, stages=1, lr=0.05)
+def test_optimisation_lowers_the_loss_and_stays_in_range(short_sam):
+    out = run(short_sam, iterations=8, stages=1, lr=0.05)
     total = out.history["total"]
     assert np.mean(total[-3:]) < np.mean(total[:3])
     assert out.pixels.min() >= 0.0 and out.pixels.max() <= 1.0
@@ -28,8 +28,8 @@ def test_optimisation_lowers_the_loss_and_stays_in_range(tiny_sam):
 
 
 @pytest.mark.parametrize("method", ["psaq", "gaussian", "uniform"])
-def test_baselines(tiny_sam, method):
-    out = run(tiny_sam, method=method, stages=1)
+def test_baselines(short_sam, method):
+    out = run(short_sam, method=method, stages=1)
     assert np.isfinite(out.pixels).all()
     if method in ("gaussian", "uniform"):
         assert out.history["total"] == []  # no optimisation
@@ -37,7 +37,7 @@ def test_baselines(tiny_sam, method):
         assert np.all(out.losses["seg"] == 0) and len(out.history["pse"]) == 3
 
 
-def test_nan_image_is_reinitialised_and_reported(tiny_sam):
+def test_nan_image_is_reinitialised_and_reported(short_sam):
     calls = {"n": 0}
 
     def poison(_module, _args, output):
@@ -49,18 +49,18 @@ def test_nan_image_is_reinitialised_and_reported(tiny_sam):
             output[1] = float("nan")
         return output
 
-    handle = tiny_sam.model.image_encoder.register_forward_hook(poison)
+    handle = short_sam.model.image_encoder.register_forward_hook(poison)
     try:
-        out = run(tiny_sam, stages=1, iterations=4, evolve_every=100)
+        out = run(short_sam, stages=1, iterations=4, evolve_every=100)
     finally:
         handle.remove()
     assert out.reinitialised == [1]
     assert np.isfinite(out.pixels).all()
 
 
-def test_activation_checkpointing_gives_the_same_result(tiny_sam):
-    a = run(tiny_sam, stages=1, iterations=2)
-    b = run(tiny_sam, stages=1, iterations=2, activation_checkpointing=True)
+def test_activation_checkpointing_gives_the_same_result(short_sam):
+    a = run(short_sam, stages=1, iterations=2)
+    b = run(short_sam, stages=1, iterations=2, activation_checkpointing=True)
     np.testing.assert_allclose(a.pixels, b.pixels, atol=1e-5)
 
 
