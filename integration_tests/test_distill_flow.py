@@ -110,7 +110,7 @@ def test_torch_backend_ptq_without_distillation(litemedsam, litemedsam_calib):
     from dfq_sam_plugin.data.dataset import DFQSAMDataset
     from dfq_sam_plugin.recipes import load_recipe
 
-    recipe = load_recipe("openvino_int8_cpu").replace(nncf_backend="torch", subset_size=2, candidates=[])
+    recipe = load_recipe("openvino_int8_cpu").replace(nncf_backend="torch", subset_size=2)
     student, _work, report = distill_sam(litemedsam, DFQSAMDataset.load(litemedsam_calib, litemedsam), recipe,
                                          progress=False)
     assert sum(is_nncf_quantizer(m) for m in student.modules()) > 20

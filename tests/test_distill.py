@@ -96,12 +96,12 @@ DDP_SCRIPT = """
 import sys, torch, torch.distributed as dist
 sys.path.insert(0, sys.argv[2])
 from test_distill import _data, _student, DDP_CONFIG
+from conftest import first_blocks  # tests/conftest.py: only the tests folder is on this script's path
 from dfq_sam_plugin import load_sam
 from dfq_sam_plugin.distill import DistillConfig, Distiller
 torch.set_num_threads(1)
 dist.init_process_group("gloo")
-sam = load_sam("vit_b", random_init=True, img_size=64)
-sam.model.image_encoder.blocks = sam.model.image_encoder.blocks[:3]  # the test's short_sam
+sam = first_blocks(load_sam("vit_b", random_init=True, img_size=64), 3)  # the test's short_sam
 d = Distiller(sam, _student(sam), *_data(), DistillConfig(**DDP_CONFIG))
 result = d.run(None, progress=False)
 if dist.get_rank() == 0:

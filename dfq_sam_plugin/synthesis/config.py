@@ -72,9 +72,9 @@ class SynthesisConfig:
         if self.compile_backend != "inductor":
             import torch._dynamo
 
-            if self.compile_backend not in torch._dynamo.list_backends(exclude_tags=()):
-                raise ValueError(f"compile_backend must be one torch.compile knows "
-                                 f"({', '.join(torch._dynamo.list_backends(exclude_tags=()))}); "
+            known = torch._dynamo.list_backends(exclude_tags=())
+            if self.compile_backend not in known:
+                raise ValueError(f"compile_backend must be one torch.compile knows ({', '.join(known)}); "
                                  f"got {self.compile_backend!r}")
         if self.compile not in ("auto", "off") and self.activation_checkpointing:
             raise ValueError("compile and activation_checkpointing cannot be combined: checkpointing re-wraps the "
