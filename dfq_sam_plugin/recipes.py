@@ -171,6 +171,9 @@ COMPENSATE = {
     "compensate_ridge": Option(1.0, (int, float), check=_nonneg,
                                help="ridge of that fit, relative to the regressors' mean variance (larger: a "
                                "smaller correction)"),
+    "compensate_reshaping": Option(False, bool,
+                                   help="also correct the units that change the shape (patch embedding, patch "
+                                   "mergings, the neck, whose output is the encoder's), from their own output"),
 }
 
 WEIGHT_MODES = ("int8_asym", "int4_sym", "int4_asym")  # nncf.CompressWeightsMode of recipe key weight_compression_mode
@@ -313,7 +316,8 @@ def compensate_config(recipe: dict[str, Any]):
 
     r = as_recipe(recipe)
     batch = r["reconstruct_batch"] if "reconstruct_batch" in SCHEMAS[r.backend] else CompensateConfig.batch_size
-    return CompensateConfig(mode=r.compensate.mode, ridge=r.compensate.ridge, batch_size=batch)
+    return CompensateConfig(mode=r.compensate.mode, ridge=r.compensate.ridge, batch_size=batch,
+                            reshaping=r.compensate.reshaping)
 
 
 # Sections of a Recipe: flat key -> (section, attribute). The attribute is the key without its section prefix

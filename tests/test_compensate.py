@@ -9,7 +9,14 @@ import pytest
 import torch
 from test_distill import _data, _student
 
-from dfq_sam_plugin.distill.compensate import BlockCompensator, CompensateConfig, Compensated, channel_dim
+from dfq_sam_plugin.distill.compensate import (
+    BlockCompensator,
+    CompensateConfig,
+    Compensated,
+    channel_dim,
+    output_channel_dim,
+    restore_wrappers,
+)
 
 
 def _inputs(sam):
@@ -34,6 +41,32 @@ def test_each_correction_lowers_its_block_error_and_the_output_error(short_sam, 
     assert set(_corrections(student)) == {u["name"] for u in fitted}
     c = short_sam.model.image_encoder.blocks[0].norm1.normalized_shape[0]
     assert result.parameters == (2 * c if mode == "channel" else c * c + c) * len(fitted)
+
+
+def test_reshaping_units_are_corrected_from_their_own_output(short_sam):
+    """``reshaping``: the patch embedding and the neck (whose output is the encoder's) get a linear correction of
+    their own output (C_out x C_out), each lowers its unit's error, and a saved student loads back with them."""
+    teacher = copy.deepcopy(short_sam.model.image_encoder)
+    student = _student(short_sam)
+    x = _inputs(short_sam)
+    cfg = CompensateConfig(mode="linear", ridge=0.01, batch_size=2, reshaping=True)
+    result = BlockCompensator(teacher, student, x, cfg).run()
+    units = {u["name"]: u for u in result.units}
+    for name in ("patch_embed", "neck"):
+        assert "skipped" not in units[name] and units[name]["after"] < units[name]["before"], units[name]
+    neck = _corrections(student)["neck"]
+    assert neck.on_output and neck.weight.shape == (256, 256) and neck.channel_dim == 1
+    embed = _corrections(student)["patch_embed"]  # SAM ViT's patch embedding outputs (B, H, W, C)
+    assert embed.on_output and embed.channel_dim == -1 and embed.weight.shape == (768, 768)
+    assert not _corrections(student)["blocks.0"].on_output
+    assert result.output_after < result.output_before
+
+    again = _student(short_sam)
+    state = student.state_dict()
+    assert set(restore_wrappers(again, state)) == set(_corrections(student))
+    again.load_state_dict(state)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x[:1]), student(x[:1]))
 
 
 def test_an_exact_student_gets_no_correction_and_the_ridge_shrinks_it(short_sam):
@@ -71,11 +104,15 @@ def test_channel_axis_follows_the_block_layout(litemedsam):
     assert channel_dim(enc.layers[1].blocks[0], torch.zeros(1, 16, 128)) == -1  # TinyViT block: tokens
     vit_block = torch.nn.Sequential(torch.nn.LayerNorm(8), torch.nn.Linear(8, 8))
     assert channel_dim(vit_block, torch.zeros(1, 4, 4, 8)) == -1  # SAM ViT: (B, H, W, C)
+    # outputs of the units that change the shape: tokens, neck maps (B, C, H, H), SAM ViT's patch embedding
+    assert [output_channel_dim(s) for s in ((1, 256, 160), (1, 256, 64, 64), (1, 64, 64, 768))] == [-1, 1, -1]
+    assert output_channel_dim((1, 8, 8, 8)) is None and output_channel_dim((1, 4, 6, 8)) is None
 
 
 def test_openvino_flow_inserts_corrections_into_the_int8_ir(short_sam, tmp_path):
     """``compensate: linear`` in an OpenVINO recipe: the INT8 encoder IR from nncf.quantize gets float correction
-    nodes after the blocks (SAM ViT: block 0's input found past the position-embedding add), each fitted one
+    nodes after the blocks (SAM ViT: block 0's input found past the position-embedding add) and, with
+    ``compensate_reshaping``, after the patch embedding and the neck (from their own output), each fitted one
     lowers its block's error, the IR's output error on the fit inputs falls, and the export saves, loads and runs."""
     from dfq_sam_plugin import DFQSAMDataset, cli
     from dfq_sam_plugin.backends.nncf import QuantizedSam, quantize_sam
@@ -87,13 +124,14 @@ def test_openvino_flow_inserts_corrections_into_the_int8_ir(short_sam, tmp_path)
                                       np.tile(np.array([[8, 8, 40, 40]], np.float32), (3, 1, 1)),
                                       provenance={"method": "test"})
     recipe = load_recipe("openvino_int8_cpu").replace(candidates=[], ignored_modules=[], compensate="linear",
-                                                      compensate_ridge=0.01)
+                                                      compensate_ridge=0.01, compensate_reshaping=True)
     q = quantize_sam(short_sam, calib, recipe)
     report = q.report["compensate"]
     units = {u["name"]: u for u in report["units"]}
-    assert "skipped" in units["patch_embed"] and "skipped" in units["neck"]
     fitted = [n for n, u in units.items() if "before" in u and not u.get("reverted")]
-    assert "blocks.0" in fitted and all(units[n]["after"] < units[n]["before"] for n in fitted)
+    # compensate_reshaping: the patch embedding and the neck (the IR's output) from their own output
+    assert {"patch_embed", "blocks.0", "neck"} <= set(fitted) and all(units[n]["after"] < units[n]["before"]
+                                                                       for n in fitted)
     assert report["kept"] and report["output_after"] < report["output_before"] and not report["real_data_used"]
     nodes = {op.get_friendly_name() for op in q.encoder.get_ops()}
     assert {f"dfq_compensate/{n}" for n in fitted} <= nodes

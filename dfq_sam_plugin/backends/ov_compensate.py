@@ -7,7 +7,8 @@ previous unit's output (``unit_input``). Unit after unit, in execution order, th
 FP torch encoder's unit output (``fit_correction``) and inserted as float nodes after the unit — ``linear``:
 y + x·Wᵀ + b (MatMul on tokens, a 1×1 Convolution on feature maps); ``channel``: a ⊙ y + b — so the next unit is
 fitted on the corrected IR, and the IR's own quantizers (FakeQuantize on the next unit's input) see the corrected
-value. A correction that does not lower its unit's error on the fit inputs is not inserted; a unit without error
+value. With ``reshaping``, units that change the shape (patch embedding, patch mergings, neck) get the correction
+from their own output (``linear``: y + y·Wᵀ + b). A correction that does not lower its unit's error on the fit inputs is not inserted; a unit without error
 (kept float by the recipe) is not fitted. If the corrections together do not lower the IR's output error on the fit
 inputs (a distilled IR's later units learnt to offset the earlier ones' errors), the IR comes back unchanged. One
 sub-model compile and one pass over the inputs per unit.
@@ -28,7 +29,7 @@ from ..distill.compensate import (
     CompensateConfig,
     Compensated,
     CompensateResult,
-    channel_dim,
+    correction_axis,
     fit_correction,
     keeps,
     unit_outputs,
@@ -153,16 +154,23 @@ def compensate_ir(model, teacher: nn.Module, inputs, config: CompensateConfig | 
         if tuple(y_port.get_partial_shape().to_shape()) != (1, *target.shape[1:]):
             raise ValueError(f"IR node {y_port.get_node().get_friendly_name()!r} has shape "
                              f"{y_port.get_partial_shape()}, the torch unit {name!r} outputs {tuple(target.shape)}")
-        if x_port is None or x_port.get_partial_shape() != y_port.get_partial_shape():
-            result.units.append({"name": name, "skipped": "input and output shapes differ"})
+        x_shape = None if x_port is None else tuple(x_port.get_partial_shape().to_shape())
+        axis = correction_axis(teacher.get_submodule(name), x_shape, tuple(y_port.get_partial_shape().to_shape()),
+                               cfg.reshaping)
+        if isinstance(axis, str):
+            result.units.append({"name": name, "skipped": axis})
             continue
-        x_q, y_q = _run(core, model, [x_port, y_port], x)
+        dim, on_output = axis
+        if on_output:
+            (y_q,) = _run(core, model, [y_port], x)
+            x_port, x_q = y_port, y_q
+        else:
+            x_q, y_q = _run(core, model, [x_port, y_port], x)
         before = float(relative_mse(y_q, target))
         if before <= EXACT:  # a float unit (the recipe's ignored_modules): nothing to correct, no fit
             result.units.append({"name": name, "before": before, "skipped": "no quantization error"})
             continue
-        dim = channel_dim(teacher.get_submodule(name), x_q)
-        module = Compensated(nn.Identity(), x_q.shape[dim], cfg.mode, dim)
+        module = Compensated(nn.Identity(), y_q.shape[dim], cfg.mode, dim, on_output)
         weight, bias = fit_correction(cfg.mode, x_q, y_q, target, cfg.ridge, dim)
         with torch.no_grad():
             module.weight.copy_(weight)

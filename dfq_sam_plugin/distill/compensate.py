@@ -10,7 +10,12 @@ earlier ones):
 - ``channel`` (DFQ-ViT's activation correction): y' = a ⊙ y_q + b per channel, a and b regress the FP output on
   the student's, channel by channel.
 
-Tokens (B, L, C) / (B, H, W, C) and feature maps (B, C, H, W) all work (``channel_dim``). Ridge: λ =
+Tokens (B, L, C) / (B, H, W, C) and feature maps (B, C, H, W) all work (``channel_dim``).
+
+Units whose output shape differs from their input's (patch embedding, patch mergings, the neck: the last one's output
+is the encoder's) are skipped unless ``CompensateConfig.reshaping``; then they get the correction from their own
+output: ``linear`` y' = y_q + y_q·Wᵀ + b (W: C_out×C_out), ``channel`` as above (``output_channel_dim`` finds the
+output's channel axis from its shape). Ridge: λ =
 ``ridge`` × (mean variance of the regressors), so the fit shrinks toward no correction (``linear``) or identity
 (``channel``) as ``ridge`` grows (default 1: on LiteMedSAM W6A6 it gave the lower real-image errors of 0.1 and 1,
 docs/notebook/2026-12-05.md §24). The corrections stay in float (``Compensated`` wraps the unit; a C×C matrix per
@@ -56,6 +61,7 @@ class CompensateConfig:
     ridge: float = 1.0  # relative to the regressors' mean variance
     units: str = DEFAULT_UNITS
     batch_size: int = 8
+    reshaping: bool = False  # also correct units whose output shape differs from their input's, from their output
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
@@ -94,31 +100,66 @@ def _channels_last(t: torch.Tensor, dim: int) -> torch.Tensor:
     return t.reshape(-1, t.shape[-1])
 
 
-def channel_dim(unit: nn.Module, x: torch.Tensor) -> int:
-    """The channel axis of ``unit``'s input: tokens (B, L, C) and SAM ViT's (B, H, W, C) keep it last (their first
-    layer is a LayerNorm / Linear); TinyViT's MBConv blocks take (B, C, H, W) (their first layer a convolution)."""
-    if x.ndim != 4:
+def channel_dim(unit: nn.Module, x: torch.Tensor | tuple[int, ...]) -> int:
+    """The channel axis of ``unit``'s input (a tensor or its shape): tokens (B, L, C) and SAM ViT's (B, H, W, C) keep
+    it last (their first layer is a LayerNorm / Linear); TinyViT's MBConv blocks take (B, C, H, W) (their first
+    layer a convolution)."""
+    if (x.ndim if torch.is_tensor(x) else len(x)) != 4:
         return -1
     first = next((m for m in unit.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.LayerNorm))),
                  None)
     return 1 if isinstance(first, (nn.Conv2d, nn.BatchNorm2d)) else -1
 
 
-class Compensated(nn.Module):
-    """``block`` plus a fitted float correction: ``weight`` (C, C) on the block's input (``linear``) or (C,) a
-    per-channel scale of its output (``channel``), and ``bias`` (C,). Zero weight and bias (linear) / unit scale
-    and zero bias (channel) leave the block as it is."""
+def output_channel_dim(shape: tuple[int, ...]) -> int | None:
+    """The channel axis of a unit's output from its shape alone: last for tokens (B, L, C); for 4-d maps, the one of
+    axes 1 and 3 that a square spatial grid leaves (B, C, H, H) → 1, (B, H, H, C) → -1; None if the shape does not
+    tell (not square, or C = H)."""
+    if len(shape) == 3:
+        return -1
+    if len(shape) != 4:
+        return None
+    n1, n2, n3 = shape[1:]
+    if n2 == n3 and n1 != n2:
+        return 1
+    if n1 == n2 and n3 != n2:
+        return -1
+    return None
 
-    def __init__(self, block: nn.Module, channels: int, mode: str, channel_dim: int) -> None:
+
+def correction_axis(unit: nn.Module, x_shape: tuple[int, ...] | None, y_shape: tuple[int, ...], reshaping: bool
+                    ) -> tuple[int, bool] | str:
+    """Where ``unit``'s correction acts: (channel axis, from the output?) — from the input for a unit that keeps the
+    shape of its (3- or 4-d) input, from the output for one that changes it (``reshaping`` only) — or why it gets
+    none. ``x_shape`` None: the input is not one tensor (or was not found in an IR)."""
+    y_shape = tuple(y_shape)
+    if x_shape is not None and tuple(x_shape) == y_shape and len(y_shape) in (3, 4):
+        return channel_dim(unit, y_shape), False
+    if not reshaping:
+        return "input and output shapes differ" if x_shape is not None else "input not one tensor"
+    dim = output_channel_dim(y_shape)
+    return (dim, True) if dim is not None else f"no channel axis told by the output shape {y_shape}"
+
+
+class Compensated(nn.Module):
+    """``block`` plus a fitted float correction: ``weight`` (C, C) on the block's input (``linear``; on its output
+    with ``on_output``, for blocks that change the shape) or (C,) a per-channel scale of its output (``channel``),
+    and ``bias`` (C,). Zero weight and bias (linear) / unit scale and zero bias (channel) leave the block as it is."""
+
+    def __init__(self, block: nn.Module, channels: int, mode: str, channel_dim: int, on_output: bool = False
+                 ) -> None:
         super().__init__()
         _check_mode(mode)
         self.block, self.mode, self.channel_dim = block, mode, channel_dim
+        self.on_output = on_output and mode == "linear"
         shape = (channels, channels) if mode == "linear" else (channels,)
         self.weight = nn.Parameter(torch.zeros(shape) if mode == "linear" else torch.ones(shape), requires_grad=False)
         self.bias = nn.Parameter(torch.zeros(channels), requires_grad=False)
         # in the state dict, so ``restore_wrappers`` finds the wrapper and its axis (a tensor, not extra state:
         # TorchScript's tracer, which the ONNX exports use, takes only tensors from a state dict)
         self.register_buffer("compensation_axis", torch.tensor(channel_dim))
+        if self.on_output:  # only then (state dicts saved before this option load as they were)
+            self.register_buffer("compensation_on_output", torch.tensor(True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.correct(x, self.block(x))
@@ -126,16 +167,17 @@ class Compensated(nn.Module):
     def correct(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The corrected output, given the block's input ``x`` and output ``y``."""
         if self.mode == "linear":
-            src = x.movedim(self.channel_dim, -1)
+            src = (y if self.on_output else x).movedim(self.channel_dim, -1)
             return y + (src @ self.weight.t() + self.bias).movedim(-1, self.channel_dim)
         view = [1] * y.ndim
         view[self.channel_dim] = -1
         return y * self.weight.view(view) + self.bias.view(view)
 
 
-def wrap(encoder: nn.Module, name: str, channels: int, mode: str, channel_dim: int) -> Compensated:
+def wrap(encoder: nn.Module, name: str, channels: int, mode: str, channel_dim: int, on_output: bool = False
+         ) -> Compensated:
     """Replace ``encoder``'s submodule ``name`` by a ``Compensated`` around it (identity correction)."""
-    module = Compensated(encoder.get_submodule(name), channels, mode, channel_dim)
+    module = Compensated(encoder.get_submodule(name), channels, mode, channel_dim, on_output)
     encoder.set_submodule(name, module)
     return module
 
@@ -147,7 +189,7 @@ def restore_wrappers(model: nn.Module, state: dict[str, torch.Tensor]) -> list[s
     for name in names:
         weight = state[f"{name}.weight"]
         wrap(model, name, weight.shape[0], "linear" if weight.ndim == 2 else "channel",
-             int(state[f"{name}.compensation_axis"]))
+             int(state[f"{name}.compensation_axis"]), f"{name}.compensation_on_output" in state)
     return names
 
 
@@ -224,13 +266,16 @@ class BlockCompensator:
             if any(e["name"] == name for e in entries):  # a unit called twice: corrected at its first call
                 return None
             x_q, y_q = args[0] if args else None, out[0] if isinstance(out, tuple) else out
-            if not (torch.is_tensor(x_q) and torch.is_tensor(y_q)) or x_q.shape != y_q.shape or x_q.ndim not in (3, 4):
-                entries.append({"name": name, "skipped": "input and output shapes differ"
-                                if torch.is_tensor(x_q) and torch.is_tensor(y_q) else "not one tensor in and out"})
+            if not torch.is_tensor(y_q):
+                entries.append({"name": name, "skipped": "output not one tensor"})
                 return None
-            dim = channel_dim(unit, x_q)
-            module = Compensated(unit, x_q.shape[dim], self.cfg.mode, dim).to(self.device)
-            weight, bias = fit_correction(self.cfg.mode, x_q, y_q, target, self.cfg.ridge, dim)
+            axis = correction_axis(unit, x_q.shape if torch.is_tensor(x_q) else None, y_q.shape, self.cfg.reshaping)
+            if isinstance(axis, str):
+                entries.append({"name": name, "skipped": axis})
+                return None
+            dim, on_output = axis
+            module = Compensated(unit, y_q.shape[dim], self.cfg.mode, dim, on_output).to(self.device)
+            weight, bias = fit_correction(self.cfg.mode, y_q if on_output else x_q, y_q, target, self.cfg.ridge, dim)
             module.weight.copy_(weight)
             module.bias.copy_(bias)
             corrected = module.correct(x_q, y_q)
