@@ -30,8 +30,9 @@ F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--held-out", required=True, help="synthetic ArraySet npz never used for calibration or training")
-    ap.add_argument("--set", action="append", default=[], help="NAME=PATH.npz, or `bundled` (repeatable); "
-                    "NAME=PATH.npz@KEY=VALUE,KEY=VALUE also changes recipe keys (YAML values) for that set alone")
+    ap.add_argument("--set", action="append", default=[], help="NAME=PATH.npz, `bundled`, or NAME=oracle "
+                    "(the --oracle set of real MNI slices) (repeatable); NAME=PATH.npz@KEY=VALUE,KEY=VALUE also "
+                    "changes recipe keys (YAML values) for that set alone")
     ap.add_argument("--oracle", action="store_true", help="also PTQ on real MNI slices (not the evaluated ones)")
     ap.add_argument("--distilled", action="store_true", help="also the shipped distilled INT8 encoder")
     ap.add_argument("--compensate", nargs="*", default=[], choices=("linear", "channel"),
@@ -75,7 +76,8 @@ def main() -> None:
     for spec in args.set:
         spec, _, overrides = spec.partition("@")
         name, _, path = spec.partition("=")
-        calib[name] = DFQSAMDataset.bundled(sam) if name == "bundled" or path == "bundled" else ArraySet.from_npz(path)
+        calib[name] = (DFQSAMDataset.bundled(sam) if name == "bundled" or path == "bundled"
+                       else mni_calibration_set(sam) if path == "oracle" else ArraySet.from_npz(path))
         keys[name] = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in overrides.split(",") if kv)}
     if args.oracle:
         calib["oracle (real MNI slices)"] = mni_calibration_set(sam)
