@@ -151,12 +151,12 @@ def compensate_ir(model, teacher: nn.Module, inputs, config: CompensateConfig | 
         target = targets.pop(name)
         x_port = unit_input(ports[previous], name) if previous else None
         y_port, previous = ports[name], name
-        if tuple(y_port.get_partial_shape().to_shape()) != (1, *target.shape[1:]):
+        y_shape = tuple(y_port.get_partial_shape().to_shape())
+        if y_shape != (1, *target.shape[1:]):
             raise ValueError(f"IR node {y_port.get_node().get_friendly_name()!r} has shape "
                              f"{y_port.get_partial_shape()}, the torch unit {name!r} outputs {tuple(target.shape)}")
         x_shape = None if x_port is None else tuple(x_port.get_partial_shape().to_shape())
-        axis = correction_axis(teacher.get_submodule(name), x_shape, tuple(y_port.get_partial_shape().to_shape()),
-                               cfg.reshaping)
+        axis = correction_axis(teacher.get_submodule(name), x_shape, y_shape, cfg.reshaping)
         if isinstance(axis, str):
             result.units.append({"name": name, "skipped": axis})
             continue
