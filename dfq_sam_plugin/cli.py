@@ -175,7 +175,8 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
         "boxes_per_image": args.boxes_per_image, "channels": args.channels, "lr": args.lr,
         "activation_checkpointing": args.activation_checkpointing or None, "amp": args.amp,
         "compile": args.compile, "boundary": args.boundary,
-        "label_axes": tuple(args.label_axes) if args.label_axes else None,
+        "label_axes": tuple(args.label_axes) if args.label_axes else None, "texture": args.texture,
+        "texture_slope": tuple(args.texture_slope) if args.texture_slope else None,
     }.items() if v is not None}
     ds = synthesize(sam, num_images=args.num_images, device=args.device, seed=args.seed, method=args.method,
                     out=args.out, progress=not args.quiet, shards_only=args.shards_only, **overrides)
@@ -479,6 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-axes", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="axes of the random pseudo-masks as fractions of the side: more sizes and aspects of prompts "
                         f"(default {d.label_axes[0]} {d.label_axes[1]})")
+    p.add_argument("--texture", type=float, default=None, metavar="WEIGHT",
+                   help="texture targets (TexQ-style): weight of a term pulling each image's Laws texture energies "
+                        "toward those of a noise texture with its own random spectrum slope, so the set spans smooth "
+                        f"to grainy textures (default {d.texture}: off; e.g. 1.0)")
+    p.add_argument("--texture-slope", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="range of the power-spectrum slopes the texture targets are drawn from (1/f^slope; "
+                        f"default {d.texture_slope[0]} {d.texture_slope[1]})")
     p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate in [0,1] pixel units (default {d.lr})")
     p.add_argument("--amp", choices=["auto", "bf16", "off", "bf16-model"], default=None,
                    help="bf16 autocast (auto: on CUDA); bf16-model: the encoder as a bf16 copy without autocast "

@@ -64,7 +64,7 @@ PRIVACY_SCRIPT = """
 from dfq_sam_plugin import load_sam, synthesize
 sam = load_sam("litemedsam")
 synthesize(sam, num_images=1, out=OUT, iterations=1, stages=1, boxes_per_image=2, progress=False, boundary=0.5,
-           label_axes=(0.03, 0.4))  # the issue-34 switches take the same path
+           label_axes=(0.03, 0.4), texture=1.0)  # the issue-34 switches take the same path
 WEIGHTS = sam.checkpoint
 """
 

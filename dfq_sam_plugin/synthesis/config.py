@@ -42,6 +42,11 @@ class SynthesisConfig:
     # superposed soft label, 0.5 * (M + M') for a second random mask M' and the box of their union, so SAM is
     # driven to logits near 0 on M xor M': images whose masks sit near the decision boundary. Not evolved.
     boundary: float = 0.0
+    # texture targets (TexQ's idea without BatchNorm statistics; synthesis/texture.py): with weight > 0 each image
+    # draws a power-law spectrum slope from texture_slope and is pushed toward the Laws texture energies of a noise
+    # texture with that spectrum (and the TV target's roughness): smooth to grainy images instead of one texture
+    texture: float = 0.0
+    texture_slope: tuple[float, float] = (1.0, 3.0)
     init_mean: float = 0.5
     init_std: float = 0.25
     max_pse_tokens: int = 256
@@ -85,6 +90,12 @@ class SynthesisConfig:
         self.label_axes = tuple(self.label_axes)
         if not 0 < self.label_axes[0] <= self.label_axes[1] < 0.5:
             raise ValueError(f"label_axes must be 0 < min <= max < 0.5 (fractions of the side); got {self.label_axes}")
+        self.texture_slope = tuple(self.texture_slope)
+        if self.texture < 0:
+            raise ValueError(f"texture is a loss weight >= 0; got {self.texture}")
+        if len(self.texture_slope) != 2 or not 0 <= self.texture_slope[0] <= self.texture_slope[1] <= 4:
+            raise ValueError(f"texture_slope must be 0 <= min <= max <= 4 (power-spectrum exponents); "
+                             f"got {self.texture_slope}")
         if not 0 <= self.boundary <= 1:
             raise ValueError(f"boundary must be a fraction of the prompts in [0, 1]; got {self.boundary}")
 
@@ -92,6 +103,11 @@ class SynthesisConfig:
     def boundary_prompts(self) -> int:
         """How many of each image's prompts carry a superposed (boundary) label: the first ones."""
         return int(round(self.boundary * self.boxes_per_image)) if self.method == "dfq-sam" else 0
+
+    @property
+    def uses_texture(self) -> bool:
+        """Whether the texture term is on (the optimising methods only)."""
+        return self.texture > 0 and self.optimises
 
     @property
     def optimises(self) -> bool:

@@ -23,6 +23,7 @@ from .config import SynthesisConfig
 from .hooks import AttentionCapture
 from .labels import augment_images, boxes_from_masks, evolve_masks, random_masks, shift_labels
 from .losses import pair_entropy, segmentation_loss, subsample_tokens, total_variation, tv_target
+from .texture import laws_filters, texture_loss, texture_target
 
 TERMS = ("seg", "pse", "tv", "total")
 
@@ -83,7 +84,8 @@ class Synthesizer:
         self.tv_target = tv_target((config.channels, self.size, self.size), config.tv_rms_step)
         self._capture: AttentionCapture | None = None  # hooks that stay attached (compiled encoder only)
         self._encoder_fn, self._seg_fn = self.encoder, self._segmentation
-        self._pair_entropy, self._tv = pair_entropy, total_variation
+        self._pair_entropy, self._tv, self._texture = pair_entropy, total_variation, texture_loss
+        self._laws = laws_filters().to(self.device)
         mode = config.compile_mode(self.device.type)
         if mode != "off":
             self._compile(mode)
@@ -105,6 +107,7 @@ class Synthesizer:
         self._seg_fn = torch.compile(self._segmentation, **opts)
         self._pair_entropy = torch.compile(pair_entropy, **opts)
         self._tv = torch.compile(total_variation, **opts)
+        self._texture = torch.compile(texture_loss, **opts)
 
     # -- pixels ---------------------------------------------------------------------------------------
     def to_model_input(self, raw: torch.Tensor) -> torch.Tensor:
@@ -160,6 +163,14 @@ class Synthesizer:
         boxes = boxes_from_masks((masks > 0).float(), cfg.box_jitter * self.scale, g)
         return pixels, masks, boxes
 
+    def texture_targets(self, indices: Sequence[int]) -> torch.Tensor | None:
+        """Each image's Laws-energy target (B, 15), drawn from its own generator; None with the switch off."""
+        if not self.cfg.uses_texture:
+            return None
+        draws = [texture_target(self.size, self.cfg.texture_slope, self.cfg.tv_rms_step,
+                                derived_generator(self.cfg.seed, i, 17))[1] for i in indices]
+        return torch.stack(draws).to(self.device)
+
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         """Host -> device without a stream sync: a copy from pageable memory waits for the GPU's queue to drain
         (CUDA's rule for pageable H2D copies), which stalls the launch of the next step's kernels."""
@@ -169,7 +180,9 @@ class Synthesizer:
 
     # -- losses ---------------------------------------------------------------------------------------
     def losses(self, raw: torch.Tensor, masks: torch.Tensor, boxes: torch.Tensor,
-               generators: Sequence[torch.Generator], stage: int) -> dict[str, torch.Tensor]:
+               generators: Sequence[torch.Generator], stage: int, texture: torch.Tensor | None = None
+               ) -> dict[str, torch.Tensor]:
+        """Per-image terms; ``texture`` (B, 15): the images' texture targets, whose term goes into the total only."""
         cfg, b = self.cfg, raw.shape[0]
         zero = torch.zeros(b, device=self.device)
         if cfg.roll or cfg.flip:
@@ -190,6 +203,8 @@ class Synthesizer:
             if use_pse else zero
         tv = (self._tv(raw.float()) - self.tv_target).abs() if cfg.lambda_tv > 0 else zero
         total = cfg.lambda_seg * seg + cfg.lambda_pse * pse + cfg.lambda_tv * tv
+        if texture is not None:
+            total = total + cfg.texture * self._texture(raw, texture, self._laws)
         return {"seg": seg, "pse": pse, "tv": tv, "total": total}
 
     @torch.no_grad()
@@ -215,6 +230,7 @@ class Synthesizer:
         history: dict[str, list[float]] = {t: [] for t in TERMS}
         reinit: list[int] = []
         gens = [derived_generator(cfg.seed, i, 7) for i in indices]
+        texture = self.texture_targets(indices)
         if cfg.optimises:
             raw = raw.requires_grad_(True)
             evolve_every = max(1, min(cfg.evolve_every, cfg.iterations // 4))
@@ -242,7 +258,7 @@ class Synthesizer:
                 for it in range(cfg.iterations):
                     for group in opt.param_groups:
                         group["lr"] = self._lr(it)
-                    terms = self.losses(raw, masks, boxes, gens, stage)
+                    terms = self.losses(raw, masks, boxes, gens, stage, texture)
                     bad = ~torch.isfinite(terms["total"].detach())
                     opt.zero_grad(set_to_none=True)
                     terms["total"].masked_fill(bad, 0.0).sum().backward()
@@ -271,7 +287,7 @@ class Synthesizer:
                             masks, boxes = evolved.to(self.device), new_boxes
         with torch.no_grad():
             final = self.losses(raw.detach(), masks, boxes, [derived_generator(cfg.seed, i, 11) for i in indices],
-                                cfg.stages - 1) \
+                                cfg.stages - 1, texture) \
                 if cfg.optimises else {t: torch.zeros(len(indices)) for t in TERMS}
         return SynthesizedBatch(
             indices=list(indices), pixels=raw.detach().float().cpu().numpy(),

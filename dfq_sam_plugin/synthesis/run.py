@@ -23,6 +23,8 @@ def run_key(sam: SamBundle, config: SynthesisConfig, num_images: int) -> dict:
     cfg.pop("amp")  # precision and compilation change rounding, not what is optimised
     cfg.pop("compile")
     cfg.pop("compile_backend")  # so also runs started before the key existed resume
+    if not cfg["texture"]:  # switched off: runs started before the texture switch existed resume
+        cfg.pop("texture"), cfg.pop("texture_slope")
     key = {"model": sam.name, "weights_sha256": sam.weights_sha256, "num_images": num_images, "config": cfg}
     return json.loads(json.dumps(key))
 
