@@ -30,8 +30,9 @@ F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--held-out", required=True, help="synthetic ArraySet npz never used for calibration or training")
-    ap.add_argument("--set", action="append", default=[], help="NAME=PATH.npz, `bundled`, or NAME=oracle "
-                    "(the --oracle set of real MNI slices) (repeatable); NAME=PATH.npz@KEY=VALUE,KEY=VALUE also "
+    ap.add_argument("--set", action="append", default=[], help="NAME=PATH.npz, `bundled`, NAME=oracle "
+                    "(the --oracle set of real MNI slices) or NAME=oracle-multi (those and stardist's other nuclei and "
+                    "histology images) (repeatable); NAME=PATH.npz@KEY=VALUE,KEY=VALUE also "
                     "changes recipe keys (YAML values) for that set alone")
     ap.add_argument("--oracle", action="store_true", help="also PTQ on real MNI slices (not the evaluated ones)")
     ap.add_argument("--distilled", action="store_true", help="also the shipped distilled INT8 encoder")
@@ -52,7 +53,7 @@ def main() -> None:
     from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.eval import evaluate, load_benchmark
     from dfq_sam_plugin.eval.generalisation import generalisation, real_encoder_inputs
-    from dfq_sam_plugin.eval.real_calibration import mni_calibration_set
+    from dfq_sam_plugin.eval.real_calibration import mni_calibration_set, multimodal_calibration_set
     from dfq_sam_plugin.export.openvino import read_manifest
     from dfq_sam_plugin.export.packaged import packaged_export
     from dfq_sam_plugin.recipes import as_recipe, load_recipe
@@ -77,7 +78,8 @@ def main() -> None:
         spec, _, overrides = spec.partition("@")
         name, _, path = spec.partition("=")
         calib[name] = (DFQSAMDataset.bundled(sam) if name == "bundled" or path == "bundled"
-                       else mni_calibration_set(sam) if path == "oracle" else ArraySet.from_npz(path))
+                       else mni_calibration_set(sam) if path == "oracle"
+                       else multimodal_calibration_set(sam) if path == "oracle-multi" else ArraySet.from_npz(path))
         keys[name] = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in overrides.split(",") if kv)}
     if args.oracle:
         calib["oracle (real MNI slices)"] = mni_calibration_set(sam)
