@@ -69,8 +69,8 @@ def mni_calibration_set(sam, fractions=MNI_FRACTIONS, boxes_per_image: int = 4):
 
 
 def multimodal_calibration_set(sam, boxes_per_image: int = 4):
-    """The MNI slices of ``mni_calibration_set`` (18) and ``stardist_images`` (9): two modalities per benchmark
-    set's kind, none of the evaluated images (the oracle of issue 34 across modalities)."""
+    """The MNI slices of ``mni_calibration_set`` (18) and ``stardist_images`` (9): T1 MR, fluorescence nuclei and
+    H&E histology, none of them an evaluated image (the oracle of issue 34 across modalities)."""
     size = sam.spec.img_size
     return _real_set(sam, mni_images(size) + stardist_images(size), "real:mni152+stardist", [
         f"nilearn MNI152 T1 slices at {list(MNI_FRACTIONS)} of each axis (not the evaluated ones)",
