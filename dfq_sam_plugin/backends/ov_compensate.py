@@ -9,9 +9,9 @@ y + x·Wᵀ + b (MatMul on tokens, a 1×1 Convolution on feature maps); ``channe
 fitted on the corrected IR, and the IR's own quantizers (FakeQuantize on the next unit's input) see the corrected
 value. With ``reshaping``, units that change the shape (patch embedding, patch mergings, neck) get the correction
 from their own output (``linear``: y + y·Wᵀ + b). A correction that does not lower its unit's error on the fit
-inputs is not inserted; a unit without error (kept float by the recipe) is not fitted. If the corrections together do not lower the IR's output error on the fit
-inputs (a distilled IR's later units learnt to offset the earlier ones' errors), the IR comes back unchanged. One
-sub-model compile and one pass over the inputs per unit.
+inputs is not inserted; a unit without error (kept float by the recipe) is not fitted. If the corrections together
+do not lower the IR's output error on the fit inputs (a distilled IR's later units learnt to offset the earlier
+ones' errors), the IR comes back unchanged. One sub-model compile and one pass over the inputs per unit.
 """
 
 from __future__ import annotations

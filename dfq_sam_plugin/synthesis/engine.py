@@ -168,7 +168,7 @@ class Synthesizer:
         if not self.cfg.uses_texture:
             return None
         draws = [texture_target(self.size, self.cfg.texture_slope, self.cfg.tv_rms_step,
-                                derived_generator(self.cfg.seed, i, 17))[1] for i in indices]
+                                derived_generator(self.cfg.seed, i, 17)) for i in indices]
         return torch.stack(draws).to(self.device)
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:

@@ -50,11 +50,12 @@ def power_law_texture(size: int, slope: float, rms_step: float, generator: torch
 
 
 def texture_target(size: int, slope_range: tuple[float, float], rms_step: float,
-                   generator: torch.Generator) -> tuple[float, torch.Tensor]:
-    """One image's draw: a spectrum slope from ``slope_range`` and the Laws energies (15,) of its noise texture."""
+                   generator: torch.Generator) -> torch.Tensor:
+    """One image's draw: a spectrum slope from ``slope_range``, then the Laws energies (15,) of a noise texture
+    with that slope."""
     lo, hi = slope_range
     slope = lo + (hi - lo) * float(torch.rand(1, generator=generator))
-    return slope, texture_energy(power_law_texture(size, slope, rms_step, generator)[None])[0]
+    return texture_energy(power_law_texture(size, slope, rms_step, generator)[None])[0]
 
 
 def texture_loss(x: torch.Tensor, target: torch.Tensor, filters: torch.Tensor | None = None) -> torch.Tensor:
