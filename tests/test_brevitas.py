@@ -332,6 +332,8 @@ def test_w4a8_exports_through_qcdq_to_an_int8_openvino_encoder(short_sam, tiny_c
     folder = q.save(tmp_path / "w4a8")
     assert {"encoder.onnx", "encoder.xml", "encoder.bin", "decoder.xml", "manifest.json"} <= {
         p.name for p in folder.iterdir()}
+    checkpoint = q.save(tmp_path / "checkpoint", exports=False)  # what a resumable GPU run keeps: no exports
+    assert {p.name for p in checkpoint.iterdir()} == {"quantized_state_dict.pt", "recipe.json", "calibration.json"}
     model = ov.Core().read_model(folder / "encoder.xml")
     weights = [op.get_data() for op in model.get_ops() if op.get_type_name() == "Constant"
                and op.get_element_type().get_type_name() == "i8" and len(op.get_output_shape(0)) >= 2]

@@ -20,6 +20,10 @@ Stages (each from its own copy of the calibrated student, same prompts and image
 --held-out NPZ also scores each stage's generalisation ratio (eval.generalisation: encoder-output relative error on
 those held-out synthetic images vs the packed real images, against the FP32 encoder on the same device).
 The JSON is rewritten after every stage, so a call cut short keeps what finished.
+--checkpoint DIR makes the calibration resumable: the calibrated student is saved there (state dict, recipe,
+calibration facts; no exports) and a later call with the same DIR and recipe loads it instead of calibrating
+(a slow calibration, e.g. GPTQ + learned rounding, in one call and the training stages in the next, on a machine
+that kept DIR: a device box that stayed warm, or DIR carried to it).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ def main() -> None:
     ap.add_argument("--ridge", nargs="+", type=float, default=[1.0], help="comp: compensate_ridge values")
     ap.add_argument("--held-out", default=None, help="synthetic ArraySet npz never calibrated or trained on: also "
                     "score every stage's generalisation ratio (issue 34's Brevitas column)")
+    ap.add_argument("--checkpoint", default=None, help="folder: load the calibrated student from it if it holds "
+                    "one, else save it there after calibrating")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
@@ -61,7 +67,7 @@ def main() -> None:
     import torch
 
     from dfq_sam_plugin import load_sam
-    from dfq_sam_plugin.backends.brevitas import quantize_sam, train
+    from dfq_sam_plugin.backends.brevitas import train
     from dfq_sam_plugin.recipes import load_recipe
 
     sam = load_sam("litemedsam")
@@ -69,8 +75,9 @@ def main() -> None:
     data = calibration(sam, args.data, args.add, args.images)
     calib_only = {**recipe, "reconstruct_iters": 0, "distill_steps": 0}
     t0 = time.perf_counter()
-    q = quantize_sam(sam, data, calib_only, device=args.device)
+    q = calibrated(sam, data, calib_only, args.device, args.checkpoint)
     out = {"recipe": recipe, "data": args.data, "images": len(data), "calibration_s": time.perf_counter() - t0,
+           "checkpoint": q.report.get("checkpoint"),
            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
            "bits": {k: q.report[k] for k in ("average_weight_bits", "weights_by_bits", "activation_quantizers_by_bits",
                                                "weight_scales", "scale_bits_per_weight")},
@@ -121,6 +128,27 @@ def main() -> None:
         stage("distill", copy.deepcopy(q.sam.model), reconstruct_iters=0)
     if "comp" in args.stages:
         compensated("comp", q.sam.model)
+
+def calibrated(sam, data, recipe: dict, device: str, checkpoint: str | None):
+    """The recipe's calibrated student: loaded from ``checkpoint`` if it holds one made with the same recipe,
+    else calibrated (and saved there if given). ``report['checkpoint']`` says which."""
+    from dfq_sam_plugin.backends.brevitas import STATE_DICT, load_quantized, quantize_sam
+    from dfq_sam_plugin.recipes import as_recipe
+
+    folder = Path(checkpoint) if checkpoint else None
+    if folder and (folder / STATE_DICT).exists():
+        q = load_quantized(folder, sam)
+        if json.dumps(as_recipe(q.recipe), sort_keys=True) != json.dumps(as_recipe(recipe), sort_keys=True):
+            raise SystemExit(f"{folder} holds a student calibrated with another recipe; use another --checkpoint")
+        q.sam.model.to(device)
+        q.report["checkpoint"] = f"loaded {folder}"
+        return q
+    q = quantize_sam(sam, data, recipe, device=device)
+    if folder:
+        q.save(folder, exports=False)
+        q.report["checkpoint"] = f"saved {folder}"
+    return q
+
 
 def off_device(encoder, device: str) -> list[str]:
     """Parameters, buffers, plain tensor attributes and weight-quantizer scales of ``encoder`` not on ``device``."""

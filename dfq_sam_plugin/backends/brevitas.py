@@ -494,23 +494,24 @@ class BrevitasQuantizedSam(QuantizationResult):
         return (r.export.onnx and r.bits.activation_bits == 8 and r.bits.first_last_bits == 8
                 and not r.bits.weight_group_size)
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, exports: bool = True) -> Path:
         """State dict + recipe + calibration facts and, where ``exportable``, ``encoder.onnx`` and an OpenVINO IR
         pair (``OVSamPredictor``-ready), and ``encoder.qonnx.onnx`` where the recipe sets ``export_qonnx``.
-        Written via a staging folder."""
+        ``exports=False`` writes the first three only: a checkpoint ``load_quantized`` resumes from, on a box
+        without OpenVINO. Written via a staging folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".brevitas-", dir=folder))
         try:
             names = [STATE_DICT, RECIPE, CALIBRATION]
-            if as_recipe(self.recipe).export.qonnx:
+            if exports and as_recipe(self.recipe).export.qonnx:
                 self.export_qonnx(staging / QONNX)
                 names.append(QONNX)
             torch.save(self.sam.model.state_dict(), staging / STATE_DICT)
             (staging / RECIPE).write_text(json.dumps(self.recipe, indent=2))
             (staging / CALIBRATION).write_text(json.dumps({**self.calibration, "report": self.report}, indent=2,
                                                           default=str))
-            if self.exportable:
+            if exports and self.exportable:
                 self._export(staging)
                 names += [ONNX, "encoder.xml", "encoder.bin", "decoder.xml", "decoder.bin", "manifest.json"]
             for name in names:
