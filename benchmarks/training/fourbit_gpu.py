@@ -129,6 +129,7 @@ def main() -> None:
     if "comp" in args.stages:
         compensated("comp", q.sam.model)
 
+
 def calibrated(sam, data, recipe: dict, device: str, checkpoint: str | None):
     """The recipe's calibrated student: loaded from ``checkpoint`` if it holds one made with the same recipe,
     else calibrated (and saved there if given). ``report['checkpoint']`` says which."""
