@@ -1,10 +1,10 @@
-"""Where an OpenVINO INT8 encoder's remaining error lies: its activation quantizers switched off, all or one stage
-at a time, against the IR as it is (issue 34: what keeps INT8 under 0.97 FP-fidelity after the block compensation).
+"""Where an OpenVINO INT8 encoder's remaining error lies: its activation quantizers switched off, all, by stage or
+by kind, against the IR as it is (issue 34: what keeps INT8 under 0.97 FP-fidelity after the block compensation).
 
     python benchmarks/quality/error_split.py --ir OUT/base --held-out carried/g3/val.npz --json split.json
 
 Each variant is a copy of the IR whose activation FakeQuantize nodes (those not on a constant: NNCF's weights are
-int8 constants, not FakeQuantize) in the named encoder units are bypassed. What is left with every activation
+int8 constants, not FakeQuantize) of the variant's pattern are bypassed. What is left with every activation
 quantizer off is the weights' error (and the corrections, fitted for quantized activations). Encoder-output
 relative error against the FP32 torch encoder on held-out synthetic images and on the nuclei / MNI inputs, every IR
 pinned to f32 (``eval.generalisation``).
@@ -29,13 +29,15 @@ VARIANTS = {  # name: regex of the torch module names (as ov.convert_model write
     "MLP activations float": r"\.mlp[./]",
     "MLP fc1 inputs float (LayerNorm outputs)": r"\.mlp\.norm[./]",
     "MLP fc2 inputs float (GELU outputs)": r"\.mlp\.act[./]",
+    # the quantized aten::add outputs: the last residual add of stages 1-3 (into a patch merging or the neck) and the
+    # neck's LayerNorm2d; the other residual adds feed the float local_conv and carry no quantizer
     "residual-add outputs float": r"aten::add/",
 }
 
 
 def bypass_activation_quantizers(model, pattern: str | None) -> int:
-    """Replace every activation FakeQuantize whose consumer's name matches ``pattern`` by its input, in place;
-    returns how many were bypassed."""
+    """Replace every activation FakeQuantize whose own name or a consumer's name matches ``pattern`` by its input,
+    in place; returns how many were bypassed."""
     if pattern is None:
         return 0
     rx = re.compile(pattern)

@@ -21,7 +21,7 @@ Stages (each from its own copy of the calibrated student, same prompts and image
 those held-out synthetic images vs the packed real images, against the FP32 encoder on the same device).
 The JSON is rewritten after every stage, so a call cut short keeps what finished.
 --checkpoint DIR makes the calibration resumable: the calibrated student is saved there (state dict, recipe,
-calibration facts; no exports) and a later call with the same DIR and recipe loads it instead of calibrating
+calibration facts; no exports) and a later call with the same DIR, recipe and set loads it instead of calibrating
 (a slow calibration, e.g. GPTQ + learned rounding, in one call and the training stages in the next, on a machine
 that kept DIR: a device box that stayed warm, or DIR carried to it).
 """
@@ -131,16 +131,22 @@ def main() -> None:
 
 
 def calibrated(sam, data, recipe: dict, device: str, checkpoint: str | None):
-    """The recipe's calibrated student: loaded from ``checkpoint`` if it holds one made with the same recipe,
-    else calibrated (and saved there if given). ``report['checkpoint']`` says which."""
+    """The recipe's calibrated student: loaded from ``checkpoint`` if it holds one made with the same recipe and
+    calibration set (its provenance facts), else calibrated (and saved there if given). ``report['checkpoint']``
+    says which."""
     from dfq_sam_plugin.backends.brevitas import STATE_DICT, load_quantized, quantize_sam
+    from dfq_sam_plugin.backends.nncf import calibration_summary
     from dfq_sam_plugin.recipes import as_recipe
+
+    def key(recipe_, facts):
+        return json.dumps([as_recipe(recipe_), facts], sort_keys=True, default=str)
 
     folder = Path(checkpoint) if checkpoint else None
     if folder and (folder / STATE_DICT).exists():
         q = load_quantized(folder, sam)
-        if json.dumps(as_recipe(q.recipe), sort_keys=True) != json.dumps(as_recipe(recipe), sort_keys=True):
-            raise SystemExit(f"{folder} holds a student calibrated with another recipe; use another --checkpoint")
+        if key(q.recipe, q.calibration) != key(recipe, calibration_summary(data)):
+            raise SystemExit(f"{folder} holds a student calibrated with another recipe or calibration set; use "
+                             f"another --checkpoint")
         q.sam.model.to(device)
         q.report["checkpoint"] = f"loaded {folder}"
         return q
