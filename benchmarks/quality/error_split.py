@@ -67,25 +67,18 @@ def main() -> None:
     args = ap.parse_args()
 
     import openvino as ov
-    import torch
 
     from dfq_sam_plugin import load_sam
     from dfq_sam_plugin.data.arrays import ArraySet
     from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.eval import load_benchmark
-    from dfq_sam_plugin.eval.generalisation import generalisation, real_encoder_inputs
+    from dfq_sam_plugin.eval.generalisation import fp32_reference, generalisation, real_encoder_inputs
 
     sam = load_sam("litemedsam")
     held = ArraySet.from_npz(args.held_out)
     synthetic = [to_encoder_input(p, sam.spec) for p in held.pixels[: args.held_out_images]]
     real = {s.name: real_encoder_inputs([s], sam.spec) for s in (load_benchmark(n) for n in ("nuclei", "mni"))}
-    cache: dict[int, object] = {}
-
-    def reference(x):
-        if id(x) not in cache:
-            with torch.no_grad():
-                cache[id(x)] = sam.model.encode(torch.from_numpy(x)).numpy()
-        return cache[id(x)]
+    reference = fp32_reference(sam.model.image_encoder)
 
     core = ov.Core()
     out = {"cpu": platform.processor() or "x86_64", "ir": args.ir, "held_out": args.held_out,

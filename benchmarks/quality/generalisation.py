@@ -52,7 +52,7 @@ def main() -> None:
     from dfq_sam_plugin.data.arrays import ArraySet
     from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.eval import evaluate, load_benchmark
-    from dfq_sam_plugin.eval.generalisation import generalisation, real_encoder_inputs
+    from dfq_sam_plugin.eval.generalisation import fp32_reference, generalisation, real_encoder_inputs
     from dfq_sam_plugin.eval.real_calibration import mni_calibration_set, multimodal_calibration_set
     from dfq_sam_plugin.export.openvino import read_manifest
     from dfq_sam_plugin.export.packaged import packaged_export
@@ -66,12 +66,7 @@ def main() -> None:
     synthetic = [to_encoder_input(p, sam.spec) for p in held.pixels]
     sets = [load_benchmark(n) for n in ("nuclei", "mni")]
     real = {s.name: real_encoder_inputs([s], sam.spec) for s in sets}
-    reference_cache: dict[int, object] = {}  # the FP32 torch embedding of each input (ids of the lists above)
-
-    def reference(x):
-        if id(x) not in reference_cache:
-            reference_cache[id(x)] = sam.model.encode(torch.from_numpy(x)).numpy()
-        return reference_cache[id(x)]
+    reference = fp32_reference(sam.model.image_encoder)
 
     calib, keys = {}, {}
     for spec in args.set:

@@ -106,19 +106,14 @@ def generalisation_scorer(sam, held_out: str, pack_dir: Path, device: str):
     import torch
 
     from dfq_sam_plugin.data.inputs import to_encoder_input
-    from dfq_sam_plugin.eval.generalisation import generalisation, real_encoder_inputs
+    from dfq_sam_plugin.eval.generalisation import fp32_reference, generalisation, real_encoder_inputs
 
     synthetic = [to_encoder_input(p, sam.spec) for p in load_set(held_out, sam.spec).pixels]
     real = {b.name: real_encoder_inputs([b], sam.spec) for b in packed(pack_dir)["sets"]}
-    teacher_out: dict[int, object] = {}  # by id of the input arrays above
+    reference = fp32_reference(sam.model.image_encoder, device)
 
     def run(module):
         return lambda x: module(torch.from_numpy(x).to(device)).float().cpu().numpy()
-
-    def reference(x):
-        if id(x) not in teacher_out:
-            teacher_out[id(x)] = run(sam.model.image_encoder)(x)
-        return teacher_out[id(x)]
 
     def score(encoder) -> dict:
         # models are moved before entering no_grad mode: a .to() under inference_mode makes inference-tensor

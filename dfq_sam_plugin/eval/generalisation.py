@@ -22,6 +22,23 @@ def real_encoder_inputs(bsets, spec) -> list[np.ndarray]:
     return [preprocess_image(validate_image(item.image), spec)[0] for bset in bsets for item in bset.images]
 
 
+def fp32_reference(encoder, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+    """The FP32 torch ``encoder`` as the reference of :func:`generalisation`: each input's embedding computed once,
+    on ``device``, and kept for the next student scored on the same input array (keyed by the array's identity; the
+    array is held with its embedding, so an identity is never reused for another input)."""
+    import torch
+
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        if id(x) not in cache:
+            with torch.no_grad():
+                cache[id(x)] = (x, encoder(torch.from_numpy(x).to(device)).float().cpu().numpy())
+        return cache[id(x)][1]
+
+    return reference
+
+
 def relative_errors(embed: Callable[[np.ndarray], np.ndarray], reference: Callable[[np.ndarray], np.ndarray],
                     inputs: Iterable[np.ndarray]) -> np.ndarray:
     """Per-input ``||embed(x) - reference(x)||² / ||reference(x)||²`` (float64)."""
