@@ -262,7 +262,9 @@ def _print_candidates(folder) -> None:
     candidates = candidates_of(read_manifest(folder))
     if len(candidates) < 2:
         return
-    table = Table(title=f"{folder}: encoder candidates (the predictor measures them on the CPU it runs on)")
+    box = next((c["fidelity_measured_on"] for c in candidates.values() if "fidelity_measured_on" in c), None)
+    on = f"; probe measured on {box['cpu']}, OpenVINO {box['openvino']}" if box else ""
+    table = Table(title=f"{folder}: encoder candidates (the predictor measures them on the CPU it runs on{on})")
     for col in ("candidate", "file", "MiB", "probe fidelity (exporting CPU)"):
         table.add_column(col)
     for name, c in candidates.items():

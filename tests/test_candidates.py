@@ -67,6 +67,46 @@ def test_export_records_candidates_probe_and_export_time_fidelity(two_candidates
         assert 0 <= c["export_fidelity"]["f32"] <= 1 and c["mib"] > 0
     # the float encoder agrees with the torch FP masks it was probed against (FP16 storage only)
     assert manifest["candidates"]["float"]["export_fidelity"]["f32"] > 0.95
+    import openvino as ov
+
+    from dfq_sam_plugin.runtime.candidates import measuring_box
+
+    assert all(c["fidelity_measured_on"] == measuring_box(ov.Core()) for c in manifest["candidates"].values())
+
+
+def test_the_exporting_cpu_starts_the_predictor_without_measuring(two_candidates, tmp_path):
+    """The export measured the candidates as the predictor does (default config, timed): a predictor opened on the
+    same CPU finds that in the cache and measures nothing; the default precision's fidelity is the export's."""
+    import shutil
+
+    from dfq_sam_plugin.runtime import OVSamPredictor
+
+    folder = tmp_path / "fresh"
+    shutil.copytree(two_candidates, folder, ignore=shutil.ignore_patterns("selection_cache.json"))
+    (folder / "selection_cache.json").write_text((two_candidates / "selection_cache.json").read_text())
+    [entry] = json.loads((folder / "selection_cache.json").read_text())["entries"]
+    assert entry["key"]["config"] == {} and all(m["ms"] > 0 for m in entry["measured"].values())
+    pred = OVSamPredictor(folder)
+    assert pred.measured == entry["measured"] and not hasattr(pred, "cache_path")  # read, not measured
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for name, m in pred.measured.items():
+        assert manifest["candidates"][name]["export_fidelity"][m["precision"]] == round(m["fidelity"], 5)
+
+
+def test_resaving_a_loaded_export_reuses_its_fidelity_only_where_it_still_holds(two_candidates, short_sam, tmp_path):
+    """Byte-identical candidates measured on this CPU keep the loaded manifest's figures (a sentinel shows it);
+    a figure recorded on another CPU is measured again."""
+    from dfq_sam_plugin.backends.nncf import QuantizedSam
+
+    q = QuantizedSam.load(two_candidates, short_sam)
+    q.loaded_from["candidates"]["float"]["export_fidelity"] = {"f32": 0.123}
+    q.loaded_from["candidates"]["int8_weights"]["fidelity_measured_on"] = {"cpu": "another", "openvino": "x"}
+    manifest = json.loads((q.save(tmp_path / "again") / "manifest.json").read_text())
+    original = json.loads((two_candidates / "manifest.json").read_text())
+    assert manifest["candidates"]["float"]["export_fidelity"] == {"f32": 0.123}
+    assert manifest["candidates"]["int8_weights"]["export_fidelity"] == original["candidates"]["int8_weights"][
+        "export_fidelity"]
+    assert manifest["candidates"]["int8_weights"]["fidelity_measured_on"] != {"cpu": "another", "openvino": "x"}
 
 
 def test_predictor_measures_picks_caches_and_equals_the_named_candidate(two_candidates):

@@ -184,13 +184,14 @@ class QuantizedSam(QuantizationResult):
     report: dict[str, Any] = field(default_factory=dict)
     candidates: dict[str, Any] = field(default_factory=dict)  # further encoders (ov.Model) sharing the decoder
     probe: dict[str, np.ndarray] | None = None  # synthetic probe the box measures candidates with
+    loaded_from: dict[str, Any] | None = field(default=None, repr=False)  # the manifest ``load`` read, if loaded
 
     def save(self, folder: str | Path) -> Path:
         from ..export.openvino import save_export
 
         return save_export(folder, self.encoder, self.decoder, self.sam.spec, self.calibration, self.recipe,
                            self.report, candidates=self.candidates, probe=self.probe,
-                           fp16_storage=bool(self.candidates))
+                           fp16_storage=bool(self.candidates), previous=self.loaded_from)
 
     @classmethod
     def load(cls, folder: str | Path, sam: SamBundle) -> QuantizedSam:
@@ -211,12 +212,15 @@ class QuantizedSam(QuantizationResult):
         candidates = {name: core.read_model(folder / c["xml"]) for name, c in candidates_of(manifest).items()
                       if c["xml"] != "encoder.xml"}
         return cls(core.read_model(folder / "encoder.xml"), core.read_model(folder / "decoder.xml"), sam,
-                   manifest["calibration"], manifest["recipe"], manifest.get("report", {}), candidates, probe)
+                   manifest["calibration"], manifest["recipe"], manifest.get("report", {}), candidates, probe,
+                   loaded_from=manifest)
 
 
-def encoder_candidates(sam: SamBundle, dataset, recipe: dict[str, Any], encoder) -> tuple[dict[str, Any], Any]:
+def encoder_candidates(sam: SamBundle, dataset, recipe: dict[str, Any], encoder, fp=None
+                       ) -> tuple[dict[str, Any], Any]:
     """The recipe's further encoder candidates (``candidates``: ``float``, ``int8_weights``; the kind of the
-    recipe's own ``encoder`` is not repeated) and the synthetic probe to choose among them with (None without)."""
+    recipe's own ``encoder`` is not repeated) and the synthetic probe to choose among them with (None without).
+    ``fp``: the FP encoder IR if the flow converted it already (else converted here)."""
     from ..export.openvino import convert_encoder, encoder_kind
     from ..export.probe import make_probe
 
@@ -225,7 +229,7 @@ def encoder_candidates(sam: SamBundle, dataset, recipe: dict[str, Any], encoder)
     if not wanted:
         return {}, None
     found = {}
-    fp = convert_encoder(sam.model.image_encoder, sam.spec.img_size)
+    fp = fp if fp is not None else convert_encoder(sam.model.image_encoder, sam.spec.img_size)
     for kind in wanted:
         model = fp.clone()
         if kind == "int8_weights":
@@ -285,7 +289,9 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
         validation = SyntheticFidelity(sam, dataset, limit=recipe.nncf.validation_images)
     import nncf
 
+    fp = None
     if weights_only:
+        fp = encoder.clone()  # the float candidate: no reparameterization on this path, the same conversion
         data = calibration_inputs(dataset, recipe) if recipe.weight_compression.algorithms else None
         encoder = compress_weights(encoder, recipe, data)
     else:
@@ -306,7 +312,7 @@ def quantize_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path = 
     report.update(timings=timings, encoder_fake_quantize=count_ops(encoder, "FakeQuantize"),
                   decoder_fake_quantize=count_ops(decoder, "FakeQuantize"))
     t0 = time.perf_counter()
-    candidates, probe = encoder_candidates(sam, dataset, recipe, encoder)
+    candidates, probe = encoder_candidates(sam, dataset, recipe, encoder, fp)
     timings["candidates_s"] = time.perf_counter() - t0
     return QuantizedSam(encoder, decoder, sam, calibration_summary(dataset), recipe, report, candidates, probe)
 

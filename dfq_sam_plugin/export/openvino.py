@@ -40,8 +40,8 @@ def convert_encoder(encoder, img_size: int, batch: int = 1):
     import torch
 
     model = _convert(encoder, torch.zeros(batch, 3, img_size, img_size), [batch, 3, img_size, img_size])
-    model.inputs[0].get_tensor().set_names({ENCODER_INPUT})
-    model.outputs[0].get_tensor().set_names({ENCODER_OUTPUT})
+    _name_ports(model, model.inputs, (ENCODER_INPUT,))
+    _name_ports(model, model.outputs, (ENCODER_OUTPUT,))
     return model
 
 
@@ -52,11 +52,21 @@ def convert_decoder(sam_model, embed_shape: tuple[int, int, int], boxes: int):
 
     example = (torch.zeros(1, *embed_shape), torch.tensor([[8.0, 8.0, 64.0, 64.0]] * boxes))
     model = _convert(SamDecoder(sam_model), example, [[1, *embed_shape], [boxes, 4]])
-    for port, name in zip(model.inputs, DECODER_INPUTS):
-        port.get_tensor().set_names({name})
-    for port, name in zip(model.outputs, DECODER_OUTPUTS):
-        port.get_tensor().set_names({name})
+    _name_ports(model, model.inputs, DECODER_INPUTS)
+    _name_ports(model, model.outputs, DECODER_OUTPUTS)
     return model
+
+
+def _name_ports(model, ports, names) -> None:
+    """Give each port its name, taken off any inner tensor the trace named alike (the decoder's ``iou`` variable):
+    a name held twice is renamed (``iou_1``) when a loaded model is saved again, so a re-saved IR would differ."""
+    wanted = set(names)
+    for op in model.get_ops():
+        for out in op.outputs():
+            if out.get_names() & wanted:
+                out.get_tensor().set_names(out.get_names() - wanted)
+    for port, name in zip(ports, names):
+        port.get_tensor().set_names({name})
 
 
 def _rt_info(provenance: dict[str, Any]) -> dict[str, str]:
@@ -127,13 +137,17 @@ def candidate_files(name: str, primary: str) -> tuple[str, str]:
 def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[str, Any], recipe: dict[str, Any],
                 report: dict[str, Any] | None = None, candidates: dict[str, Any] | None = None,
                 primary: str | None = None, probe: dict[str, np.ndarray] | None = None,
-                fp16_storage: bool = False) -> Path:
+                fp16_storage: bool = False, previous: dict[str, Any] | None = None) -> Path:
     """Write the IR pair and manifest into ``folder`` via a staging folder: nothing half-written on failure.
 
     ``candidates``: further encoders (``{name: ov.Model}``) that share the decoder, written as
     ``encoder.<name>.xml``; ``primary`` names ``encoder`` (default: its kind, ``encoder_kind``). ``probe``: the
     synthetic probe (``export.probe.make_probe``), written as ``probe.npz``; with it every candidate's FP-fidelity is
-    measured now, on this CPU (``export_fidelity``). ``fp16_storage``: float constants stored as FP16 in every IR
+    measured now, on this CPU (``export_fidelity``; the manifest names the CPU), and the measurement at OpenVINO's
+    default config is left in the export's selection cache, so an ``OVSamPredictor`` opened on this CPU starts
+    without measuring. ``previous``: the manifest the models were loaded from; a candidate whose files, decoder and
+    probe are byte-identical to it and that was measured on this CPU and OpenVINO keeps its recorded fidelity
+    (re-saving a loaded export measures nothing again). ``fp16_storage``: float constants stored as FP16 in every IR
     (half their bytes; the CPU plugin computes in f32 / bf16 all the same; integer weights are unchanged)."""
     import openvino as ov
 
@@ -155,17 +169,18 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
             info[name] = {"xml": xml, "bin": bin_, "kind": encoder_kind(model),
                           "mib": (staging / bin_).stat().st_size / 2**20}
         ov.save_model(decoder, staging / "decoder.xml", compress_to_fp16=fp16_storage)
+        at_default = None
         if probe is not None:
-            from ..runtime.candidates import export_fidelity
-            from .probe import load_probe, save_probe
+            from .probe import save_probe
 
             save_probe(staging, probe)
-            for name, fidelity in export_fidelity(staging, info, load_probe(staging)).items():
-                info[name]["export_fidelity"] = fidelity
         files = sorted(p.name for p in staging.iterdir())
+        file_digests = digests(staging, tuple(files))
+        if probe is not None:
+            at_default = _measure_candidates(staging, info, file_digests, previous)
         manifest = {
             "format": FORMAT,
-            "files": digests(staging, tuple(files)),  # checked by OVSamPredictor and `dfq-sam verify` before use
+            "files": file_digests,  # checked by OVSamPredictor and `dfq-sam verify` before use
             "spec": spec.to_dict(),
             "decoder_boxes": int(decoder.inputs[1].get_partial_shape()[0].get_length()),
             "encoder_int8": count_ops(encoder, "FakeQuantize") > 0,
@@ -187,7 +202,41 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
         os.replace(staging / MANIFEST, folder / MANIFEST)  # last: its presence marks a complete export
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if at_default is not None:  # the predictor's own measurement on this CPU, made already
+        import openvino as ov
+
+        from ..runtime.candidates import SelectionCache, box_key
+
+        SelectionCache(folder).put(box_key(ov.Core(), "CPU", None, manifest), at_default)
     return folder
+
+
+def _measure_candidates(staging: Path, info: dict[str, dict[str, Any]], file_digests: dict[str, dict[str, Any]],
+                        previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``export_fidelity`` of the candidates in ``info`` (filled in place, with the CPU it was measured on), reusing
+    ``previous``' figures for byte-identical candidates measured on this CPU; the default-config measurement when
+    every candidate was measured now (else None)."""
+    import openvino as ov
+
+    from ..runtime.candidates import export_fidelity, measuring_box
+    from .probe import PROBE, load_probe
+
+    box = measuring_box(ov.Core())
+    old_files, old = (previous or {}).get("files", {}), (previous or {}).get("candidates", {})
+
+    def same(name: str) -> bool:
+        return name in old_files and old_files[name]["sha256"] == file_digests[name]["sha256"]
+
+    reused = {}
+    if all(same(f) for f in ("decoder.xml", "decoder.bin", PROBE)):
+        reused = {name: old[name]["export_fidelity"] for name, c in info.items()
+                  if name in old and old[name].get("fidelity_measured_on") == box and "export_fidelity" in old[name]
+                  and (old[name]["xml"], old[name]["bin"]) == (c["xml"], c["bin"]) and same(c["xml"]) and same(c["bin"])}
+    todo = {name: c for name, c in info.items() if name not in reused}
+    found, at_default = export_fidelity(staging, todo, load_probe(staging), rounds=2) if todo else ({}, None)
+    for name in info:
+        info[name].update(export_fidelity=reused.get(name) or found[name], fidelity_measured_on=box)
+    return at_default if not reused else None
 
 
 def candidates_of(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -77,29 +77,37 @@ def measure(core, folder: str | Path, candidates: dict[str, dict[str, Any]], pro
     return out
 
 
-def export_fidelity(folder: str | Path, candidates: dict[str, dict[str, Any]], probe: dict[str, np.ndarray]
-                    ) -> dict[str, dict[str, float]]:
+def measuring_box(core, device: str = "CPU") -> dict[str, str]:
+    """The CPU model and OpenVINO version a measurement was made with (what it is valid for)."""
+    import openvino as ov
+
+    return {"cpu": str(core.get_property(device, "FULL_DEVICE_NAME")), "openvino": ov.get_version()}
+
+
+def export_fidelity(folder: str | Path, candidates: dict[str, dict[str, Any]], probe: dict[str, np.ndarray],
+                    rounds: int = 0) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]]]:
     """Each candidate's probe fidelity on the exporting CPU: {name: {precision: fidelity}}, at f32 and, where
-    OpenVINO's default differs (bf16 on AMX / AVX-512-BF16 CPUs), at the default too."""
+    OpenVINO's default differs (bf16 on AMX / AVX-512-BF16 CPUs), at the default too; and the measurement at the
+    default config as ``OVSamPredictor`` takes it (``measure`` with ``rounds`` timed passes), for its cache."""
     import openvino as ov
 
     core = ov.Core()
     found: dict[str, dict[str, float]] = {name: {} for name in candidates}
-    for config in ({"INFERENCE_PRECISION_HINT": "f32"}, {}):
-        for name, m in measure(core, folder, candidates, probe, config=config, rounds=0).items():
+    at_default = measure(core, folder, candidates, probe, rounds=rounds)
+    configs = [{"INFERENCE_PRECISION_HINT": "f32"}] if any(m["precision"] != "f32" for m in at_default.values()) else []
+    for measured in [*(measure(core, folder, candidates, probe, config=c, rounds=0) for c in configs), at_default]:
+        for name, m in measured.items():  # f32 first: where the default is f32 too, one pass gives both
             found[name].setdefault(m["precision"], round(m["fidelity"], 5))
-    return found
+    return found, at_default
 
 
 def box_key(core, device: str, config: dict | None, manifest: dict[str, Any]) -> dict[str, Any]:
     """What a cached measurement is valid for: this CPU model, OpenVINO version, device, config, candidates."""
-    import openvino as ov
-
     files = manifest.get("files", {})
     hashes = {f: files.get(f, {}).get("sha256") for c in manifest.get("candidates", {}).values()
               for f in (c["xml"], c["bin"])}
-    return {"cpu": str(core.get_property(device, "FULL_DEVICE_NAME")), "openvino": ov.get_version(),
-            "device": device, "config": {k: str(v) for k, v in sorted((config or {}).items())},
+    return {**measuring_box(core, device), "device": device,
+            "config": {k: str(v) for k, v in sorted((config or {}).items())},
             "files": hashes, "decoder": files.get("decoder.bin", {}).get("sha256")}
 
 
