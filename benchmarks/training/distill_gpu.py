@@ -106,14 +106,16 @@ def generalisation_scorer(sam, held_out: str, pack_dir: Path, device: str):
     import torch
 
     from dfq_sam_plugin.data.inputs import to_encoder_input
-    from dfq_sam_plugin.eval.generalisation import fp32_reference, generalisation, real_encoder_inputs
+    from dfq_sam_plugin.eval.generalisation import (
+        fp32_reference,
+        generalisation,
+        real_encoder_inputs,
+        torch_embed,
+    )
 
     synthetic = [to_encoder_input(p, sam.spec) for p in load_set(held_out, sam.spec).pixels]
     real = {b.name: real_encoder_inputs([b], sam.spec) for b in packed(pack_dir)["sets"]}
     reference = fp32_reference(sam.model.image_encoder, device)
-
-    def run(module):
-        return lambda x: module(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
     def score(encoder) -> dict:
         # models are moved before entering no_grad mode: a .to() under inference_mode makes inference-tensor
@@ -121,7 +123,7 @@ def generalisation_scorer(sam, held_out: str, pack_dir: Path, device: str):
         sam.model.image_encoder.to(device).eval()
         encoder.to(device).eval()
         with torch.no_grad():
-            return generalisation(run(encoder), reference, synthetic, real).to_dict()
+            return generalisation(torch_embed(encoder, device), reference, synthetic, real).to_dict()
 
     return score
 

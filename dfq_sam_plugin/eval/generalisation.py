@@ -22,18 +22,27 @@ def real_encoder_inputs(bsets, spec) -> list[np.ndarray]:
     return [preprocess_image(validate_image(item.image), spec)[0] for bset in bsets for item in bset.images]
 
 
+def torch_embed(module, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+    """A torch encoder (FP or a student) as ``embed`` / ``reference``: numpy input, run on ``device``, float32 numpy
+    output (the caller chooses the grad mode)."""
+    import torch
+
+    return lambda x: module(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+
 def fp32_reference(encoder, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
     """The FP32 torch ``encoder`` as the reference of :func:`generalisation`: each input's embedding computed once,
     on ``device``, and kept for the next student scored on the same input array (keyed by the array's identity; the
     array is held with its embedding, so an identity is never reused for another input)."""
     import torch
 
+    embed = torch_embed(encoder, device)
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def reference(x: np.ndarray) -> np.ndarray:
         if id(x) not in cache:
             with torch.no_grad():
-                cache[id(x)] = (x, encoder(torch.from_numpy(x).to(device)).float().cpu().numpy())
+                cache[id(x)] = (x, embed(x))
         return cache[id(x)][1]
 
     return reference

@@ -94,9 +94,11 @@ def export_fidelity(folder: str | Path, candidates: dict[str, dict[str, Any]], p
     core = ov.Core()
     found: dict[str, dict[str, float]] = {name: {} for name in candidates}
     at_default = measure(core, folder, candidates, probe, rounds=rounds)
-    configs = [{"INFERENCE_PRECISION_HINT": "f32"}] if any(m["precision"] != "f32" for m in at_default.values()) else []
-    for measured in [*(measure(core, folder, candidates, probe, config=c, rounds=0) for c in configs), at_default]:
-        for name, m in measured.items():  # f32 first: where the default is f32 too, one pass gives both
+    passes = [at_default]
+    if any(m["precision"] != "f32" for m in at_default.values()):  # the default is bf16 here: f32 too, first
+        passes.insert(0, measure(core, folder, candidates, probe, config={"INFERENCE_PRECISION_HINT": "f32"}, rounds=0))
+    for measured in passes:
+        for name, m in measured.items():
             found[name].setdefault(m["precision"], round(m["fidelity"], 5))
     return found, at_default
 
