@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .recipes import AUTO  # the packaged OpenVINO recipe for this CPU's class
+from .runtime.candidates import PRECISIONS  # numpy only: the CLI stays quick to start
 
 # progress and tables go to stderr so that `--json` output on stdout stays machine-readable
 console = Console(stderr=True)
@@ -45,6 +46,18 @@ def _add_ov_device(p: argparse.ArgumentParser, what: str) -> None:
     train or synthesise use ``--device`` for a torch device instead."""
     p.add_argument("--ov-device", dest="ov_device", default="CPU", help=f"OpenVINO device {what} (default CPU)")
     p.add_argument("--device", dest="ov_device", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _add_policy(p: argparse.ArgumentParser) -> None:
+    """How an export's encoder candidate is chosen on this box: ``--policy`` and ``--precisions``."""
+    p.add_argument("--policy", default="fastest_faithful",
+                   help="which encoder candidate of an export to run: fastest_faithful (default: measured on this CPU, "
+                        "the fastest within 0.03 probe FP-fidelity of the best), fastest, smallest, most_faithful, "
+                        "or a candidate's name (float, int8, int8_weights; int8@f32: pinned to f32)")
+    p.add_argument("--precisions", nargs="+", default=["default"], choices=PRECISIONS,
+                   help="inference precisions to weigh each candidate at (default: OpenVINO's own, bf16 on AMX CPUs); "
+                        "'default f32' also measures every candidate pinned to f32 (named NAME@f32) where the CPU's "
+                        "default differs")
 
 
 def _load(args: argparse.Namespace):
@@ -90,7 +103,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from .runtime import OVSamPredictor
 
         ov_pred = OVSamPredictor(args.ir, device=args.ov_device, verify=args.verify,
-                                 require_data_free=args.require_data_free, policy=args.policy)
+                                 require_data_free=args.require_data_free, policy=args.policy,
+                                 precisions=args.precisions)
         console.print(f"{args.ir}: encoder [bold]{ov_pred.candidate}[/] ({ov_pred.choice.reason})")
         predictors[Path(args.ir).name or "ir"] = ov_pred
     if args.brevitas:
@@ -386,7 +400,7 @@ def _benchmark_volume(args: argparse.Namespace) -> int:
     for ir in args.ir or []:
         from .export.openvino import candidates_of
 
-        pred = OVSamPredictor(ir, device=args.ov_device, policy=args.policy)
+        pred = OVSamPredictor(ir, device=args.ov_device, policy=args.policy, precisions=args.precisions)
         many = len(candidates_of(pred.manifest)) > 1
         predictors[f"openvino {Path(ir).name}" + (f" ({pred.candidate})" if many else "")] = pred
     with console.status(f"loading the MNI volume ({args.volume} slices)"):
@@ -515,10 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip checking the --ir files against the sha256 in its manifest")
     p.add_argument("--require-data-free", action="store_true",
                    help="refuse an --ir export whose provenance says real data was used (or records none)")
-    p.add_argument("--policy", default="fastest_faithful",
-                   help="which encoder candidate of an export to run: fastest_faithful (default: measured on this CPU, "
-                        "the fastest within 0.03 probe FP-fidelity of the best), fastest, smallest, most_faithful, "
-                        "or a candidate's name (float, int8, int8_weights)")
+    _add_policy(p)
     p.add_argument("--sets", nargs="+", default=["nuclei", "mni"], choices=["nuclei", "mni"],
                    help="real benchmark sets to score on (default: both)")
     p.add_argument("--out", default="dfq_sam_out/evaluate", help="folder for overlay figures")
@@ -576,10 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "from its tissue maps) with each runtime (predict_many: OpenVINO THROUGHPUT, encoder and "
                         "decoder overlapped) and report slices/s, GT Dice and fidelity vs the first runtime")
     p.add_argument("--torch", action="store_true", help="--volume: also the FP32 torch model (--model), first")
-    p.add_argument("--policy", default="fastest_faithful",
-                   help="which encoder candidate of an export to run: fastest_faithful (default: measured on this CPU, "
-                        "the fastest within 0.03 probe FP-fidelity of the best), fastest, smallest, most_faithful, "
-                        "or a candidate's name (float, int8, int8_weights)")
+    _add_policy(p)
     p.add_argument("--stride", type=int, default=1, help="--volume: every STRIDE-th slice only (a quick look)")
     p.add_argument("--sequential", action="store_true",
                    help="--volume: also time a plain loop of predict() calls over the same slices")

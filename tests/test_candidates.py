@@ -165,3 +165,51 @@ def test_set_image_then_predict_equals_the_one_shot_path_and_returns_iou(two_can
         assert np.array_equal(masks2[0], one_shot[0])
         with pytest.raises(ValueError, match="multimask_output"):
             pred.predict(boxes, multimask_output=True)
+
+
+def test_pinned_precision_variants_are_named_configured_and_dropped_where_they_add_nothing():
+    from dfq_sam_plugin.runtime.candidates import at_precisions
+
+    cands = {"float": {"xml": "encoder.xml", "bin": "encoder.bin"}, "int8": {"xml": "e8.xml", "bin": "e8.bin"}}
+    amx = at_precisions(cands, ("default", "f32"), "bf16")
+    assert list(amx) == ["float", "float@f32", "int8", "int8@f32"]
+    assert amx["int8@f32"] == {**cands["int8"], "config": {"INFERENCE_PRECISION_HINT": "f32"}}
+    assert "config" not in amx["int8"]
+    assert at_precisions(cands, ("default", "f32"), "f32") == cands  # f32 is this box's default: same models
+    assert list(at_precisions(cands, ("f32",), "bf16")) == ["float@f32", "int8@f32"]
+    assert list(at_precisions(cands, ("f32",), "f32")) == ["float", "int8"]
+    with pytest.raises(ValueError, match="precisions must be some of"):
+        at_precisions(cands, ("fp64",), "f32")
+
+
+def test_predictor_weighs_pinned_precisions_and_runs_the_pinned_variant_it_picks(two_candidates):
+    """With precisions default + f32 the box measures each candidate at both (where its default is not f32), in a
+    cache entry of their own; a pinned variant runs encoder and decoder at f32, exactly as a predictor pinned as a
+    whole does."""
+    import openvino as ov
+
+    from dfq_sam_plugin.runtime import OVSamPredictor
+    from dfq_sam_plugin.runtime.candidates import at_precisions, default_precision
+
+    default = default_precision(ov.Core())
+    assert default in ("f32", "bf16", "f16")
+    plain = OVSamPredictor(two_candidates)
+    wide = OVSamPredictor(two_candidates, precisions=("default", "f32"))
+    expected = at_precisions({"float": {}, "int8_weights": {}}, ("default", "f32"), default)
+    assert set(wide.measured) == set(expected)
+    for name, m in wide.measured.items():
+        assert m["precision"] == ("f32" if name.endswith("@f32") else default)
+    assert OVSamPredictor(two_candidates).measured == plain.measured  # the default-only entry is still there
+    entries = json.loads((two_candidates / "selection_cache.json").read_text())["entries"]
+    assert sum("pinned" in e["key"] for e in entries) == (default != "f32")
+
+    image = np.random.default_rng(5).integers(0, 255, (64, 64), dtype=np.uint8)
+    boxes = np.array([[4, 4, 40, 50], [10, 12, 60, 60]])
+    pinned = OVSamPredictor(two_candidates, policy="int8_weights@f32")
+    # pinned as a whole, f32 is the default: the pinned name is the plain candidate
+    whole = OVSamPredictor(two_candidates, policy="int8_weights@f32", config={"INFERENCE_PRECISION_HINT": "f32"})
+    assert whole.candidate == "int8_weights"
+    assert pinned.candidate == ("int8_weights@f32" if default != "f32" else "int8_weights")
+    for model in (pinned.encoder, pinned.decoder):
+        assert model.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+    assert np.array_equal(pinned.predict(image, boxes), whole.predict(image, boxes))

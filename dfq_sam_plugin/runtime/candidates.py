@@ -4,7 +4,9 @@
 through it and the shared decoder, and times the encoder (rounds interleaved across candidates, so a load spike
 hits them all alike). ``SelectionCache`` keeps the result beside the export (``selection_cache.json``; in
 ``~/.cache/dfq-sam`` when the export folder is read-only), keyed by CPU model, OpenVINO version, device, config and
-the candidates' file hashes: a second start on the same box measures nothing. OpenVINO only, no torch.
+the candidates' file hashes: a second start on the same box measures nothing. ``at_precisions`` adds pinned
+variants of the candidates (``int8@f32``: the INT8 encoder with ``INFERENCE_PRECISION_HINT=f32``, same files), so a
+bf16-default CPU can weigh its fast lossy default against f32 too. OpenVINO only, no torch.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 from .selection import Measured
 
 CACHE = "selection_cache.json"
+PRECISION = "INFERENCE_PRECISION_HINT"
+PRECISIONS = ("default", "f32", "bf16", "f16")
 
 
 def box_chunks(boxes: np.ndarray, per_call: int):
@@ -46,17 +50,62 @@ def _decode_fn(request):
     return decode
 
 
+def default_precision(core, device: str = "CPU", config: dict | None = None) -> str | None:
+    """The precision OpenVINO runs a float IR at on ``device`` with ``config``: the config's pin, else the device's
+    default (bf16 on AMX / AVX-512-BF16 CPUs, f32 on others); None where the device does not say."""
+    value = (config or {}).get(PRECISION)
+    if value is None:
+        try:
+            value = core.get_property(device, PRECISION)
+        except RuntimeError:
+            return None
+    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+
+
+def at_precisions(candidates: dict[str, dict[str, Any]], precisions, default: str | None
+                  ) -> dict[str, dict[str, Any]]:
+    """The candidates as the box may run them: for each of ``precisions``, ``"default"`` (OpenVINO's choice, the
+    candidate as it is) or a pinned inference precision (``"f32"``, ``"bf16"``, ``"f16"``: a variant named
+    ``name@f32`` whose ``config`` pins ``INFERENCE_PRECISION_HINT``; it shares the candidate's files). A pin equal to
+    ``default`` is the candidate itself (the same compiled model), so it adds nothing."""
+    precisions = tuple(dict.fromkeys(precisions))
+    if not precisions or any(p not in PRECISIONS for p in precisions):
+        raise ValueError(f"precisions must be some of {', '.join(PRECISIONS)}; got {list(precisions)}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, c in candidates.items():
+        for p in precisions:
+            if p in ("default", default):
+                out.setdefault(name, c)
+            else:
+                out[f"{name}@{p}"] = {**c, "config": {PRECISION: p}}
+    return out
+
+
+def run_config(config: dict | None, candidate: dict[str, Any]) -> dict:
+    """The compile config of ``candidate``: the box's ``config`` with the candidate's pin (if any) over it."""
+    return {**(config or {}), **candidate.get("config", {})}
+
+
 def measure(core, folder: str | Path, candidates: dict[str, dict[str, Any]], probe: dict[str, np.ndarray],
             device: str = "CPU", config: dict | None = None, rounds: int = 2, decoder=None
             ) -> dict[str, dict[str, Any]]:
     """{name: {"ms", "fidelity", "precision", "per_prompt"}} of each candidate on this box (``rounds`` passes over
-    the probe's images after one warm-up each; ``ms``: median encoder latency)."""
+    the probe's images after one warm-up each; ``ms``: median encoder latency). A pinned candidate
+    (``at_precisions``) runs encoder and decoder at its pin; ``decoder``, if given, is the decoder compiled with
+    ``config``."""
     from ..export.probe import probe_fidelity
 
     folder = Path(folder)
-    decoder = decoder or core.compile_model(str(folder / "decoder.xml"), device, config or {})
-    decode = _decode_fn(decoder.create_infer_request())
-    compiled = {name: core.compile_model(str(folder / c["xml"]), device, config or {})
+    decoders = {json.dumps(config or {}, sort_keys=True, default=str): decoder} if decoder else {}
+
+    def decode_at(cfg: dict):
+        key = json.dumps(cfg, sort_keys=True, default=str)
+        if key not in decoders:
+            decoders[key] = core.compile_model(str(folder / "decoder.xml"), device, cfg)
+        return _decode_fn(decoders[key].create_infer_request())
+
+    decode = {name: decode_at(run_config(config, c)) for name, c in candidates.items()}
+    compiled = {name: core.compile_model(str(folder / c["xml"]), device, run_config(config, c))
                 for name, c in candidates.items()}
     requests = {name: m.create_infer_request() for name, m in compiled.items()}
     times: dict[str, list[float]] = {name: [] for name in compiled}
@@ -71,7 +120,7 @@ def measure(core, folder: str | Path, candidates: dict[str, dict[str, Any]], pro
                 times[name].append(1e3 * (time.perf_counter() - t0))
     out = {}
     for name, request in requests.items():
-        mean, per_prompt = probe_fidelity(probe, lambda x, r=request: r.infer({0: x})[0].copy(), decode)
+        mean, per_prompt = probe_fidelity(probe, lambda x, r=request: r.infer({0: x})[0].copy(), decode[name])
         out[name] = {"ms": float(np.median(times[name])) if times[name] else None, "fidelity": mean, "per_prompt": per_prompt,
                      "precision": compiled[name].get_property("INFERENCE_PRECISION_HINT").get_type_name()}
     return out
@@ -103,14 +152,19 @@ def export_fidelity(folder: str | Path, candidates: dict[str, dict[str, Any]], p
     return found, at_default
 
 
-def box_key(core, device: str, config: dict | None, manifest: dict[str, Any]) -> dict[str, Any]:
-    """What a cached measurement is valid for: this CPU model, OpenVINO version, device, config, candidates."""
+def box_key(core, device: str, config: dict | None, manifest: dict[str, Any],
+            candidates: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What a cached measurement is valid for: this CPU model, OpenVINO version, device, config, candidates (and
+    the pinned variants of ``candidates`` measured with them, if any)."""
     files = manifest.get("files", {})
     hashes = {f: files.get(f, {}).get("sha256") for c in manifest.get("candidates", {}).values()
               for f in (c["xml"], c["bin"])}
-    return {**measuring_box(core, device), "device": device,
-            "config": {k: str(v) for k, v in sorted((config or {}).items())},
-            "files": hashes, "decoder": files.get("decoder.bin", {}).get("sha256")}
+    key = {**measuring_box(core, device), "device": device,
+           "config": {k: str(v) for k, v in sorted((config or {}).items())},
+           "files": hashes, "decoder": files.get("decoder.bin", {}).get("sha256")}
+    if pinned := sorted(name for name, c in (candidates or {}).items() if c.get("config")):
+        key["pinned"] = pinned
+    return key
 
 
 class SelectionCache:

@@ -9,6 +9,7 @@ imports torch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from ..models.preprocess import (
     validate_image,
 )
 from ..models.spec import SamSpec
-from .candidates import box_chunks
+from .candidates import at_precisions, box_chunks, default_precision, run_config
 
 _log = logging.getLogger("dfq_sam_plugin")
 
@@ -170,11 +171,16 @@ class OVSamPredictor(BoxPredictor):
     version (``cache=False`` measures again), and runs the one ``policy`` picks (``runtime.selection``:
     ``fastest_faithful`` within ``tolerance`` of the most faithful, ``fastest``, ``smallest``, ``most_faithful``,
     or a candidate's name). ``choice`` says which and why; it is logged, and printed with ``verbose=True``.
+
+    ``precisions`` widens the choice to pinned inference precisions: ``("default", "f32")`` also measures each
+    candidate with ``INFERENCE_PRECISION_HINT=f32`` (named ``int8@f32``, ``float@f32``; encoder and decoder pinned,
+    same files) where the device's default differs (bf16 on AMX CPUs), so a box can trade its fast lossy default
+    for f32 where the policy says so. A policy naming a pinned variant (``policy="int8@f32"``) adds its precision.
     """
 
     def __init__(self, folder, device: str = "CPU", config: dict | None = None, verify: bool = True,
                  require_data_free: bool = False, policy: str = "fastest_faithful", tolerance: float | None = None,
-                 cache: bool = True, verbose: bool = False) -> None:
+                 cache: bool = True, verbose: bool = False, precisions: Sequence[str] = ("default",)) -> None:
         import openvino as ov
 
         from ..export.openvino import candidates_of, read_manifest
@@ -198,7 +204,7 @@ class OVSamPredictor(BoxPredictor):
             for name, c in candidates.items():
                 if problems := file_problems(folder, recorded, (c["xml"], c["bin"])):
                     self.rejected[name] = problems
-            if policy in self.rejected or len(self.rejected) == len(candidates):
+            if policy.partition("@")[0] in self.rejected or len(self.rejected) == len(candidates):
                 raise ExportIntegrityError("export failed its integrity check:\n  " + "\n  ".join(
                     p for ps in self.rejected.values() for p in ps))
             candidates = {k: v for k, v in candidates.items() if k not in self.rejected}
@@ -210,13 +216,22 @@ class OVSamPredictor(BoxPredictor):
         self.boxes_per_call = int(self.manifest["decoder_boxes"])
         self._device, self._config, self._tput = device, config, None
         core = ov.Core()
+        base, _, pin = policy.partition("@")
+        if pin and base in candidates:  # policy names a pinned variant: measure (or run) that precision too
+            precisions = (*precisions, pin)
+        candidates = at_precisions(candidates, precisions, default_precision(core, device, config))
+        if pin and base in candidates and policy not in candidates:  # the pin is this box's default already
+            policy = base
         self.decoder = core.compile_model(f"{folder}/decoder.xml", device, config or {})
         self.choice = self._choose(core, candidates, policy, tolerance, cache)
         self.candidate = self.choice.name
         self._encoder_xml = f"{folder}/{candidates[self.candidate]['xml']}"
+        self._run_config = run_config(config, candidates[self.candidate])
         (_log.info if not verbose else lambda msg, *a: print(msg % a))("%s: encoder %r (%s: %s)", folder,
                                                                        self.candidate, policy, self.choice.reason)
-        self.encoder = core.compile_model(self._encoder_xml, device, config or {})
+        if self._run_config != (config or {}):  # a pinned variant: its decoder runs at its pin too
+            self.decoder = core.compile_model(f"{folder}/decoder.xml", device, self._run_config)
+        self.encoder = core.compile_model(self._encoder_xml, device, self._run_config)
         self._enc_req = self.encoder.create_infer_request()
         self._dec_req = self.decoder.create_infer_request()
 
@@ -238,7 +253,7 @@ class OVSamPredictor(BoxPredictor):
             return Choice(primary, policy, "the export carries no probe to measure its candidates with: its primary "
                                            "encoder", ())
         store = SelectionCache(self.folder)
-        key = box_key(core, self._device, self._config, self.manifest)
+        key = box_key(core, self._device, self._config, self.manifest, candidates)
         measured = store.get(key) if cache else None
         if measured is None or set(measured) != set(candidates):
             measured = measure(core, self.folder, candidates, probe, self._device, self._config,
@@ -273,7 +288,7 @@ class OVSamPredictor(BoxPredictor):
             import openvino as ov
 
             core = ov.Core()
-            config = {"PERFORMANCE_HINT": "THROUGHPUT", **(self._config or {})}
+            config = {"PERFORMANCE_HINT": "THROUGHPUT", **self._run_config}
             self._tput = tuple(core.compile_model(xml, self._device, config)
                                for xml in (self._encoder_xml, f"{self.folder}/decoder.xml"))
         return self._tput
