@@ -178,7 +178,7 @@ COMPENSATE = {
 
 WEIGHT_MODES = ("int8_asym", "int4_sym", "int4_asym")  # nncf.CompressWeightsMode of recipe key weight_compression_mode
 WEIGHT_ALGORITHMS = ("scale_estimation", "gptq", "awq")
-CANDIDATES = ("float", "int8_weights")  # encoder candidates an export may carry beside the recipe's own  # nncf.compress_weights' data-aware steps (INT4 modes)
+CANDIDATES = ("float", "int8_weights", "int8_fc2_float")  # encoder candidates an export may carry beside the recipe's own
 OPENVINO = {
     **COMMON,
     "target_device": Option("CPU", str, ("CPU", "CPU_SPR", "NPU", "GPU", "ANY"),
@@ -223,9 +223,10 @@ OPENVINO = {
     "candidates": Option([], list, check=lambda v: None if set(v) <= set(CANDIDATES) and len(set(v)) == len(v) else
                          f"may list {', '.join(CANDIDATES)}, each once",
                          help="further encoders the export carries beside the recipe's own, sharing its decoder: "
-                         "'float' (the FP encoder, FP16-stored weights) and/or 'int8_weights' (INT8 weights, float "
-                         "activations); the predictor measures them on the CPU it runs on and runs the fastest "
-                         "faithful one (runtime.selection)"),
+                         "'float' (the FP encoder, FP16-stored weights), 'int8_weights' (INT8 weights, float "
+                         "activations), 'int8_fc2_float' (the recipe's INT8 encoder with the inputs of each MLP's "
+                         "second Linear, the GELU outputs, left float: no second PTQ); the predictor measures them "
+                         "on the CPU it runs on and runs the fastest faithful one (runtime.selection)"),
     "accuracy_control": Option(False, bool, help="nncf.quantize_with_accuracy_control on synthetic fidelity: "
                                "revert the most harmful quantizers to float until max_drop holds"),
     "max_drop": Option(0.02, (int, float), check=lambda v: None if 0 < v < 1 else "must be in (0, 1)",

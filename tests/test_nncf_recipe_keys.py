@@ -278,3 +278,46 @@ def test_data_aware_int4_weights_fit_the_calibration_inputs():
             validate({**base, key: bad})
     with pytest.raises(RecipeError, match="int4 modes only"):
         validate({**base, "weight_compression_mode": "int8_asym", "weight_compression_ratio": 0.5})
+
+
+def test_int8_fc2_float_candidate_is_the_int8_encoder_with_float_mlp_outputs(short_sam, tmp_path, caplog):
+    """``candidates: [int8_fc2_float]`` derives from the recipe's INT8 encoder without a second PTQ: exactly one
+    activation FakeQuantize less per MLP (the GELU output feeding its second Linear), every weight quantizer kept;
+    it exports beside the INT8 primary and runs. An encoder without activation quantizers gets no such candidate."""
+    import logging
+
+    from dfq_sam_plugin import DFQSAMDataset
+    from dfq_sam_plugin.backends.nncf import quantize_sam
+    from dfq_sam_plugin.export.openvino import count_ops, read_manifest
+    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.runtime import OVSamPredictor
+
+    rng = np.random.default_rng(0)
+    calib = DFQSAMDataset.from_arrays(short_sam, rng.random((2, 1, 64, 64), dtype=np.float32),
+                                      np.tile(np.array([[8, 8, 40, 40]], np.float32), (2, 1, 1)),
+                                      provenance={"method": "test"})
+    recipe = {**load_recipe("openvino_int8_cpu"), "reparam": False, "ignored_modules": [],
+              "candidates": ["int8_fc2_float"]}
+    q = quantize_sam(short_sam, calib, recipe)
+    derived = q.candidates["int8_fc2_float"]
+
+    def quantized_inputs(model, kind):  # MatMul nodes of ``kind`` whose data input comes from a FakeQuantize
+        return [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"
+                and kind in op.get_friendly_name()
+                and op.input_value(0).get_node().get_type_name() == "FakeQuantize"]
+
+    blocks = len(short_sam.model.image_encoder.blocks)
+    assert len(quantized_inputs(q.encoder, "mlp.lin2")) == blocks and not quantized_inputs(derived, "mlp.lin2")
+    assert quantized_inputs(derived, "mlp.lin1") == quantized_inputs(q.encoder, "mlp.lin1")
+    assert count_ops(q.encoder, "FakeQuantize") - count_ops(derived, "FakeQuantize") == blocks
+    folder = q.save(tmp_path / "fc2")
+    assert set(read_manifest(folder)["candidates"]) == {"int8", "int8_fc2_float"}
+    masks = OVSamPredictor(folder, policy="int8_fc2_float").predict(rng.integers(0, 255, (64, 64), dtype=np.uint8),
+                                                                   np.array([[8, 8, 40, 40]]))
+    assert masks.shape == (1, 64, 64)
+
+    with caplog.at_level(logging.WARNING, logger="dfq_sam_plugin"):
+        weights_only = quantize_sam(short_sam, calib, load_recipe("openvino_int8_cpu_avx2").replace(
+            candidates=["int8_fc2_float"]))
+    assert weights_only.candidates == {} and weights_only.probe is None
+    assert "int8_fc2_float left out" in caplog.text

@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 from pathlib import Path
+
+from dfq_sam_plugin.export.openvino import MLP_OUTPUT_INPUTS, bypass_activation_quantizers
 
 VARIANTS = {  # name: regex of the torch module names (as ov.convert_model writes them) whose activation FQs go
     "as exported": None,
@@ -28,33 +29,11 @@ VARIANTS = {  # name: regex of the torch module names (as ov.convert_model write
     "attention activations float": r"\.attn[./]",
     "MLP activations float": r"\.mlp[./]",
     "MLP fc1 inputs float (LayerNorm outputs)": r"\.mlp\.norm[./]",
-    "MLP fc2 inputs float (GELU outputs)": r"\.mlp\.act[./]",
+    "MLP fc2 inputs float (GELU outputs)": MLP_OUTPUT_INPUTS,
     # the quantized aten::add outputs: the last residual add of stages 1-3 (into a patch merging or the neck) and the
     # neck's LayerNorm2d; the other residual adds feed the float local_conv and carry no quantizer
     "residual-add outputs float": r"aten::add/",
 }
-
-
-def bypass_activation_quantizers(model, pattern: str | None) -> int:
-    """Replace every activation FakeQuantize whose own name or a consumer's name matches ``pattern`` by its input,
-    in place; returns how many were bypassed."""
-    if pattern is None:
-        return 0
-    rx = re.compile(pattern)
-    count = 0
-    for op in list(model.get_ordered_ops()):
-        if op.get_type_name() != "FakeQuantize":
-            continue
-        source = op.input_value(0)
-        if source.get_node().get_type_name() == "Constant":
-            continue
-        consumers = [t.get_node().get_friendly_name() for t in op.output(0).get_target_inputs()]
-        if not any(rx.search(name) for name in [op.get_friendly_name(), *consumers]):
-            continue
-        for target in list(op.output(0).get_target_inputs()):
-            target.replace_source_output(source)
-        count += 1
-    return count
 
 
 def main() -> None:

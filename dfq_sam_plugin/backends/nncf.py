@@ -17,6 +17,7 @@ __all__ = ["QuantizedSam", "calibration_inputs", "compress_weights", "distill_sa
            "nncf_student", "quantize_sam", "reparameterize_sam"]
 
 import copy
+import logging
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,8 @@ import numpy as np
 from ..models.spec import SamBundle
 from ..recipes import Recipe, as_recipe, load_recipe
 from ..result import QuantizationResult
+
+_log = logging.getLogger("dfq_sam_plugin")
 
 
 def reparameterize_sam(sam: SamBundle, dataset, bits: int = 8, subset_size: int | None = None,
@@ -218,26 +221,38 @@ class QuantizedSam(QuantizationResult):
 
 def encoder_candidates(sam: SamBundle, dataset, recipe: dict[str, Any], encoder, fp=None
                        ) -> tuple[dict[str, Any], Any]:
-    """The recipe's further encoder candidates (``candidates``: ``float``, ``int8_weights``; the kind of the
-    recipe's own ``encoder`` is not repeated) and the synthetic probe to choose among them with (None without).
-    ``fp``: the FP encoder IR if the flow converted it already (else converted here)."""
-    from ..export.openvino import convert_encoder, encoder_kind
+    """The recipe's further encoder candidates (``candidates``: ``float``, ``int8_weights``, ``int8_fc2_float``; the
+    kind of the recipe's own ``encoder`` is not repeated) and the synthetic probe to choose among them with (None
+    without). ``fp``: the FP encoder IR if the flow converted it already (else converted here). ``int8_fc2_float`` is
+    derived from an INT8 ``encoder`` (its MLP-output activation quantizers bypassed: the error split's largest share,
+    docs/notebook/2026-12-06.md §32); with an encoder that has none it is left out, with a warning."""
+    from ..export.openvino import (
+        MLP_OUTPUT_INPUTS,
+        bypass_activation_quantizers,
+        convert_encoder,
+        encoder_kind,
+    )
     from ..export.probe import make_probe
 
     recipe = as_recipe(recipe)
     wanted = [k for k in recipe.export.candidates if k != encoder_kind(encoder)]
-    if not wanted:
-        return {}, None
     found = {}
-    fp = fp if fp is not None else convert_encoder(sam.model.image_encoder, sam.spec.img_size)
-    for kind in wanted:
+    if "int8_fc2_float" in wanted:
+        model = encoder.clone()
+        if bypass_activation_quantizers(model, MLP_OUTPUT_INPUTS):
+            found["int8_fc2_float"] = model
+        else:
+            _log.warning("candidate int8_fc2_float left out: the %s encoder has no activation quantizer on the MLP "
+                         "outputs", encoder_kind(encoder))
+    for kind in (k for k in wanted if k in ("float", "int8_weights")):
+        fp = fp if fp is not None else convert_encoder(sam.model.image_encoder, sam.spec.img_size)
         model = fp.clone()
         if kind == "int8_weights":
             model = compress_weights(model, recipe.replace(weight_compression_mode="int8_asym",
                                                            weight_compression_algorithms=[],
                                                            weight_compression_ratio=1.0))
         found[kind] = model
-    return found, make_probe(sam, dataset)
+    return (found, make_probe(sam, dataset)) if found else ({}, None)
 
 
 def calibration_summary(dataset) -> dict[str, Any]:

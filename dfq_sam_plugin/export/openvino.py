@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -125,6 +126,29 @@ def encoder_kind(model) -> str:
     if integer_weight_constants(model, ("u4", "i4")):
         return "int4_weights"
     return "int8_weights" if integer_weight_constants(model) else "float"
+
+
+MLP_OUTPUT_INPUTS = r"\.mlp\.act[./]"  # the GELU outputs feeding each MLP's second Linear (TinyViT fc2, SAM ViT lin2)
+
+
+def bypass_activation_quantizers(model, pattern: str | None) -> int:
+    """Replace every activation FakeQuantize (one not on a constant: NNCF's weights are integer constants) whose own
+    name or a consumer's name matches ``pattern`` by its input, in place: those activations stay float, the weights
+    stay as quantized. Returns how many were bypassed."""
+    if pattern is None:
+        return 0
+    rx = re.compile(pattern)
+    count = 0
+    for op in list(model.get_ordered_ops()):
+        if op.get_type_name() != "FakeQuantize" or op.input_value(0).get_node().get_type_name() == "Constant":
+            continue
+        consumers = [t.get_node().get_friendly_name() for t in op.output(0).get_target_inputs()]
+        if not any(rx.search(name) for name in [op.get_friendly_name(), *consumers]):
+            continue
+        for target in list(op.output(0).get_target_inputs()):
+            target.replace_source_output(op.input_value(0))
+        count += 1
+    return count
 
 
 def candidate_files(name: str, primary: str) -> tuple[str, str]:
