@@ -2,7 +2,8 @@
 
 bundled LiteMedSAM -> data-free calibration set (bundled, made on a GPU with ``dfq-sam synthesize``; or one
 made now) -> reparameterized scales + NNCF INT8 -> OpenVINO IR pairs (INT8 and FP32) -> FP vs INT8 on the
-real benchmark sets -> ``benchmark_app`` latency -> one table and ``report.md`` with the figures.
+real benchmark sets (on a CPU that runs float in bf16, also the INT8 encoder pinned to f32: what f32-level masks
+cost there) -> ``benchmark_app`` latency -> one table and ``report.md`` with the figures.
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     candidates = candidates_of(chosen.manifest)  # the chosen one is already compiled: reuse it
     predictors.update({name: chosen if name == chosen.candidate else OVSamPredictor(int8_dir, policy=name)
                        for name in candidates})
+    primary = chosen.manifest.get("primary", next(iter(candidates)))
+    if cpu.bf16_default and primary != "float":  # the quantized encoder pinned to f32: what f32-level masks cost here
+        predictors[f"{primary}@f32"] = OVSamPredictor(int8_dir, policy=f"{primary}@f32")
     predictors.update({name: OVSamPredictor(folder) for name, folder in dirs.items() if name != "int8"})
     with progress_factory() as progress:
         task = progress.add_task("[bold]4[/] FP vs the quantized models on the real sets",
@@ -145,7 +149,8 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     latency_figure(rows, out / "latency.png")
     timings["benchmark_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - t_all
-    sizes = {name: model_mib(int8_dir, name) for name in candidates}
+    sizes = {name: model_mib(int8_dir, name.partition("@")[0]) for name in predictors if name.partition("@")[0]
+             in candidates}
     sizes.update({"fp": model_mib(fp_dir), "fp32_bf16": model_mib(fp_dir)},
                  **{name: model_mib(folder) for name, folder in dirs.items() if name != "int8"})
 
