@@ -193,7 +193,7 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
             info[name] = {"xml": xml, "bin": bin_, "kind": encoder_kind(model),
                           "mib": (staging / bin_).stat().st_size / 2**20}
         ov.save_model(decoder, staging / "decoder.xml", compress_to_fp16=fp16_storage)
-        at_default = None
+        at_default, core = None, ov.Core() if probe is not None else None  # one core: measurement and cache key
         if probe is not None:
             from .probe import save_probe
 
@@ -201,7 +201,7 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
         files = sorted(p.name for p in staging.iterdir())
         file_digests = digests(staging, tuple(files))
         if probe is not None:
-            at_default = _measure_candidates(staging, info, file_digests, previous)
+            at_default = _measure_candidates(core, staging, info, file_digests, previous)
         manifest = {
             "format": FORMAT,
             "files": file_digests,  # checked by OVSamPredictor and `dfq-sam verify` before use
@@ -227,25 +227,21 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if at_default is not None:  # the predictor's own measurement on this CPU, made already
-        import openvino as ov
-
         from ..runtime.candidates import SelectionCache, box_key
 
-        SelectionCache(folder).put(box_key(ov.Core(), "CPU", None, manifest), at_default)
+        SelectionCache(folder).put(box_key(core, "CPU", None, manifest), at_default)
     return folder
 
 
-def _measure_candidates(staging: Path, info: dict[str, dict[str, Any]], file_digests: dict[str, dict[str, Any]],
+def _measure_candidates(core, staging: Path, info: dict[str, dict[str, Any]], file_digests: dict[str, dict[str, Any]],
                         previous: dict[str, Any] | None) -> dict[str, Any] | None:
     """``export_fidelity`` of the candidates in ``info`` (filled in place, with the CPU it was measured on), reusing
     ``previous``' figures for byte-identical candidates measured on this CPU; the default-config measurement when
     every candidate was measured now (else None)."""
-    import openvino as ov
-
     from ..runtime.candidates import export_fidelity, measuring_box
     from .probe import PROBE, load_probe
 
-    box = measuring_box(ov.Core())
+    box = measuring_box(core)
     old_files, old = (previous or {}).get("files", {}), (previous or {}).get("candidates", {})
 
     def same(name: str) -> bool:
@@ -257,7 +253,7 @@ def _measure_candidates(staging: Path, info: dict[str, dict[str, Any]], file_dig
                   if name in old and old[name].get("fidelity_measured_on") == box and "export_fidelity" in old[name]
                   and (old[name]["xml"], old[name]["bin"]) == (c["xml"], c["bin"]) and same(c["xml"]) and same(c["bin"])}
     todo = {name: c for name, c in info.items() if name not in reused}
-    found, at_default = export_fidelity(staging, todo, load_probe(staging), rounds=2) if todo else ({}, None)
+    found, at_default = export_fidelity(staging, todo, load_probe(staging), rounds=2, core=core) if todo else ({}, None)
     for name in info:
         info[name].update(export_fidelity=reused.get(name) or found[name], fidelity_measured_on=box)
     return at_default if not reused else None

@@ -134,13 +134,15 @@ def measuring_box(core, device: str = "CPU") -> dict[str, str]:
 
 
 def export_fidelity(folder: str | Path, candidates: dict[str, dict[str, Any]], probe: dict[str, np.ndarray],
-                    rounds: int = 0) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]]]:
+                    rounds: int = 0, core=None) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, Any]]]:
     """Each candidate's probe fidelity on the exporting CPU: {name: {precision: fidelity}}, at f32 and, where
     OpenVINO's default differs (bf16 on AMX / AVX-512-BF16 CPUs), at the default too; and the measurement at the
-    default config as ``OVSamPredictor`` takes it (``measure`` with ``rounds`` timed passes), for its cache."""
-    import openvino as ov
+    default config as ``OVSamPredictor`` takes it (``measure`` with ``rounds`` timed passes), for its cache.
+    ``core``: the caller's ``ov.Core`` (a new one if None)."""
+    if core is None:
+        import openvino as ov
 
-    core = ov.Core()
+        core = ov.Core()
     found: dict[str, dict[str, float]] = {name: {} for name in candidates}
     at_default = measure(core, folder, candidates, probe, rounds=rounds)
     passes = [at_default]
