@@ -217,10 +217,11 @@ class OVSamPredictor(BoxPredictor):
         self._device, self._config, self._tput = device, config, None
         core = ov.Core()
         base, _, pin = policy.partition("@")
-        if pin and base in candidates:  # policy names a pinned variant: measure (or run) that precision too
+        names_pinned = bool(pin) and base in candidates  # a pinned variant: measure (or run) that precision too
+        if names_pinned:
             precisions = (*precisions, pin)
         candidates = at_precisions(candidates, precisions, default_precision(core, device, config))
-        if pin and base in candidates and policy not in candidates:  # the pin is this box's default already
+        if names_pinned and policy not in candidates:  # the pin is this box's default: the candidate itself
             policy = base
         self.decoder = core.compile_model(f"{folder}/decoder.xml", device, config or {})
         self.choice = self._choose(core, candidates, policy, tolerance, cache)
