@@ -36,9 +36,13 @@ def main() -> None:
                     "changes recipe keys (YAML values) for that set alone")
     ap.add_argument("--oracle", action="store_true", help="also PTQ on real MNI slices (not the evaluated ones)")
     ap.add_argument("--distilled", action="store_true", help="also the shipped distilled INT8 encoder")
+    ap.add_argument("--export", action="append", default=[], help="NAME=FOLDER: also an existing export folder "
+                    "(e.g. a GPU-distilled student from `distill_gpu.py export`), scored as it is (repeatable)")
     ap.add_argument("--compensate", nargs="*", default=[], choices=("linear", "channel"),
                     help="with --distilled: also the shipped distilled encoder with these closed-form block "
                     "compensations (backends/ov_compensate.py), fitted on the bundled set's calibration inputs")
+    ap.add_argument("--default-precision", action="store_true", help="also score every student's masks, and the "
+                    "float IR's, at the CPU's default precision (bf16 on AMX / AVX-512 BF16 CPUs) against the f32 masks")
     ap.add_argument("--recipe", default="openvino_int8_cpu_vnni")
     ap.add_argument("--work", default="out_generalisation")
     ap.add_argument("--json", default=None)
@@ -91,6 +95,8 @@ def main() -> None:
             q.encoder = compensate_encoder(q.encoder, sam, bundled, as_recipe({**recipe, "compensate": mode}), q.report)
             folders[f"distilled + {mode}"] = q.save(work / f"distilled_{mode}")
             print(f"distilled + {mode}: compensated in {q.report['compensate']['seconds']:.0f} s", flush=True)
+    given = dict(spec.partition("=")[::2] for spec in args.export)
+    folders.update({name: Path(folder) for name, folder in given.items()})
     fp_dir = export_float(sam, work / "fp32")
     core = ov.Core()
     rows = {}
@@ -99,19 +105,30 @@ def main() -> None:
         encoder = core.compile_model(str(folder / "encoder.xml"), "CPU", F32)
         with torch.inference_mode():
             g = generalisation(lambda x, e=encoder: e(x)[0], reference, synthetic, real)
-        rows[name] = {"generalisation": g.to_dict(), "provenance": {
-            k: calib[name].provenance.get(k) for k in ("method", "real_data_used", "num_images")} | {
-            "recipe_keys": keys.get(name, {})} if name in calib
-            else {"method": "shipped distilled", "real_data_used": False,
-                  "compensate": name.partition(" + ")[2] or None}}
+        if name in calib:
+            provenance = {k: calib[name].provenance.get(k) for k in ("method", "real_data_used", "num_images")}
+            provenance["recipe_keys"] = keys.get(name, {})
+        elif name in given:  # the export's own record of how it was made
+            provenance = {"export": str(folder), **read_manifest(folder).get("calibration", {})}
+        else:
+            provenance = {"method": "shipped distilled", "real_data_used": False,
+                          "compensate": name.partition(" + ")[2] or None}
+        rows[name] = {"generalisation": g.to_dict(), "provenance": provenance}
         comp = read_manifest(folder).get("report", {}).get("compensate")
         if comp:  # the export's own record of its block compensation
             rows[name]["compensate"] = {k: comp[k] for k in ("parameters", "seconds", "output_before", "output_after")}
         predictors[name] = OVSamPredictor(folder, config=F32)
+        if args.default_precision:
+            predictors[f"{name}@default"] = OVSamPredictor(folder)
         print(f"{name}: ratio {g.ratio:.2f} (synthetic {g.synthetic:.5f}, real {g.real})", flush=True)
+    if args.default_precision:
+        predictors["float IR@default"] = OVSamPredictor(fp_dir)
     report = evaluate(predictors, sets)
     for name in rows:
         rows[name]["fidelity"] = {s: report.results[s][name]["fidelity"] for s in report.results}
+        if args.default_precision:
+            rows[name]["fidelity_default_precision"] = {s: report.results[s][f"{name}@default"]["fidelity"]
+                                                        for s in report.results}
         rows[name]["gt_dice_delta_pt"] = {s: 100 * (report.results[s][name]["dice"] - report.results[s]["fp"]["dice"])
                                           for s in report.results}
     print(f"\n{'student':32s} ratio  synth err  nuclei err  mni err  fidelity nuclei / mni")
@@ -119,9 +136,18 @@ def main() -> None:
         g = r["generalisation"]
         print(f"{name:32s} {g['ratio']:5.2f}  {g['synthetic']:.5f}   {g['real']['nuclei']:.5f}    "
               f"{g['real']['mni']:.5f}  {r['fidelity']['nuclei']:.4f} / {r['fidelity']['mni']:.4f}")
+    extra = {}
+    if args.default_precision:
+        extra["default_precision"] = core.get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
+        extra["float_ir_default_precision_fidelity"] = {s: report.results[s]["float IR@default"]["fidelity"]
+                                                        for s in report.results}
+        print(f"at the default precision ({extra['default_precision']}): float IR "
+              f"{extra['float_ir_default_precision_fidelity']}; " + "; ".join(
+                  f"{n} {r['fidelity_default_precision']}" for n, r in rows.items()))
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": platform.processor() or "x86_64", "held_out": args.held_out,
-                                               "recipe": recipe["name"], "precision": "f32", "rows": rows}, indent=2))
+                                               "recipe": recipe["name"], "precision": "f32", **extra, "rows": rows},
+                                              indent=2))
 
 
 if __name__ == "__main__":
