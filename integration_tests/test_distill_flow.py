@@ -71,6 +71,7 @@ def test_cli_distillation_writes_an_ir_with_its_provenance(distilled_export):
     assert manifest["report"]["compensate"]["real_data_used"] is False
     enc = ov.Core().read_model(distilled_export / "int8" / "encoder.xml")
     assert sum(op.get_type_name() == "FakeQuantize" for op in enc.get_ops()) > 20
+    assert _quantizers_into(enc, "mlp.fc2") == 0  # the recipe keeps every MLP's second Linear float
     assert (distilled_export / "work" / "checkpoint.pt").exists()
 
 
@@ -127,6 +128,10 @@ def test_the_shipped_distilled_encoder_completes_into_a_verified_data_free_expor
     folder = packaged_export(litemedsam, tmp_path / "distilled")
     predictor = OVSamPredictor(folder, require_data_free=True)  # hashes verified, provenance data-free
     assert predictor.manifest["encoder_int8"] and predictor.manifest["report"]["packaged"]
+    import openvino as ov
+
+    shipped = ov.Core().read_model(folder / "encoder.xml")
+    assert _quantizers_into(shipped, "mlp.fc2") == 0  # made with today's recipe: every MLP's fc2 float
     item = nuclei_set().images[0]
     masks = predictor.predict(item.image, item.boxes[:8])
     fp = SamBoxPredictor(litemedsam).predict(item.image, item.boxes[:8])
@@ -135,3 +140,9 @@ def test_the_shipped_distilled_encoder_completes_into_a_verified_data_free_expor
         packaged_export(dataclasses.replace(litemedsam, weights_sha256="0" * 64), tmp_path / "other")
     with pytest.raises(FileNotFoundError, match="no distilled encoder is shipped"):
         packaged_export(dataclasses.replace(litemedsam, name="vit_b"), tmp_path / "vit")
+
+
+def _quantizers_into(model, name: str) -> int:
+    """FakeQuantize ops of an OpenVINO model that feed an op whose name contains ``name``."""
+    return sum(op.get_type_name() == "FakeQuantize" and any(
+        name in t.get_node().get_friendly_name() for t in op.output(0).get_target_inputs()) for op in model.get_ops())
