@@ -119,6 +119,8 @@ def test_torch_backend_ptq_without_distillation(litemedsam, litemedsam_calib):
 
 
 def test_the_shipped_distilled_encoder_completes_into_a_verified_data_free_export(litemedsam, tmp_path):
+    import openvino as ov
+
     from dfq_sam_plugin.eval import dice, nuclei_set
     from dfq_sam_plugin.export.packaged import packaged_export, packaged_manifest
     from dfq_sam_plugin.runtime import OVSamPredictor, SamBoxPredictor
@@ -128,8 +130,6 @@ def test_the_shipped_distilled_encoder_completes_into_a_verified_data_free_expor
     folder = packaged_export(litemedsam, tmp_path / "distilled")
     predictor = OVSamPredictor(folder, require_data_free=True)  # hashes verified, provenance data-free
     assert predictor.manifest["encoder_int8"] and predictor.manifest["report"]["packaged"]
-    import openvino as ov
-
     shipped = ov.Core().read_model(folder / "encoder.xml")
     assert _quantizers_into(shipped, "mlp.fc2") == 0  # made with today's recipe: every MLP's fc2 float
     item = nuclei_set().images[0]

@@ -19,9 +19,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ENCODER = ("encoder.xml", "encoder.bin")
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,6 +28,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from dfq_sam_plugin.export.openvino import read_manifest
+    from dfq_sam_plugin.export.packaged import PACKAGED, SHIPPED_FILES
     from dfq_sam_plugin.integrity import check_data_free, digests, verify_export
 
     folder = Path(args.export)
@@ -49,13 +47,13 @@ def main() -> None:
                     f"({Path(args.measured).name}, row {args.row!r})",
             **{s: {"fidelity": round(row["fidelity"][s], 4), "gt_dice_delta_pt": round(row["gt_dice_delta_pt"][s], 2)}
                for s in row["fidelity"]}}}
-    target = ROOT / "dfq_sam_plugin" / "assets" / "distilled" / manifest["calibration"]["model"]
+    target = PACKAGED / manifest["calibration"]["model"]
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         staged = Path(tmp) / "new"
         staged.mkdir()
-        for name in ENCODER:
+        for name in SHIPPED_FILES:
             shutil.copy2(folder / name, staged / name)
-        shipped["files"] = digests(staged, ENCODER)
+        shipped["files"] = digests(staged, SHIPPED_FILES)
         (staged / "manifest.json").write_text(json.dumps(shipped, indent=1) + "\n")
         if target.exists():
             shutil.rmtree(target)

@@ -105,16 +105,17 @@ def main() -> None:
         encoder = core.compile_model(str(folder / "encoder.xml"), "CPU", F32)
         with torch.inference_mode():
             g = generalisation(lambda x, e=encoder: e(x)[0], reference, synthetic, real)
+        manifest = read_manifest(folder)
         if name in calib:
             provenance = {k: calib[name].provenance.get(k) for k in ("method", "real_data_used", "num_images")}
             provenance["recipe_keys"] = keys.get(name, {})
         elif name in given:  # the export's own record of how it was made
-            provenance = {"export": str(folder), **read_manifest(folder).get("calibration", {})}
+            provenance = {"export": str(folder), **manifest.get("calibration", {})}
         else:
             provenance = {"method": "shipped distilled", "real_data_used": False,
                           "compensate": name.partition(" + ")[2] or None}
         rows[name] = {"generalisation": g.to_dict(), "provenance": provenance}
-        comp = read_manifest(folder).get("report", {}).get("compensate")
+        comp = manifest.get("report", {}).get("compensate")
         if comp:  # the export's own record of its block compensation
             rows[name]["compensate"] = {k: comp[k] for k in ("parameters", "seconds", "output_before", "output_after")}
         predictors[name] = OVSamPredictor(folder, config=F32)

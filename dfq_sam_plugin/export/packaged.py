@@ -16,6 +16,7 @@ from ..integrity import ExportIntegrityError, digests
 from ..models.spec import SamBundle
 
 PACKAGED = Path(__file__).resolve().parent.parent / "assets" / "distilled"
+SHIPPED_FILES = ("encoder.xml", "encoder.bin")  # what an asset folder holds beside its manifest, hashed there
 
 
 def packaged_manifest(model: str = "litemedsam") -> dict | None:
@@ -37,7 +38,7 @@ def packaged_export(sam: SamBundle, out: str | Path) -> Path:
         raise ValueError(f"the shipped distilled encoder was made from {sam.name} weights {str(made_from)[:12]}, "
                          f"not these ({str(sam.weights_sha256)[:12]}): distil your own with "
                          f"`dfq-sam quantize --recipe openvino_int8_cpu_distill --device cuda`")
-    shipped = digests(PACKAGED / sam.name, ("encoder.xml", "encoder.bin"))
+    shipped = digests(PACKAGED / sam.name, SHIPPED_FILES)
     if shipped != manifest.get("files"):
         raise ExportIntegrityError(f"the shipped distilled encoder in {PACKAGED / sam.name} does not match its "
                                    f"manifest's sha256: reinstall dfq-sam-plugin")
