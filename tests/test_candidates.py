@@ -199,6 +199,9 @@ def test_predictor_weighs_pinned_precisions_and_runs_the_pinned_variant_it_picks
     assert set(wide.measured) == set(expected)
     for name, m in wide.measured.items():
         assert m["precision"] == ("f32" if name.endswith("@f32") else default)
+    # the decoder it runs is the one measured with its choice: at the choice's pin (compiled once for both)
+    assert wide.decoder.get_property("INFERENCE_PRECISION_HINT").get_type_name() == wide.measured[wide.candidate][
+        "precision"]
     assert OVSamPredictor(two_candidates).measured == plain.measured  # the default-only entry is still there
     entries = json.loads((two_candidates / "selection_cache.json").read_text())["entries"]
     assert sum("pinned" in e["key"] for e in entries) == (default != "f32")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dfq_sam_plugin.eval.metrics import dice, iou, nsd
+from dfq_sam_plugin.eval.metrics import bootstrap_ci, dice, iou, nsd
 
 
 def square(y0, x0, size, shape=(40, 40)):
@@ -30,3 +30,16 @@ def test_nsd_tolerance():
     assert nsd(a, square(5, 7, 20), tolerance=2) == 1.0  # every border pixel within 2 px
     assert nsd(a, square(5, 12, 20), tolerance=2) < 0.7
     assert nsd(a, square(5, 12, 20), tolerance=7) == 1.0
+
+
+def test_bootstrap_ci_brackets_the_mean_and_narrows_with_more_prompts():
+    rng = np.random.default_rng(1)
+    few, many = rng.uniform(0.9, 1.0, 41), rng.uniform(0.9, 1.0, 1000)
+    lo, hi = bootstrap_ci(few)
+    assert lo < few.mean() < hi
+    lo2, hi2 = bootstrap_ci(many)
+    assert hi2 - lo2 < (hi - lo) / 2  # ~1/sqrt(n): 41 -> 1000 prompts is ~5x narrower
+    assert bootstrap_ci(np.full(10, 0.97)) == pytest.approx((0.97, 0.97))
+    assert bootstrap_ci(few) == bootstrap_ci(few)  # seeded
+    with pytest.raises(ValueError):
+        bootstrap_ci(np.array([]))

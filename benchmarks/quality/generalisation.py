@@ -127,6 +127,7 @@ def main() -> None:
     report = evaluate(predictors, sets)
     for name in rows:
         rows[name]["fidelity"] = {s: report.results[s][name]["fidelity"] for s in report.results}
+        rows[name]["fidelity_ci95"] = {s: report.results[s][name]["fidelity_ci95"] for s in report.results}
         if args.default_precision:
             rows[name]["fidelity_default_precision"] = {s: report.results[s][f"{name}@default"]["fidelity"]
                                                         for s in report.results}
@@ -136,7 +137,8 @@ def main() -> None:
     for name, r in rows.items():
         g = r["generalisation"]
         print(f"{name:32s} {g['ratio']:5.2f}  {g['synthetic']:.5f}   {g['real']['nuclei']:.5f}    "
-              f"{g['real']['mni']:.5f}  {r['fidelity']['nuclei']:.4f} / {r['fidelity']['mni']:.4f}")
+              f"{g['real']['mni']:.5f}  {r['fidelity']['nuclei']:.4f} / {r['fidelity']['mni']:.4f}  (95 % over prompts: "
+              + " / ".join(f"{lo:.3f}-{hi:.3f}" for lo, hi in r["fidelity_ci95"].values()) + ")")
     extra = {}
     if args.default_precision:
         extra["default_precision"] = core.get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .datasets import BenchmarkSet
-from .metrics import METRICS, dice
+from .metrics import METRICS, bootstrap_ci, dice
 
 Masks = list[np.ndarray]  # one bool (N, H, W) array per benchmark image
 
@@ -38,7 +38,8 @@ def per_prompt(bset: BenchmarkSet, masks: Masks, reference: Masks | None = None)
 
 @dataclass
 class EvalReport:
-    """``results[set][model] = {"dice": mean, "iou": ..., "nsd": ..., "fidelity": ... (non-reference)}``."""
+    """``results[set][model] = {"dice": mean, "iou": ..., "nsd": ..., "fidelity": ..., "fidelity_ci95": [lo, hi]
+    (non-reference; bootstrap over prompts, eval.metrics.bootstrap_ci), "prompts": n}``."""
 
     results: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     masks: dict[str, dict[str, Masks]] = field(default_factory=dict)
@@ -64,5 +65,7 @@ def evaluate(predictors: Mapping[str, object], sets: Sequence[BenchmarkSet], ref
             scores = per_prompt(bset, m, None if name == reference else ref)
             summary = {k: float(v.mean()) for k, v in scores.items()}
             summary["prompts"] = int(len(scores["dice"]))
+            if "fidelity" in scores:
+                summary["fidelity_ci95"] = list(bootstrap_ci(scores["fidelity"]))
             report.results[bset.name][name] = summary
     return report

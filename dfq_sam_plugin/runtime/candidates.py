@@ -86,23 +86,29 @@ def run_config(config: dict | None, candidate: dict[str, Any]) -> dict:
     return {**(config or {}), **candidate.get("config", {})}
 
 
+def compiled_decoder(core, folder: str | Path, device: str, config: dict | None, decoders: dict[str, Any]):
+    """The export's decoder compiled with ``config``, from ``decoders`` (config -> compiled model, filled here) when
+    it was compiled before: a predictor and its measurement share each decoder compilation."""
+    key = json.dumps(config or {}, sort_keys=True, default=str)
+    if key not in decoders:
+        decoders[key] = core.compile_model(str(Path(folder) / "decoder.xml"), device, config or {})
+    return decoders[key]
+
+
 def measure(core, folder: str | Path, candidates: dict[str, dict[str, Any]], probe: dict[str, np.ndarray],
-            device: str = "CPU", config: dict | None = None, rounds: int = 2, decoder=None
+            device: str = "CPU", config: dict | None = None, rounds: int = 2, decoders: dict[str, Any] | None = None
             ) -> dict[str, dict[str, Any]]:
     """{name: {"ms", "fidelity", "precision", "per_prompt"}} of each candidate on this box (``rounds`` passes over
     the probe's images after one warm-up each; ``ms``: median encoder latency). A pinned candidate
-    (``at_precisions``) runs encoder and decoder at its pin; ``decoder``, if given, is the decoder compiled with
-    ``config``."""
+    (``at_precisions``) runs encoder and decoder at its pin; ``decoders`` (``compiled_decoder``'s cache) lends
+    decoders compiled before and keeps the ones compiled here."""
     from ..export.probe import probe_fidelity
 
     folder = Path(folder)
-    decoders = {json.dumps(config or {}, sort_keys=True, default=str): decoder} if decoder else {}
+    decoders = {} if decoders is None else decoders
 
     def decode_at(cfg: dict):
-        key = json.dumps(cfg, sort_keys=True, default=str)
-        if key not in decoders:
-            decoders[key] = core.compile_model(str(folder / "decoder.xml"), device, cfg)
-        return _decode_fn(decoders[key].create_infer_request())
+        return _decode_fn(compiled_decoder(core, folder, device, cfg, decoders).create_infer_request())
 
     decode = {name: decode_at(run_config(config, c)) for name, c in candidates.items()}
     compiled = {name: core.compile_model(str(folder / c["xml"]), device, run_config(config, c))

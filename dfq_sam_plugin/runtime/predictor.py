@@ -22,7 +22,7 @@ from ..models.preprocess import (
     validate_image,
 )
 from ..models.spec import SamSpec
-from .candidates import at_precisions, box_chunks, default_precision, run_config
+from .candidates import at_precisions, box_chunks, compiled_decoder, default_precision, run_config
 
 _log = logging.getLogger("dfq_sam_plugin")
 
@@ -223,15 +223,16 @@ class OVSamPredictor(BoxPredictor):
         candidates = at_precisions(candidates, precisions, default_precision(core, device, config))
         if names_pinned and policy not in candidates:  # the pin is this box's default: the candidate itself
             policy = base
-        self.decoder = core.compile_model(f"{folder}/decoder.xml", device, config or {})
+        self._decoders: dict = {}  # config -> compiled decoder, shared with the candidates' measurement
         self.choice = self._choose(core, candidates, policy, tolerance, cache)
         self.candidate = self.choice.name
         self._encoder_xml = f"{folder}/{candidates[self.candidate]['xml']}"
         self._run_config = run_config(config, candidates[self.candidate])
         (_log.info if not verbose else lambda msg, *a: print(msg % a))("%s: encoder %r (%s: %s)", folder,
                                                                        self.candidate, policy, self.choice.reason)
-        if self._run_config != (config or {}):  # a pinned variant: its decoder runs at its pin too
-            self.decoder = core.compile_model(f"{folder}/decoder.xml", device, self._run_config)
+        # a pinned variant's decoder runs at its pin too; compiled once, whether measured or not
+        self.decoder = compiled_decoder(core, folder, device, self._run_config, self._decoders)
+        self._decoders = {}
         self.encoder = core.compile_model(self._encoder_xml, device, self._run_config)
         self._enc_req = self.encoder.create_infer_request()
         self._dec_req = self.decoder.create_infer_request()
@@ -258,7 +259,7 @@ class OVSamPredictor(BoxPredictor):
         measured = store.get(key) if cache else None
         if measured is None or set(measured) != set(candidates):
             measured = measure(core, self.folder, candidates, probe, self._device, self._config,
-                               decoder=self.decoder)
+                               decoders=self._decoders)
             self.cache_path = store.put(key, measured)
         self.measured = measured
         return choose(as_measured(candidates, measured), policy,
