@@ -162,7 +162,7 @@ def _overrides(recipe: dict, pairs: list[str]) -> dict:
 
 def run(args) -> None:
     """PTQ once, then one distillation per ``--variant`` (distill_* overrides) from a copy of the PTQ student;
-    the JSON is rewritten after every variant, so a call cut short keeps what finished."""
+    the JSON is written after the PTQ and rewritten after every variant, so a call cut short keeps what finished."""
     import copy
 
     import torch
@@ -185,6 +185,7 @@ def run(args) -> None:
         result["ptq"]["generalisation"] = scorer(ptq_student)
     print("PTQ", result["ptq"], flush=True)
     result["variants"] = []
+    Path(args.json).write_text(json.dumps(result, indent=1, default=str))  # a call cut short keeps the PTQ row
     for variant in args.variant or [""]:
         pairs = variant.split()
         vrecipe = _overrides(recipe, pairs)
