@@ -53,11 +53,13 @@ def _add_policy(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default="fastest_faithful",
                    help="which encoder candidate of an export to run: fastest_faithful (default: measured on this CPU, "
                         "the fastest within 0.03 probe FP-fidelity of the best), fastest, smallest, most_faithful, "
-                        "or a candidate's name (float, int8, int8_weights, int8_fc2_float; int8@f32: pinned to f32)")
+                        "or a candidate's name (float, int8, int8_weights, int8_fc2_float; int8@f32: pinned to f32; "
+                        "float@mixed: LiteMedSAM's convolutional head at f32, the rest at the CPU's default)")
     p.add_argument("--precisions", nargs="+", default=["default"], choices=PRECISIONS,
                    help="inference precisions to weigh each candidate at (default: OpenVINO's own, bf16 on AMX CPUs); "
                         "'default f32' also measures every candidate pinned to f32 (named NAME@f32) where the CPU's "
-                        "default differs")
+                        "default differs; 'mixed' runs LiteMedSAM's stem and stage 0 at f32 and the rest at the "
+                        "default (NAME@mixed; on a bf16 CPU most of bf16's fidelity loss for a fraction of f32's time)")
 
 
 def _load(args: argparse.Namespace):

@@ -5,8 +5,9 @@ through it and the shared decoder, and times the encoder (rounds interleaved acr
 hits them all alike). ``SelectionCache`` keeps the result beside the export (``selection_cache.json``; in
 ``~/.cache/dfq-sam`` when the export folder is read-only), keyed by CPU model, OpenVINO version, device, config and
 the candidates' file hashes: a second start on the same box measures nothing. ``at_precisions`` adds pinned
-variants of the candidates (``int8@f32``: the INT8 encoder with ``INFERENCE_PRECISION_HINT=f32``, same files), so a
-bf16-default CPU can weigh its fast lossy default against f32 too. OpenVINO only, no torch.
+variants of the candidates (``int8@f32``: the INT8 encoder with ``INFERENCE_PRECISION_HINT=f32``, same files; and
+``float@mixed``: its head at f32, the rest at the default, ``runtime.split``), so a bf16-default CPU can weigh its fast
+lossy default against f32 too. OpenVINO only, no torch.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from .selection import Measured
+from .split import HEADS, PRECISION, compile_encoder, precision_of
 
 CACHE = "selection_cache.json"
-PRECISION = "INFERENCE_PRECISION_HINT"
-PRECISIONS = ("default", "f32", "bf16", "f16")
+PRECISIONS = ("default", "f32", "bf16", "f16", "mixed")  # mixed: the head at f32, the rest at the default (runtime.split)
 
 
 def box_chunks(boxes: np.ndarray, per_call: int):
@@ -62,20 +63,27 @@ def default_precision(core, device: str = "CPU", config: dict | None = None) -> 
     return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
 
-def at_precisions(candidates: dict[str, dict[str, Any]], precisions, default: str | None
+def at_precisions(candidates: dict[str, dict[str, Any]], precisions, default: str | None, head: str | None = None
                   ) -> dict[str, dict[str, Any]]:
     """The candidates as the box may run them: for each of ``precisions``, ``"default"`` (OpenVINO's choice, the
-    candidate as it is) or a pinned inference precision (``"f32"``, ``"bf16"``, ``"f16"``: a variant named
-    ``name@f32`` whose ``config`` pins ``INFERENCE_PRECISION_HINT``; it shares the candidate's files). A pin equal to
-    ``default`` is the candidate itself (the same compiled model), so it adds nothing."""
+    candidate as it is), a pinned inference precision (``"f32"``, ``"bf16"``, ``"f16"``: a variant named
+    ``name@f32`` whose ``config`` pins ``INFERENCE_PRECISION_HINT``; it shares the candidate's files) or ``"mixed"``
+    (``name@mixed``: the encoder's head, up to the node ``head`` names, pinned to f32 and the rest at the default;
+    ``runtime.split``). A pin equal to ``default``, and ``mixed`` where the default is f32, is the candidate itself
+    (the same compiled model), so it adds nothing."""
     precisions = tuple(dict.fromkeys(precisions))
     if not precisions or any(p not in PRECISIONS for p in precisions):
         raise ValueError(f"precisions must be some of {', '.join(PRECISIONS)}; got {list(precisions)}")
+    if "mixed" in precisions and head is None:
+        raise ValueError("precision 'mixed' needs an encoder whose f32 head is known (runtime.split.HEADS: "
+                         f"{', '.join(HEADS)})")
     out: dict[str, dict[str, Any]] = {}
     for name, c in candidates.items():
         for p in precisions:
-            if p in ("default", default):
+            if p in ("default", default) or (p == "mixed" and default in (None, "f32")):
                 out.setdefault(name, c)
+            elif p == "mixed":
+                out[f"{name}@mixed"] = {**c, "head": head}
             else:
                 out[f"{name}@{p}"] = {**c, "config": {PRECISION: p}}
     return out
@@ -111,7 +119,7 @@ def measure(core, folder: str | Path, candidates: dict[str, dict[str, Any]], pro
         return _decode_fn(compiled_decoder(core, folder, device, cfg, decoders).create_infer_request())
 
     decode = {name: decode_at(run_config(config, c)) for name, c in candidates.items()}
-    compiled = {name: core.compile_model(str(folder / c["xml"]), device, run_config(config, c))
+    compiled = {name: compile_encoder(core, str(folder / c["xml"]), device, run_config(config, c), c)
                 for name, c in candidates.items()}
     requests = {name: m.create_infer_request() for name, m in compiled.items()}
     times: dict[str, list[float]] = {name: [] for name in compiled}
@@ -128,7 +136,7 @@ def measure(core, folder: str | Path, candidates: dict[str, dict[str, Any]], pro
     for name, request in requests.items():
         mean, per_prompt = probe_fidelity(probe, lambda x, r=request: r.infer({0: x})[0].copy(), decode[name])
         out[name] = {"ms": float(np.median(times[name])) if times[name] else None, "fidelity": mean, "per_prompt": per_prompt,
-                     "precision": compiled[name].get_property("INFERENCE_PRECISION_HINT").get_type_name()}
+                     "precision": precision_of(compiled[name])}
     return out
 
 
@@ -170,7 +178,7 @@ def box_key(core, device: str, config: dict | None, manifest: dict[str, Any],
     key = {**measuring_box(core, device), "device": device,
            "config": {k: str(v) for k, v in sorted((config or {}).items())},
            "files": hashes, "decoder": files.get("decoder.bin", {}).get("sha256")}
-    if pinned := sorted(name for name, c in (candidates or {}).items() if c.get("config")):
+    if pinned := sorted(name for name, c in (candidates or {}).items() if c.get("config") or c.get("head")):
         key["pinned"] = pinned
     return key
 

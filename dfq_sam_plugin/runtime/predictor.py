@@ -23,6 +23,7 @@ from ..models.preprocess import (
 )
 from ..models.spec import SamSpec
 from .candidates import at_precisions, box_chunks, compiled_decoder, default_precision, run_config
+from .split import HEADS, compile_encoder
 
 _log = logging.getLogger("dfq_sam_plugin")
 
@@ -220,20 +221,22 @@ class OVSamPredictor(BoxPredictor):
         names_pinned = bool(pin) and base in candidates  # a pinned variant: measure (or run) that precision too
         if names_pinned:
             precisions = (*precisions, pin)
-        candidates = at_precisions(candidates, precisions, default_precision(core, device, config))
+        candidates = at_precisions(candidates, precisions, default_precision(core, device, config),
+                                   HEADS.get(self.spec.family) if "mixed" in precisions else None)
         if names_pinned and policy not in candidates:  # the pin is this box's default: the candidate itself
             policy = base
         self._decoders: dict = {}  # config -> compiled decoder, shared with the candidates' measurement
         self.choice = self._choose(core, candidates, policy, tolerance, cache)
         self.candidate = self.choice.name
         self._encoder_xml = f"{folder}/{candidates[self.candidate]['xml']}"
+        self._candidate_entry = candidates[self.candidate]
         self._run_config = run_config(config, candidates[self.candidate])
         (_log.info if not verbose else lambda msg, *a: print(msg % a))("%s: encoder %r (%s: %s)", folder,
                                                                        self.candidate, policy, self.choice.reason)
         # a pinned variant's decoder runs at its pin too; compiled once, whether measured or not
         self.decoder = compiled_decoder(core, folder, device, self._run_config, self._decoders)
         self._decoders = {}
-        self.encoder = core.compile_model(self._encoder_xml, device, self._run_config)
+        self.encoder = compile_encoder(core, self._encoder_xml, device, self._run_config, self._candidate_entry)
         self._enc_req = self.encoder.create_infer_request()
         self._dec_req = self.decoder.create_infer_request()
 
@@ -291,8 +294,8 @@ class OVSamPredictor(BoxPredictor):
 
             core = ov.Core()
             config = {"PERFORMANCE_HINT": "THROUGHPUT", **self._run_config}
-            self._tput = tuple(core.compile_model(xml, self._device, config)
-                               for xml in (self._encoder_xml, f"{self.folder}/decoder.xml"))
+            self._tput = (compile_encoder(core, self._encoder_xml, self._device, config, self._candidate_entry),
+                          core.compile_model(f"{self.folder}/decoder.xml", self._device, config))
         return self._tput
 
     def predict_many(self, images, boxes) -> list[np.ndarray]:
