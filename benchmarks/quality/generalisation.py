@@ -57,7 +57,6 @@ def main() -> None:
     from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.eval import evaluate, load_benchmark
     from dfq_sam_plugin.eval.generalisation import fp32_reference, generalisation, real_encoder_inputs
-    from dfq_sam_plugin.eval.harness import per_prompt
     from dfq_sam_plugin.eval.metrics import bootstrap_ci
     from dfq_sam_plugin.eval.real_calibration import mni_calibration_set, multimodal_calibration_set
     from dfq_sam_plugin.export.openvino import read_manifest
@@ -127,14 +126,11 @@ def main() -> None:
     if args.default_precision:
         predictors["float IR@default"] = OVSamPredictor(fp_dir)
     report = evaluate(predictors, sets)
-    by_name = {b.name: b for b in sets}
-
-    def fidelity_of(set_name: str, name: str):
-        return per_prompt(by_name[set_name], report.masks[set_name][name], report.masks[set_name]["fp"])["fidelity"]
 
     def paired(set_name: str, name: str, other: str) -> dict:
         """Mean per-prompt FP-fidelity difference name - other on the same prompts, with its 95 % interval."""
-        diff = fidelity_of(set_name, name) - fidelity_of(set_name, other)
+        scores = report.scores[set_name]
+        diff = scores[name]["fidelity"] - scores[other]["fidelity"]
         return {"mean": float(diff.mean()), "ci95": list(bootstrap_ci(diff))}
     for name in rows:
         rows[name]["fidelity"] = {s: report.results[s][name]["fidelity"] for s in report.results}

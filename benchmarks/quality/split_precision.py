@@ -3,7 +3,7 @@ default precision, against the whole encoder at the default (bf16 on AMX / AVX-5
 
 OpenVINO's CPU plugin ignores per-node precision marks (docs/notebook/2026-12-06.md §29, §36), so the head runs as
 a model of its own: the encoder IR is cut at one tensor (``BOUNDARIES``, LiteMedSAM's TinyViT names;
-``runtime.split.split_model``), the head compiled with ``INFERENCE_PRECISION_HINT=f32``, the body at the default,
+``runtime.split.SplitEncoder``), the head compiled with ``INFERENCE_PRECISION_HINT=f32``, the body at the default,
 the head's output fed to the body. The last boundary is the product's ``@mixed`` variant (``runtime.split.HEADS``).
 `bf16_parts.py` found the stem and stage 0 to be where bf16 costs the float model most. Scored against the FP32 IR
 pinned to f32 (masks) on the benchmark's prompts, decoder at the default precision as in every `@default` row;
@@ -45,7 +45,7 @@ def main() -> None:
 
     from dfq_sam_plugin.eval import evaluate, load_benchmark
     from dfq_sam_plugin.runtime import OVSamPredictor
-    from dfq_sam_plugin.runtime.split import split_model
+    from dfq_sam_plugin.runtime.split import SplitEncoder
 
     core = ov.Core()
     folders = {"float IR": args.fp, **dict(spec.partition("=")[::2] for spec in args.export)}
@@ -54,10 +54,8 @@ def main() -> None:
         predictors[f"{name} @default"] = OVSamPredictor(folder)
         for label, boundary in BOUNDARIES.items():
             p = OVSamPredictor(folder)  # its decoder at the default; its encoder replaced by the split pair
-            head, body = split_model(core.read_model(f"{folder}/encoder.xml"), boundary)
-            h = core.compile_model(head, "CPU", F32).create_infer_request()
-            b = core.compile_model(body, "CPU", {}).create_infer_request()
-            p.embed = lambda px, h=h, b=b: b.infer({0: h.infer({0: px})[0]})[0].copy()
+            r = SplitEncoder(core, f"{folder}/encoder.xml", "CPU", {}, boundary).create_infer_request()
+            p.embed = lambda px, r=r: r.infer({0: px})[0].copy()
             predictors[f"{name}, {label} at f32"] = p
     sets = [load_benchmark(n) for n in ("nuclei", "mni")]
     report = evaluate(predictors, sets)

@@ -43,6 +43,7 @@ class EvalReport:
 
     results: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     masks: dict[str, dict[str, Masks]] = field(default_factory=dict)
+    scores: dict[str, dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)  # [set][model][metric]: per prompt
     reference: str = "fp"
 
     def to_dict(self) -> dict:
@@ -60,9 +61,9 @@ def evaluate(predictors: Mapping[str, object], sets: Sequence[BenchmarkSet], ref
         masks = {name: predict_set(p, bset, on_image) for name, p in predictors.items()}
         report.masks[bset.name] = masks
         ref = masks[reference] if reference else None
-        report.results[bset.name] = {}
+        report.results[bset.name], report.scores[bset.name] = {}, {}
         for name, m in masks.items():
-            scores = per_prompt(bset, m, None if name == reference else ref)
+            scores = report.scores[bset.name][name] = per_prompt(bset, m, None if name == reference else ref)
             summary = {k: float(v.mean()) for k, v in scores.items()}
             summary["prompts"] = int(len(scores["dice"]))
             if "fidelity" in scores:

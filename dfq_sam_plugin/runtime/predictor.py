@@ -225,8 +225,8 @@ class OVSamPredictor(BoxPredictor):
                                    HEADS.get(self.spec.family) if "mixed" in precisions else None)
         if names_pinned and policy not in candidates:  # the pin is this box's default: the candidate itself
             policy = base
-        self._decoders: dict = {}  # config -> compiled decoder, shared with the candidates' measurement
-        self.choice = self._choose(core, candidates, policy, tolerance, cache)
+        decoders: dict = {}  # config -> compiled decoder, shared by the candidates' measurement and this predictor
+        self.choice = self._choose(core, candidates, policy, tolerance, cache, decoders)
         self.candidate = self.choice.name
         self._encoder_xml = f"{folder}/{candidates[self.candidate]['xml']}"
         self._candidate_entry = candidates[self.candidate]
@@ -234,13 +234,12 @@ class OVSamPredictor(BoxPredictor):
         (_log.info if not verbose else lambda msg, *a: print(msg % a))("%s: encoder %r (%s: %s)", folder,
                                                                        self.candidate, policy, self.choice.reason)
         # a pinned variant's decoder runs at its pin too; compiled once, whether measured or not
-        self.decoder = compiled_decoder(core, folder, device, self._run_config, self._decoders)
-        self._decoders = {}
+        self.decoder = compiled_decoder(core, folder, device, self._run_config, decoders)
         self.encoder = compile_encoder(core, self._encoder_xml, device, self._run_config, self._candidate_entry)
         self._enc_req = self.encoder.create_infer_request()
         self._dec_req = self.decoder.create_infer_request()
 
-    def _choose(self, core, candidates: dict, policy: str, tolerance: float | None, cache: bool):
+    def _choose(self, core, candidates: dict, policy: str, tolerance: float | None, cache: bool, decoders: dict):
         from ..export.probe import load_probe
         from .candidates import SelectionCache, as_measured, box_key, measure
         from .selection import DEFAULT_TOLERANCE, POLICIES, Choice, choose
@@ -262,7 +261,7 @@ class OVSamPredictor(BoxPredictor):
         measured = store.get(key) if cache else None
         if measured is None or set(measured) != set(candidates):
             measured = measure(core, self.folder, candidates, probe, self._device, self._config,
-                               decoders=self._decoders)
+                               decoders=decoders)
             self.cache_path = store.put(key, measured)
         self.measured = measured
         return choose(as_measured(candidates, measured), policy,
