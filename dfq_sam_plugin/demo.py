@@ -126,8 +126,9 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     primary = chosen.manifest.get("primary", next(iter(candidates)))
     if cpu.bf16_default and primary != "float":  # the quantized encoder pinned to f32: what f32-level masks cost here
         predictors[f"{primary}@f32"] = OVSamPredictor(int8_dir, policy=f"{primary}@f32")
-    if cpu.bf16_default and "float" in candidates and sam.spec.family in HEADS:  # the head at f32, the rest bf16
-        predictors["float@mixed"] = OVSamPredictor(int8_dir, policy="float@mixed", precisions=("default", "mixed"))
+    if cpu.bf16_default and "float" in candidates:  # the first layer / the head at f32, the rest bf16
+        predictors.update({f"float@{p}": OVSamPredictor(int8_dir, policy=f"float@{p}", precisions=("default", p))
+                           for p in HEADS.get(sam.spec.family, {})})
     predictors.update({name: OVSamPredictor(folder) for name, folder in dirs.items() if name != "int8"})
     with progress_factory() as progress:
         task = progress.add_task("[bold]4[/] FP vs the quantized models on the real sets",

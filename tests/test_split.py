@@ -1,4 +1,5 @@
-"""Mixed-precision encoders (runtime.split): LiteMedSAM's convolutional head at f32, the rest at the box's default."""
+"""Mixed-precision encoders (runtime.split): LiteMedSAM's first layer (@input) or convolutional head (@mixed) at f32,
+the rest at the box's default."""
 
 import numpy as np
 import pytest
@@ -9,29 +10,36 @@ from dfq_sam_plugin.runtime.split import HEADS, split_model
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
-def test_mixed_variants_only_where_they_differ_and_the_head_is_known():
+def test_head_variants_only_where_they_differ_and_the_head_is_known():
     cands = {"float": {"xml": "encoder.xml"}, "int8": {"xml": "encoder.int8.xml"}}
-    head = HEADS["litemedsam"]
-    amx = at_precisions(cands, ("default", "mixed"), "bf16", head)
-    assert list(amx) == ["float", "float@mixed", "int8", "int8@mixed"]
-    assert amx["int8@mixed"] == {**cands["int8"], "head": head} and "config" not in amx["int8@mixed"]
-    assert list(at_precisions(cands, ("default", "mixed"), "f32", head)) == ["float", "int8"]  # f32 box: nothing new
-    with pytest.raises(ValueError, match="head"):
-        at_precisions(cands, ("mixed",), "bf16", None)  # a model without a known head (SAM ViT)
+    heads = HEADS["litemedsam"]
+    amx = at_precisions(cands, ("default", "input", "mixed"), "bf16", heads)
+    assert list(amx) == ["float", "float@input", "float@mixed", "int8", "int8@input", "int8@mixed"]
+    assert amx["int8@mixed"] == {**cands["int8"], "head": heads["mixed"]} and "config" not in amx["int8@mixed"]
+    assert amx["float@input"]["head"] == heads["input"] != heads["mixed"]
+    assert list(at_precisions(cands, ("default", "input", "mixed"), "f32", heads)) == ["float", "int8"]  # f32 box
+    for p in ("input", "mixed"):
+        with pytest.raises(ValueError, match="head"):
+            at_precisions(cands, (p,), "bf16", None)  # a model without a known head (SAM ViT)
+    with pytest.raises(ValueError, match="'input'"):
+        at_precisions(cands, ("input",), "bf16", {"mixed": heads["mixed"]})
 
 
-def test_the_split_pair_computes_the_whole_encoder(int8_export):
+@pytest.mark.parametrize("precision,channels", [("input", 32), ("mixed", 128)])
+def test_the_split_pair_computes_the_whole_encoder(int8_export, precision, channels):
     import openvino as ov
 
     core = ov.Core()
     xml = str(int8_export / "encoder.xml")
-    head, body = split_model(core.read_model(xml), HEADS["litemedsam"])
-    assert len(head.inputs) == 1 and len(body.inputs) == 1 and tuple(body.inputs[0].shape)[1] == 128
+    head, body = split_model(core.read_model(xml), HEADS["litemedsam"][precision])
+    assert len(head.inputs) == 1 and len(body.inputs) == 1 and tuple(body.inputs[0].shape)[1] == channels
     x = np.random.default_rng(0).random((1, 3, 256, 256), np.float32)
     whole = core.compile_model(xml, "CPU", F32)({0: x})[0]
     h = core.compile_model(head, "CPU", F32)({0: x})[0]
     pair = core.compile_model(body, "CPU", F32)({0: h})[0]
     assert np.abs(pair - whole).max() <= 1e-4 * np.abs(whole).max()
+    if precision == "mixed":
+        return
     with pytest.raises(ValueError, match="no node"):
         split_model(core.read_model(xml), "nowhere")
     # inside a residual block of stage 0 the block's input crosses the cut too: refused, not silently wrong
@@ -39,7 +47,8 @@ def test_the_split_pair_computes_the_whole_encoder(int8_export):
         split_model(core.read_model(xml), "__module.layers.0.blocks.0.conv1.bn/aten::batch_norm/BatchNormInference")
 
 
-def test_predictor_runs_the_mixed_variant_sync_and_async(int8_export):
+@pytest.mark.parametrize("precision", ["input", "mixed"])
+def test_predictor_runs_the_head_variants_sync_and_async(int8_export, precision):
     import openvino as ov
 
     from dfq_sam_plugin.eval.metrics import dice
@@ -49,12 +58,12 @@ def test_predictor_runs_the_mixed_variant_sync_and_async(int8_export):
     from dfq_sam_plugin.runtime.split import SplitEncoder
 
     name = next(iter(candidates_of(read_manifest(int8_export))))
-    mixed = OVSamPredictor(int8_export, policy=f"{name}@mixed")
+    mixed = OVSamPredictor(int8_export, policy=f"{name}@{precision}")
     plain = OVSamPredictor(int8_export, policy=name)
     if default_precision(ov.Core()) == "f32":  # nothing to mix on an f32 box: the candidate itself
         assert mixed.candidate == name and not isinstance(mixed.encoder, SplitEncoder)
     else:
-        assert mixed.candidate == f"{name}@mixed" and isinstance(mixed.encoder, SplitEncoder)
+        assert mixed.candidate == f"{name}@{precision}" and isinstance(mixed.encoder, SplitEncoder)
         assert mixed.encoder.precision.startswith("f32 head + ")
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 255, (200, 240), dtype=np.uint8) for _ in range(3)]

@@ -4,7 +4,8 @@ default precision, against the whole encoder at the default (bf16 on AMX / AVX-5
 OpenVINO's CPU plugin ignores per-node precision marks (docs/notebook/2026-12-06.md §29, §36), so the head runs as
 a model of its own: the encoder IR is cut at one tensor (``BOUNDARIES``, LiteMedSAM's TinyViT names;
 ``runtime.split.SplitEncoder``), the head compiled with ``INFERENCE_PRECISION_HINT=f32``, the body at the default,
-the head's output fed to the body. The last boundary is the product's ``@mixed`` variant (``runtime.split.HEADS``).
+the head's output fed to the body. The first and the last boundary are the product's ``@input`` and ``@mixed``
+variants (``runtime.split.HEADS``).
 `bf16_parts.py` found the stem and stage 0 to be where bf16 costs the float model most. Scored against the FP32 IR
 pinned to f32 (masks) on the benchmark's prompts, decoder at the default precision as in every `@default` row;
 encoder latency as interleaved rounds of one image (median):
@@ -23,13 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from dfq_sam_plugin.runtime import split
+
 warnings.filterwarnings("ignore")
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+HEADS = split.HEADS["litemedsam"]
 BOUNDARIES = {  # head = everything up to this node's output (LiteMedSAM / TinyViT friendly names)
+    "first layer (the product's @input)": HEADS["input"],
     "stem": "__module.patch_embed.seq.2.bn/aten::batch_norm/BatchNormInference",
     "stage 0 blocks": "__module.layers.0.blocks.1.act3/aten::gelu/Gelu",
-    "stage 0 + its patch merging (the product's @mixed)": "__module.layers.0.downsample.conv3.bn/aten::batch_norm/"
-                                                          "BatchNormInference",
+    "stage 0 + its patch merging (the product's @mixed)": HEADS["mixed"],
 }
 
 

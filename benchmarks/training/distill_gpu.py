@@ -5,6 +5,7 @@ scored there in torch against FP masks packed here, and the distilled student br
     python benchmarks/training/distill_gpu.py run --pack carried/distill --data dfq-sam --steps 600 \\
         --json $OUT/dfqsam.json [--save $OUT]                                    # there: PTQ, distil, score
     python benchmarks/training/distill_gpu.py export --student DIR --out out/             # here: student -> IR pair
+    python benchmarks/training/distill_gpu.py average --student A B --out DIR              # here: a weight average
 
 `run` measures FP-fidelity (Dice of the student's masks vs the FP model's, same prompts) of the NNCF torch
 student after PTQ and after distillation; `--data gaussian` distils on Gaussian noise instead (the same
@@ -209,8 +210,42 @@ def run(args) -> None:
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
 
 
-def export(args) -> None:
+def load_student_state(folder: str) -> dict:
     import torch
+
+    state = {}
+    for f in sorted(Path(folder).glob("student-*.pt")):
+        state.update(torch.load(f, map_location="cpu", weights_only=True))
+    if not state:
+        raise SystemExit(f"{folder} holds no student-*.pt shards")
+    return state
+
+
+def average(args) -> None:
+    """The element-wise mean of students distilled from one PTQ student (a "model soup"): float tensors averaged,
+    integer ones (quantizer levels) required equal. Export it with `export --json` of any of its runs."""
+    import torch
+
+    states = [load_student_state(f) for f in args.student]
+    if any(s.keys() != states[0].keys() for s in states):
+        raise SystemExit("the students' state dicts have different keys: not distilled from one PTQ student")
+    mean = {}
+    for key, first in states[0].items():
+        if first.is_floating_point():
+            mean[key] = torch.stack([s[key] for s in states]).mean(0)
+        elif all(torch.equal(s[key], first) for s in states):
+            mean[key] = first
+        else:
+            raise SystemExit(f"{key}: integer tensors differ between the students")
+
+    class _State(torch.nn.Module):
+        def state_dict(self, *a, **k):
+            return mean
+
+    print("averaged", len(states), "students into", save_student(_State(), Path(args.out)))
+
+
+def export(args) -> None:
 
     from dfq_sam_plugin import DFQSAMDataset, load_sam
     from dfq_sam_plugin.backends.nncf import calibration_summary, nncf_student
@@ -227,10 +262,7 @@ def export(args) -> None:
     data = calibration(sam, meta["data"], args.add, meta["images"])
     if len(data) != meta["images"]:
         raise SystemExit(f"the run distilled on {meta['images']} images, --add gives {len(data)}: pass its --add")
-    state = {}
-    for f in sorted(Path(args.student).glob("student-*.pt")):
-        state.update(torch.load(f, map_location="cpu", weights_only=True))
-    student.load_state_dict(state)
+    student.load_state_dict(load_student_state(args.student))
     encoder = convert_encoder(student, sam.spec.img_size)
     decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
     calib = {**calibration_summary(data), "distillation": {
@@ -272,6 +304,10 @@ def main() -> None:
     p.add_argument("--add", nargs="*", default=[], help="the run's --add sets (for the export's provenance)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=export)
+    p = sub.add_parser("average")
+    p.add_argument("--student", nargs="+", required=True, help="student folders (student-*.pt shards) of one PTQ")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=average)
     args = ap.parse_args()
     args.func(args)
 

@@ -6,8 +6,8 @@ hits them all alike). ``SelectionCache`` keeps the result beside the export (``s
 ``~/.cache/dfq-sam`` when the export folder is read-only), keyed by CPU model, OpenVINO version, device, config and
 the candidates' file hashes: a second start on the same box measures nothing. ``at_precisions`` adds pinned
 variants of the candidates (``int8@f32``: the INT8 encoder with ``INFERENCE_PRECISION_HINT=f32``, same files; and
-``float@mixed``: its head at f32, the rest at the default, ``runtime.split``), so a bf16-default CPU can weigh its fast
-lossy default against f32 too. OpenVINO only, no torch.
+``float@input`` / ``float@mixed``: its first layer / its convolutional head at f32, the rest at the default,
+``runtime.split``), so a bf16-default CPU can weigh its fast lossy default against f32 too. OpenVINO only, no torch.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from .selection import Measured
-from .split import HEADS, PRECISION, compile_encoder, precision_of
+from .split import HEAD_PRECISIONS, PRECISION, compile_encoder, precision_of
 
 CACHE = "selection_cache.json"
-PRECISIONS = ("default", "f32", "bf16", "f16", "mixed")  # mixed: the head at f32, the rest at the default (runtime.split)
+# input / mixed: the first layer / the convolutional head at f32, the rest at the default (runtime.split)
+PRECISIONS = ("default", "f32", "bf16", "f16", *HEAD_PRECISIONS)
 
 
 def box_chunks(boxes: np.ndarray, per_call: int):
@@ -63,27 +64,27 @@ def default_precision(core, device: str = "CPU", config: dict | None = None) -> 
     return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
 
-def at_precisions(candidates: dict[str, dict[str, Any]], precisions, default: str | None, head: str | None = None
-                  ) -> dict[str, dict[str, Any]]:
+def at_precisions(candidates: dict[str, dict[str, Any]], precisions, default: str | None,
+                  heads: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """The candidates as the box may run them: for each of ``precisions``, ``"default"`` (OpenVINO's choice, the
     candidate as it is), a pinned inference precision (``"f32"``, ``"bf16"``, ``"f16"``: a variant named
-    ``name@f32`` whose ``config`` pins ``INFERENCE_PRECISION_HINT``; it shares the candidate's files) or ``"mixed"``
-    (``name@mixed``: the encoder's head, up to the node ``head`` names, pinned to f32 and the rest at the default;
-    ``runtime.split``). A pin equal to ``default``, and ``mixed`` where the default is f32, is the candidate itself
-    (the same compiled model), so it adds nothing."""
+    ``name@f32`` whose ``config`` pins ``INFERENCE_PRECISION_HINT``; it shares the candidate's files) or a head
+    precision, ``"input"`` or ``"mixed"`` (``name@input``, ``name@mixed``: the encoder up to the node ``heads[p]``
+    names pinned to f32 and the rest at the default; ``runtime.split``). A pin equal to ``default``, and a head
+    precision where the default is f32, is the candidate itself (the same compiled model), so it adds nothing."""
     precisions = tuple(dict.fromkeys(precisions))
     if not precisions or any(p not in PRECISIONS for p in precisions):
         raise ValueError(f"precisions must be some of {', '.join(PRECISIONS)}; got {list(precisions)}")
-    if "mixed" in precisions and head is None:
-        raise ValueError("precision 'mixed' needs an encoder whose f32 head is known (runtime.split.HEADS: "
-                         f"{', '.join(HEADS)})")
+    if missing := [p for p in precisions if p in HEAD_PRECISIONS and p not in (heads or {})]:
+        raise ValueError(f"precision {missing[0]!r} needs an encoder whose f32 head is known (runtime.split.HEADS "
+                         "lists the model families that have one)")
     out: dict[str, dict[str, Any]] = {}
     for name, c in candidates.items():
         for p in precisions:
-            if p in ("default", default) or (p == "mixed" and default in (None, "f32")):
+            if p in ("default", default) or (p in HEAD_PRECISIONS and default in (None, "f32")):
                 out.setdefault(name, c)
-            elif p == "mixed":
-                out[f"{name}@mixed"] = {**c, "head": head}
+            elif p in HEAD_PRECISIONS:
+                out[f"{name}@{p}"] = {**c, "head": heads[p]}
             else:
                 out[f"{name}@{p}"] = {**c, "config": {PRECISION: p}}
     return out

@@ -23,7 +23,7 @@ from ..models.preprocess import (
 )
 from ..models.spec import SamSpec
 from .candidates import at_precisions, box_chunks, compiled_decoder, default_precision, run_config
-from .split import HEADS, compile_encoder
+from .split import HEADS, SplitEncoder, compile_encoder
 
 _log = logging.getLogger("dfq_sam_plugin")
 
@@ -176,7 +176,9 @@ class OVSamPredictor(BoxPredictor):
     ``precisions`` widens the choice to pinned inference precisions: ``("default", "f32")`` also measures each
     candidate with ``INFERENCE_PRECISION_HINT=f32`` (named ``int8@f32``, ``float@f32``; encoder and decoder pinned,
     same files) where the device's default differs (bf16 on AMX CPUs), so a box can trade its fast lossy default
-    for f32 where the policy says so. A policy naming a pinned variant (``policy="int8@f32"``) adds its precision.
+    for f32 where the policy says so; ``"input"`` / ``"mixed"`` measure ``NAME@input`` / ``NAME@mixed``, the
+    encoder's first layer / convolutional head at f32 and the rest at the default (``runtime.split``; LiteMedSAM).
+    A policy naming a pinned variant (``policy="int8@f32"``, ``"float@input"``) adds its precision.
     """
 
     def __init__(self, folder, device: str = "CPU", config: dict | None = None, verify: bool = True,
@@ -222,7 +224,7 @@ class OVSamPredictor(BoxPredictor):
         if names_pinned:
             precisions = (*precisions, pin)
         candidates = at_precisions(candidates, precisions, default_precision(core, device, config),
-                                   HEADS.get(self.spec.family) if "mixed" in precisions else None)
+                                   HEADS.get(self.spec.family))
         if names_pinned and policy not in candidates:  # the pin is this box's default: the candidate itself
             policy = base
         decoders: dict = {}  # config -> compiled decoder, shared by the candidates' measurement and this predictor
@@ -300,42 +302,48 @@ class OVSamPredictor(BoxPredictor):
     def predict_many(self, images, boxes) -> list[np.ndarray]:
         """``predict`` over many images with every core busy: encoder requests run asynchronously (THROUGHPUT
         hint, as many in flight as OpenVINO asks for) and each finished embedding's decoder requests start while
-        later images encode. Plain infer requests polled from this thread, no Python callbacks: with
-        ``AsyncInferQueue`` callbacks, freeing the compiled models could deadlock on the GIL (seen 2026-12-03)."""
+        later images encode. A split encoder (``@input``, ``@mixed``) is two stages of the same pipeline, its
+        body's requests started as its head's finish. Plain infer requests polled from this thread, no Python
+        callbacks: with ``AsyncInferQueue`` callbacks, freeing the compiled models could deadlock on the GIL (seen
+        2026-12-03)."""
         from collections import deque
 
         prepared = self._prepare_many(images, boxes)
         encoder, decoder = self._throughput_models()
+        stages = [encoder.head, encoder.body, decoder] if isinstance(encoder, SplitEncoder) else [encoder, decoder]
+        last = len(stages) - 1  # the decoder's stage; the one before it makes embeddings
         logits: list[list] = [[None] * -(-len(mb) // self.boxes_per_call) for _, mb, _ in prepared]
-        pools = {m: [m.create_infer_request() for _ in range(max(1, m.get_property(
-            "OPTIMAL_NUMBER_OF_INFER_REQUESTS")))] for m in (encoder, decoder)}
-        busy: dict = {encoder: deque(), decoder: deque()}
+        pools = [[m.create_infer_request() for _ in range(max(1, m.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))]
+                 for m in stages]
+        busy: list[deque] = [deque() for _ in stages]
 
-        def finish_oldest(model) -> None:
-            request, key = busy[model].popleft()
+        def finish_oldest(stage: int) -> None:
+            request, key = busy[stage].popleft()
             request.wait()
             out = request.get_output_tensor(0).data
-            if model is encoder:
-                emb = out.copy()
-                pools[encoder].append(request)
-                for c, (chunk, real) in enumerate(self._chunks(prepared[key][1])):
-                    start(decoder, {0: emb, 1: chunk}, (key, c, real))
-            else:
+            if stage == last:
                 i, c, real = key
                 logits[i][c] = out[:real].copy()
-                pools[decoder].append(request)
+                pools[stage].append(request)
+                return
+            out = out.copy()
+            pools[stage].append(request)
+            if stage < last - 1:  # a split encoder's head: its output feeds the body
+                start(stage + 1, {0: out}, key)
+                return
+            for c, (chunk, real) in enumerate(self._chunks(prepared[key][1])):
+                start(last, {0: out, 1: chunk}, (key, c, real))
 
-        def start(model, inputs, key) -> None:
-            if not pools[model]:
-                finish_oldest(model)
-            request = pools[model].pop()
+        def start(stage: int, inputs, key) -> None:
+            if not pools[stage]:
+                finish_oldest(stage)
+            request = pools[stage].pop()
             request.start_async(inputs, share_inputs=False)
-            busy[model].append((request, key))
+            busy[stage].append((request, key))
 
         for i, (pixels, _, _) in enumerate(prepared):
-            start(encoder, {0: pixels}, i)
-        while busy[encoder]:
-            finish_oldest(encoder)
-        while busy[decoder]:
-            finish_oldest(decoder)
+            start(0, {0: pixels}, i)
+        for stage in range(len(stages)):  # finishing a stage only starts later ones
+            while busy[stage]:
+                finish_oldest(stage)
         return [postprocess_masks(np.concatenate(parts), geo) for parts, (_, _, geo) in zip(logits, prepared)]

@@ -2,10 +2,16 @@
 
 On AMX / AVX-512-BF16 CPUs OpenVINO runs every float op in bf16 unless the whole model is pinned to f32, and its
 CPU plugin ignores per-node precision marks (docs/notebook/2026-12-06.md §29, §36). For LiteMedSAM most of what bf16
-costs sits in the convolutional head (stem + stage 0 + its patch merging: in torch, the stem alone in bf16 takes
-MNI FP-fidelity to 0.955, the whole model to 0.954). So a ``@mixed`` variant of a candidate runs two compiled models
-cut from its one IR: the head pinned to f32, the body at the box's config. Where the default is f32 already the
-variant is the candidate itself. Models without a known head (``HEADS``) get no ``@mixed`` variant.
+costs sits in the convolutional head, and most of that in the first layer's *input*: rounded to bf16, the image
+keeps 8 significant bits, which a float-valued scan (MR, CT) does not survive (docs/notebook/2026-12-07.md §37).
+So a head variant of a candidate runs two compiled models cut from its one IR: the head pinned to f32, the body at
+the box's config. ``HEADS`` names, per model family, where each variant's head ends:
+
+- ``input`` (``NAME@input``): the first layer only (LiteMedSAM: the stem's first 1x1 convolution and its
+  BatchNorm), so the image enters at full precision; ~2 % more encoder time on a 2-core AMX Xeon;
+- ``mixed`` (``NAME@mixed``): the stem, stage 0 and its patch merging; ~1.2x the encoder time, the most faithful.
+
+Where the default is f32 already the variant is the candidate itself. Models without a known head get none.
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ from __future__ import annotations
 from typing import Any
 
 PRECISION = "INFERENCE_PRECISION_HINT"
-# model family -> friendly name of the IR node whose output ends the head (torch-traced names, kept by NNCF PTQ)
-HEADS = {"litemedsam": "__module.layers.0.downsample.conv3.bn/aten::batch_norm/BatchNormInference"}
+HEAD_PRECISIONS = ("input", "mixed")
+# model family -> {head precision: friendly name of the IR node whose output ends the f32 head} (torch-traced
+# names, kept by NNCF PTQ)
+HEADS = {"litemedsam": {"input": "__module.patch_embed.seq.0.bn/aten::batch_norm/BatchNormInference",
+                        "mixed": "__module.layers.0.downsample.conv3.bn/aten::batch_norm/BatchNormInference"}}
 
 
 def split_model(model, boundary: str):
@@ -41,7 +50,8 @@ def split_model(model, boundary: str):
 
 class _SplitRequest:
     """An infer request of a ``SplitEncoder``: the head's request, then the body's, on the head's output. Async use
-    (``start_async`` ... ``wait``) starts the head at once and runs the body inside ``wait``."""
+    (``start_async`` ... ``wait``) starts the head at once and runs the body inside ``wait``; ``predict_many``
+    pipelines the two compiled models itself instead."""
 
     def __init__(self, head, body) -> None:
         self.head, self.body = head, body
@@ -82,7 +92,7 @@ class SplitEncoder:
 
 def compile_encoder(core, xml: str, device: str, config: dict | None, candidate: dict[str, Any]):
     """``candidate``'s encoder compiled on ``device``: one ov.CompiledModel, or a ``SplitEncoder`` for a ``@mixed``
-    variant (its ``head`` names the node that ends the f32 head)."""
+    or ``@input`` variant (its ``head`` names the node that ends the f32 head)."""
     if candidate.get("head"):
         return SplitEncoder(core, xml, device, config, candidate["head"])
     return core.compile_model(xml, device, config or {})
