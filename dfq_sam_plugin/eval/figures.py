@@ -72,7 +72,7 @@ def disagreement_figure(bset: BenchmarkSet, masks: dict[str, Masks], model: str,
     """The ``worst`` prompts of ``model`` (lowest FP-fidelity), cropped around their box: pixels both masks hold
     (grey), only the reference (blue), only ``model`` (red)."""
     plt = pyplot()
-    scores = _fidelities(bset, masks, reference)[model]
+    scores = _fidelities(bset, {reference: masks[reference], model: masks[model]}, reference)[model]
     where = [(i, k) for i, item in enumerate(bset.images) for k in range(len(item.boxes))]
     picks = np.argsort(scores, kind="stable")[:worst]
     fig, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.5), squeeze=False)

@@ -177,7 +177,8 @@ class OVSamPredictor(BoxPredictor):
     candidate with ``INFERENCE_PRECISION_HINT=f32`` (named ``int8@f32``, ``float@f32``; encoder and decoder pinned,
     same files) where the device's default differs (bf16 on AMX CPUs), so a box can trade its fast lossy default
     for f32 where the policy says so; ``"input"`` / ``"mixed"`` measure ``NAME@input`` / ``NAME@mixed``, the
-    encoder's first layer / convolutional head at f32 and the rest at the default (``runtime.split``; LiteMedSAM).
+    encoder's first layer / convolutional head at f32 and the rest at the default (``runtime.split``; ``@mixed``
+    for LiteMedSAM only).
     A policy naming a pinned variant (``policy="int8@f32"``, ``"float@input"``) adds its precision.
     """
 

@@ -8,8 +8,10 @@ So a head variant of a candidate runs two compiled models cut from its one IR: t
 the box's config. ``HEADS`` names, per model family, where each variant's head ends:
 
 - ``input`` (``NAME@input``): the first layer only (LiteMedSAM: the stem's first 1x1 convolution and its
-  BatchNorm), so the image enters at full precision; ~2 % more encoder time on a 2-core AMX Xeon;
-- ``mixed`` (``NAME@mixed``): the stem, stage 0 and its patch merging; ~1.2x the encoder time, the most faithful.
+  BatchNorm; SAM ViT: the patch embedding), so the image enters at full precision; LiteMedSAM's float IR takes
+  ~1.05x its bf16 encoder time on a 2-core AMX Xeon;
+- ``mixed`` (``NAME@mixed``, LiteMedSAM only): the stem, stage 0 and its patch merging; ~1.2x the encoder time,
+  the most faithful.
 
 Where the default is f32 already the variant is the candidate itself. Models without a known head get none.
 """
@@ -23,7 +25,9 @@ HEAD_PRECISIONS = ("input", "mixed")
 # model family -> {head precision: friendly name of the IR node whose output ends the f32 head} (torch-traced
 # names, kept by NNCF PTQ)
 HEADS = {"litemedsam": {"input": "__module.patch_embed.seq.0.bn/aten::batch_norm/BatchNormInference",
-                        "mixed": "__module.layers.0.downsample.conv3.bn/aten::batch_norm/BatchNormInference"}}
+                        "mixed": "__module.layers.0.downsample.conv3.bn/aten::batch_norm/BatchNormInference"},
+         # SAM ViT-B/L/H: the 16x16 patch embedding (convolution + bias); its fidelity effect is not measured
+         "sam": {"input": "__module.patch_embed.proj/aten::_convolution/Add"}}
 
 
 def split_model(model, boundary: str):
