@@ -1,5 +1,5 @@
-"""Mixed-precision encoders (runtime.split): LiteMedSAM's first layer (@input) or convolutional head (@mixed) at f32,
-the rest at the box's default."""
+"""Mixed-precision encoders (runtime.split): the encoder's first layer (@input; LiteMedSAM, SAM ViT) or LiteMedSAM's
+convolutional head (@mixed) at f32, the rest at the box's default."""
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ def test_head_variants_only_where_they_differ_and_the_head_is_known():
     assert list(at_precisions(cands, ("default", "input", "mixed"), "f32", heads)) == ["float", "int8"]  # f32 box
     for p in ("input", "mixed"):
         with pytest.raises(ValueError, match="head"):
-            at_precisions(cands, (p,), "bf16", None)  # a model without a known head (SAM ViT)
+            at_precisions(cands, (p,), "bf16", None)  # a model family without known heads
     with pytest.raises(ValueError, match="'input'"):
         at_precisions(cands, ("input",), "bf16", {"mixed": heads["mixed"]})
 

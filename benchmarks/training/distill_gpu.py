@@ -246,7 +246,6 @@ def average(args) -> None:
 
 
 def export(args) -> None:
-
     from dfq_sam_plugin import DFQSAMDataset, load_sam
     from dfq_sam_plugin.backends.nncf import calibration_summary, nncf_student
     from dfq_sam_plugin.export.openvino import convert_decoder, convert_encoder, save_export

@@ -2,8 +2,8 @@
 
 On AMX / AVX-512-BF16 CPUs OpenVINO runs every float op in bf16 unless the whole model is pinned to f32, and its
 CPU plugin ignores per-node precision marks (docs/notebook/2026-12-06.md §29, §36). For LiteMedSAM most of what bf16
-costs sits in the convolutional head, and most of that in the first layer's *input*: rounded to bf16, the image
-keeps 8 significant bits, which a float-valued scan (MR, CT) does not survive (docs/notebook/2026-12-07.md §37).
+costs sits in the convolutional head, and on MNI (a float-valued MR volume) most of that is the first layer's
+*input*: rounded to bf16, the image keeps 8 significant bits (docs/notebook/2026-12-07.md §37).
 So a head variant of a candidate runs two compiled models cut from its one IR: the head pinned to f32, the body at
 the box's config. ``HEADS`` names, per model family, where each variant's head ends:
 
