@@ -144,7 +144,7 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
 
     t0 = time.perf_counter()
     with console.status(f"[bold]5[/] end-to-end time of an image + {PROMPTS} prompts, every model"):
-        end_to_end_rounds = end_to_end_ms(predictors, sets[0].images[0].image, sets[0].images[0].boxes[:PROMPTS])
+        end_to_end_rounds = end_to_end_rounds_ms(predictors, sets[0].images[0].image, sets[0].images[0].boxes[:PROMPTS])
         end_to_end = {name: median(t) for name, t in end_to_end_rounds.items()}
     rows = []
     with console.status(f"[bold]5[/] benchmark_app (latency hint, {niter} iterations) on every IR"):
@@ -180,7 +180,7 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
 PROMPTS = 4  # box prompts per image in the end-to-end time
 
 
-def end_to_end_ms(predictors: dict, image, boxes, rounds: int = 7) -> dict[str, list[float]]:
+def end_to_end_rounds_ms(predictors: dict, image, boxes, rounds: int = 7) -> dict[str, list[float]]:
     """ms of ``set_image(image)`` + ``predict(boxes)`` per predictor and round, what a user waits for one image and
     its prompts; rounds interleaved across predictors, so a load spike hits them all alike (``time_ratio`` pairs
     them by round)."""

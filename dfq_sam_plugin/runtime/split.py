@@ -53,25 +53,14 @@ def split_model(model, boundary: str):
 
 
 class _SplitRequest:
-    """An infer request of a ``SplitEncoder``: the head's request, then the body's, on the head's output. Async use
-    (``start_async`` ... ``wait``) starts the head at once and runs the body inside ``wait``; ``predict_many``
-    pipelines the two compiled models itself instead."""
+    """An infer request of a ``SplitEncoder``: the head's request, then the body's, on the head's output
+    (``predict_many`` pipelines the two compiled models itself)."""
 
     def __init__(self, head, body) -> None:
         self.head, self.body = head, body
 
     def infer(self, inputs, **kwargs):
         return self.body.infer({0: self.head.infer(inputs, **kwargs)[0]})
-
-    def start_async(self, inputs, **kwargs) -> None:
-        self.head.start_async(inputs, **kwargs)
-
-    def wait(self) -> None:
-        self.head.wait()
-        self.body.infer({0: self.head.get_output_tensor(0).data})
-
-    def get_output_tensor(self, index: int = 0):
-        return self.body.get_output_tensor(index)
 
 
 class SplitEncoder:
