@@ -86,6 +86,18 @@ print("evaluate", main(["evaluate", "--sets", "nuclei"]))
     assert "pip install 'dfq-sam-plugin[toolchain]'" in " ".join(out.stderr.split()), out.stderr[-1000:]
 
 
+def test_shipped_export_stores_its_float_decoder_as_fp16(int8_export):
+    """The shipped distilled export's decoder is stored as FP16, like the other CPU exports' (half its bytes)."""
+    import openvino as ov
+
+    from dfq_sam_plugin.export.openvino import read_manifest
+
+    decoder = ov.Core().read_model(int8_export / "decoder.xml")
+    types = {op.get_element_type().get_type_name() for op in decoder.get_ordered_ops()
+             if op.get_type_name() == "Constant" and op.get_byte_size() > 4096}
+    assert types == {"f16"} and read_manifest(int8_export)["fp16_storage"] is True
+
+
 def _slices():
     rng = np.random.default_rng(1)
     images = [rng.integers(0, 255, (96, 120), dtype=np.uint8) for _ in range(3)]
