@@ -123,7 +123,14 @@ def test_w4a4_quantizes_and_round_trips(short_sam, tiny_calib, tmp_path):
     for m in enc.modules():
         if isinstance(m, QuantPointAttention):
             m.probs = torch.nn.Identity()  # no log2sqrt quantizer in QONNX: the export keeps the probabilities float
-    assert _rel(torch.from_numpy(model(x.numpy())), enc(x)) < 1e-4
+    # it computes the student. At 4 bits this random student sits on rounding boundaries: the student itself in
+    # float64 differs from float32 by ~4e-3 (an AVX2 EPYC), and numpy's float32 summation order, which differs from
+    # torch's by CPU, moves the QONNX graph by a like amount (1.2e-2 there; under 1e-4 on AMX Xeons, where the bound
+    # used to be 1e-4). A wrong or missing quantizer moves it by the quantization error itself.
+    student = enc(x)
+    float64 = _rel(copy.deepcopy(enc).double()(x.double()).float(), student)
+    err = _rel(torch.from_numpy(model(x.numpy())), student)
+    assert err < max(1e-4, 5 * float64), (err, float64)
 
 
 def test_gptq_and_bias_correction_refuse_sam_vit_tokens(tiny_sam, tiny_calib):
