@@ -7,7 +7,9 @@ ratio to the first IR (its quartiles say how sure it is). On a shared 2-core VM,
 
 An IR written ``path.xml@f32`` runs with ``INFERENCE_PRECISION_HINT=f32`` (on CPUs where OpenVINO defaults to
 bf16), e.g. ``fp32/encoder.xml fp32/encoder.xml@f32 int8/encoder.xml int8/encoder.xml@f32``; ``path.xml@KEY=VALUE``
-(comma-separated pairs) sets other CPU properties, e.g. ``int4/encoder.xml@DYNAMIC_QUANTIZATION_GROUP_SIZE=0``.
+(comma-separated pairs) sets other CPU properties, e.g. ``int4/encoder.xml@DYNAMIC_QUANTIZATION_GROUP_SIZE=0``;
+``path.xml@input`` / ``path.xml@mixed`` runs the encoder as the product's split variant of that name (its head at f32,
+the rest at the default precision: ``runtime.split.HEADS``, compiled by ``runtime.split.compile_encoder``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,23 @@ import time
 import numpy as np
 import openvino as ov
 from cpu_profile import warm_request
+
+from dfq_sam_plugin.runtime.split import HEADS, compile_encoder
+
+
+def split_request(core: ov.Core, xml: str, precision: str, config: dict) -> tuple:
+    """A warmed infer request of the product's ``@precision`` split variant of encoder ``xml`` (the family whose
+    cut node the IR holds), with fixed random inputs."""
+    names = {op.get_friendly_name() for op in core.read_model(xml).get_ops()}
+    heads = [h[precision] for h in HEADS.values() if h.get(precision) in names]
+    if not heads:
+        raise SystemExit(f"{xml}: no {precision!r} cut node of any family ({sorted(HEADS)}) in this IR")
+    compiled = compile_encoder(core, xml, "CPU", config, {"head": heads[0]})
+    request = compiled.create_infer_request()
+    shape = tuple(core.read_model(xml).inputs[0].get_partial_shape().to_shape())
+    inputs = {0: np.random.default_rng(0).random(shape, np.float32)}
+    request.infer(inputs)
+    return request, inputs
 
 
 def main() -> None:
@@ -35,9 +54,12 @@ def main() -> None:
     runs = []
     for name in args.irs:
         xml, _, suffix = name.partition("@")
-        pairs = [p.partition("=") for p in suffix.split(",")] if suffix and suffix != "f32" else []
+        pairs = [p.partition("=") for p in suffix.split(",")] if suffix not in ("", "f32", "input", "mixed") else []
+        if suffix in ("input", "mixed"):
+            runs.append(split_request(core, xml, suffix, config))
+            continue
         if any(not k or not v for k, _, v in pairs):
-            ap.error(f"{name}: the suffix is @f32 or @KEY=VALUE[,KEY=VALUE]")
+            ap.error(f"{name}: the suffix is @f32, @input, @mixed or @KEY=VALUE[,KEY=VALUE]")
         extra = {"INFERENCE_PRECISION_HINT": "f32"} if suffix == "f32" else {k: v for k, _, v in pairs}
         runs.append(warm_request(core, xml, {**config, **extra}))
     ms = np.zeros((args.rounds, len(runs)))
