@@ -109,7 +109,7 @@ def test_bf16_model_computes_what_bf16_autocast_computes(short_sam):
     bf16 paths (the test then compared them with each other, > 0.98, and failed). A broken path scores near 0
     (bf16-model with a differently seeded encoder: total-gradient cosine 0.054). Those were the 12-block ViT-B; the
     test now runs its first three blocks (windowed and global attention): 0.999 / 0.999 for both paths on an AVX2
-    EPYC, whose emulated bf16 took 61 s for the 12 blocks and takes ~15 s for three."""
+    EPYC, whose emulated bf16 took 61 s for the 12 blocks and takes 16 s for three."""
     from dfq_sam_plugin.synthesis.config import SynthesisConfig
     from dfq_sam_plugin.synthesis.engine import Synthesizer, derived_generator
 
