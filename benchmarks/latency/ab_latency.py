@@ -28,14 +28,13 @@ from dfq_sam_plugin.runtime.split import HEADS, compile_encoder
 def split_request(core: ov.Core, xml: str, precision: str, config: dict) -> tuple:
     """A warmed infer request of the product's ``@precision`` split variant of encoder ``xml`` (the family whose
     cut node the IR holds), with fixed random inputs."""
-    names = {op.get_friendly_name() for op in core.read_model(xml).get_ops()}
+    model = core.read_model(xml)
+    names = {op.get_friendly_name() for op in model.get_ops()}
     heads = [h[precision] for h in HEADS.values() if h.get(precision) in names]
     if not heads:
         raise SystemExit(f"{xml}: no {precision!r} cut node of any family ({sorted(HEADS)}) in this IR")
-    compiled = compile_encoder(core, xml, "CPU", config, {"head": heads[0]})
-    request = compiled.create_infer_request()
-    shape = tuple(core.read_model(xml).inputs[0].get_partial_shape().to_shape())
-    inputs = {0: np.random.default_rng(0).random(shape, np.float32)}
+    request = compile_encoder(core, xml, "CPU", config, {"head": heads[0]}).create_infer_request()
+    inputs = {0: np.random.default_rng(0).random(tuple(model.inputs[0].get_partial_shape().to_shape()), np.float32)}
     request.infer(inputs)
     return request, inputs
 

@@ -129,12 +129,13 @@ def generalisation_scorer(sam, held_out: str, pack_dir: Path, device: str):
     return score
 
 
-def save_student(student, folder: Path) -> list[str]:
+def save_student(state: dict, folder: Path) -> list[str]:
+    """A student's state dict as ``student-*.pt`` shards under the device's file-size cap."""
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
     shards, current, size = [], {}, 0
-    for k, v in student.state_dict().items():
+    for k, v in state.items():
         nbytes = v.numel() * v.element_size()
         if current and size + nbytes > SHARD_MB * 2**20:
             shards.append(current)
@@ -203,7 +204,7 @@ def run(args) -> None:
             entry["distilled"]["generalisation"] = scorer(student)
         print("distilled", variant or "(recipe)", entry["distilled"], f"{res.seconds:.0f} s", flush=True)
         if args.save:
-            entry["student_files"] = save_student(student, Path(args.save) / f"{args.data}{len(result['variants'])}")
+            entry["student_files"] = save_student(student.state_dict(), Path(args.save) / f"{args.data}{len(result['variants'])}")
         result["variants"].append(entry)
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
         del student, distiller
@@ -237,12 +238,7 @@ def average(args) -> None:
             mean[key] = first
         else:
             raise SystemExit(f"{key}: integer tensors differ between the students")
-
-    class _State(torch.nn.Module):
-        def state_dict(self, *a, **k):
-            return mean
-
-    print("averaged", len(states), "students into", save_student(_State(), Path(args.out)))
+    print("averaged", len(states), "students into", save_student(mean, Path(args.out)))
 
 
 def export(args) -> None:
