@@ -123,6 +123,10 @@ DISTILL = {
     "distill_letterbox": Option(0.0, (int, float), check=_fraction,
                                 help="probability that a training image is letterboxed (zero padding as for a "
                                 "non-square image)"),
+    "distill_support": Option(0.0, (int, float), check=_fraction,
+                              help="probability that a training image is put on a black background (a soft random "
+                              "ellipse of it kept, as calibration_support does): MR / CT slices and microscopy "
+                              "fields are an object on a dark field, optimised synthetic images texture everywhere"),
     "distill_seed": Option(0, int, help="seed of batches, augmentation and boxes"),
     # against fitting the synthetic pool (issue 34; DistillConfig says what each does)
     "distill_feature_mode": Option("mse", str, choices=("mse", "attention"),
@@ -293,7 +297,8 @@ def distill_config(recipe: dict[str, Any]):
     return DistillConfig(steps=d.steps, batch_size=d.batch, lr_weights=d.lr_weights, lr_quant=d.lr_quant,
                          random_boxes=d.random_boxes, embed_weight=d.embed_weight, mask_weight=d.mask_weight,
                          feature_weight=d.feature_weight, feature_layers=tuple(d.feature_layers),
-                         augment=d.augment, letterbox=d.letterbox, seed=d.seed, feature_mode=d.feature_mode,
+                         augment=d.augment, letterbox=d.letterbox, support=d.support, seed=d.seed,
+                         feature_mode=d.feature_mode,
                          validation=d.validation, validate_every=d.validate_every, patience=d.patience,
                          refresh_every=d.refresh_every, refresh_fraction=d.refresh_fraction,
                          refresh_iters=d.refresh_iters)

@@ -92,6 +92,27 @@ def test_letterboxed_batches_pad_with_input_space_zeros_and_move_the_boxes(tiny_
         torch.testing.assert_close(b, b0 * scale)
 
 
+def test_support_batches_keep_an_ellipse_of_each_image_on_a_black_field(tiny_sam):
+    """``support``: the raw image times a soft random ellipse (data.inputs.support_mask), boxes unchanged, drawn
+    from (seed, step, slot) so a resumed or DDP run sees the same batch; ``support=0`` leaves the batch alone."""
+    px, bx = _data()
+    cfg = dict(steps=0, batch_size=4, random_boxes=2, augment=False)
+    plain = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(**cfg)).batch(3)
+    dark = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(support=1.0, **cfg))
+    x, b = dark.batch(3)
+    black = tiny_sam.spec.normalise(torch.zeros(3, 1, 1))
+    for xi, x0 in zip(x, plain[0]):
+        on_black = torch.isclose(xi, black.expand_as(xi), atol=1e-5).all(0)
+        assert on_black[0, 0] and on_black[-1, -1] and on_black[0, -1] and on_black[-1, 0]  # corners: outside
+        torch.testing.assert_close(xi[:, 32, 32], x0[:, 32, 32])  # the middle: inside every ellipse
+        assert 0.2 < float(on_black.float().mean()) < 0.95
+    torch.testing.assert_close(b, plain[1])
+    again = dark.batch(3)
+    torch.testing.assert_close(again[0], x)
+    with pytest.raises(ValueError, match="support"):
+        DistillConfig(support=1.5)
+
+
 DDP_SCRIPT = """
 import sys, torch, torch.distributed as dist
 sys.path.insert(0, sys.argv[2])

@@ -23,6 +23,9 @@ class DistillConfig:
     Switches against fitting the synthetic pool (issue 34, docs/architecture.md#distillation-and-reconstruction):
     ``feature_mode`` "attention" distils the *attention maps* of ``feature_layers`` (AKT's idea: where a layer's
     energy sits over positions and over channels, each map normalised per image) instead of their raw values;
+    ``support`` puts that share of the training images on a black background (a soft random ellipse of each kept,
+    ``data.inputs.on_black``, as ``calibration_support`` does for PTQ): real scans and microscopy fields are an
+    object on a dark field, the synthetic pool is texture everywhere;
     ``validation`` holds that fraction of the pool out of training and scores it every ``validate_every`` steps,
     the best-scoring student is the one kept and ``patience`` > 0 stops after that many scores without a gain;
     ``refresh_every`` > 0 re-optimises ``refresh_fraction`` of the training pool every that many steps, for
@@ -45,6 +48,7 @@ class DistillConfig:
     augment: bool = True
     mixup: float = 0.25  # probability that an image is mixed with another of the batch
     letterbox: float = 0.0  # probability that an image is letterboxed as a non-square one would be (data.inputs)
+    support: float = 0.0  # probability that an image is put on a black background (data.inputs.on_black)
     grad_clip: float = 1.0
     seed: int = 0
     tf32: bool = True  # CUDA matmuls in TF32; quantizers stay fp32 (a bf16 grid would be coarser than INT8)
@@ -63,8 +67,9 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.random_boxes < 0:
             raise ValueError(f"steps >= 0, batch_size >= 1 and random_boxes >= 0 expected; got {self}")
-        if not (0 <= self.letterbox <= 1 and 0 <= self.mixup <= 1):
-            raise ValueError(f"letterbox and mixup are probabilities in [0, 1]; got {self.letterbox}, {self.mixup}")
+        if not (0 <= self.letterbox <= 1 and 0 <= self.mixup <= 1 and 0 <= self.support <= 1):
+            raise ValueError(f"letterbox, support and mixup are probabilities in [0, 1]; got {self.letterbox}, "
+                             f"{self.support}, {self.mixup}")
         self.feature_layers = tuple(self.feature_layers)
         if self.feature_weight > 0 and not self.feature_layers:
             raise ValueError("feature_weight > 0 needs feature_layers (encoder submodule names)")

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.inputs import support_mask
 from ..models.preprocess import letterbox
 from ..models.spec import SamBundle
 from ..synthesis.engine import derived_generator
@@ -184,6 +185,8 @@ class Distiller:
             # mixup partners come from the whole global batch: draw on all of it, keep this rank's share
             px, bx = augment(px, bx, gens, cfg.mixup)
         px, bx = px[list(slots)], bx[list(slots)]
+        if cfg.support:
+            px = self._on_black(px, step, slots)
         if cfg.random_boxes:  # drawn for the global batch too: a DDP run sees the boxes of a one-process run
             extra = random_boxes(cfg.batch_size, cfg.random_boxes, self.size, derived_generator(cfg.seed, step, 10**6))
             bx = torch.cat([bx, extra[list(slots)]], dim=1)
@@ -195,6 +198,17 @@ class Distiller:
     def _encoder_inputs(self, pixels: torch.Tensor) -> torch.Tensor:
         """Raw [0, 1] pool pixels (B, 1 or 3, S, S) -> the encoder's normalised 3-channel input."""
         return self.teacher.spec.normalise(pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels)
+
+    def _on_black(self, pixels: torch.Tensor, step: int, slots: range) -> torch.Tensor:
+        """Raw pixels of this rank's slots, each with probability ``support`` times a soft random ellipse
+        (``data.inputs.support_mask``, drawn from (seed, step, slot)): an object on a black background."""
+        pixels = pixels.clone()
+        for j, slot in enumerate(slots):
+            g = derived_generator(self.cfg.seed, step, 3 * 10**6 + slot)
+            if float(torch.rand(1, generator=g)) < self.cfg.support:
+                mask = support_mask(pixels.shape[-1], int(torch.randint(2**31 - 1, (1,), generator=g)))
+                pixels[j] = pixels[j] * torch.from_numpy(mask).to(pixels.dtype)
+        return pixels
 
     def _letterbox(self, inputs: torch.Tensor, boxes: torch.Tensor, step: int, slots: range
                    ) -> tuple[torch.Tensor, torch.Tensor]:
