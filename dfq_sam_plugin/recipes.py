@@ -108,6 +108,9 @@ DISTILL = {
     "distill_steps": Option(0, int, check=lambda v: None if v >= 0 else "must be >= 0",
                             help="quantization-aware distillation steps after PTQ (0: PTQ only)"),
     "distill_batch": Option(8, int, check=_positive, help="global batch of synthetic images per step"),
+    "distill_micro_batch": Option(0, int, check=_nonneg,
+                                  help="images per forward/backward pass, the step's gradient accumulated over them "
+                                  "(the same update in less memory; 0: the whole batch on a GPU, 2 on a CPU)"),
     "distill_lr_weights": Option(2e-5, (int, float), check=_nonneg, help="Adam learning rate of the weights"),
     "distill_lr_quant": Option(1e-3, (int, float), check=_nonneg,
                                help="relative (log-space) Adam step of quantizer scales/ranges"),
@@ -294,7 +297,8 @@ def distill_config(recipe: dict[str, Any]):
     from .distill import DistillConfig
 
     d = as_recipe(recipe).distill
-    return DistillConfig(steps=d.steps, batch_size=d.batch, lr_weights=d.lr_weights, lr_quant=d.lr_quant,
+    return DistillConfig(steps=d.steps, batch_size=d.batch, micro_batch=d.micro_batch, lr_weights=d.lr_weights,
+                         lr_quant=d.lr_quant,
                          random_boxes=d.random_boxes, embed_weight=d.embed_weight, mask_weight=d.mask_weight,
                          feature_weight=d.feature_weight, feature_layers=tuple(d.feature_layers),
                          augment=d.augment, letterbox=d.letterbox, support=d.support, seed=d.seed,

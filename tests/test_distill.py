@@ -53,6 +53,28 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(short_sam, tmp_path):
         Distiller(short_sam, _student(short_sam), px, bx, DistillConfig(steps=4, **{**cfg, "seed": 3})).run(tmp_path)
 
 
+def test_micro_batches_accumulate_the_whole_batch_gradient(tiny_sam):
+    """``micro_batch``: the step's images pass in chunks and their gradients add up to the whole batch's (the
+    student is in eval mode and every loss term is a mean over images), so memory is bounded and nothing else
+    changes; the default on a CPU is 2 images a pass."""
+    px, bx = _data()
+    cfg = dict(steps=1, batch_size=4, lr_weights=0.0, lr_quant=0.0, warmup=1, random_boxes=2, grad_clip=0.0)
+    whole = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(micro_batch=4, **cfg))
+    parts = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(micro_batch=1, **cfg))
+    assert Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(**cfg)).chunk == 2
+    a, b = whole.train_step(), parts.train_step()
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-9)
+    grads = [(p.grad, q.grad) for p, q in zip(whole.student.parameters(), parts.student.parameters())
+             if p.grad is not None]
+    assert grads and all(q is not None for _, q in grads)
+    for g, h in grads:  # float summation order differs: relative to each tensor's norm (a wrong share is 2x off)
+        assert float((h - g).norm()) <= 1e-4 * float(g.norm()) + 1e-12
+    assert whole.cfg.resume_key() == parts.cfg.resume_key()  # a run may resume with another micro batch
+    with pytest.raises(ValueError, match="micro_batch"):
+        DistillConfig(micro_batch=-1)
+
+
 def test_distill_recipe_loads_and_maps_to_a_config():
     recipe = load_recipe("openvino_int8_cpu_distill")
     cfg = distill_config(recipe)

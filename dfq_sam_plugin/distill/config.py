@@ -36,6 +36,10 @@ class DistillConfig:
 
     steps: int = 600
     batch_size: int = 8  # global: split over DDP ranks
+    # images per forward/backward pass; a step's gradient is accumulated over them: the same update in bounded
+    # memory (LiteMedSAM's student takes ~2.5 GB an image on a CPU, mostly the mask decoder's backward over ten
+    # boxes). 0: a rank's whole share at once on a GPU, 2 images on a CPU
+    micro_batch: int = 0
     lr_weights: float = 2e-5
     lr_quant: float = 1e-3
     warmup: int = 20
@@ -65,8 +69,8 @@ class DistillConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_size < 1 or self.random_boxes < 0:
-            raise ValueError(f"steps >= 0, batch_size >= 1 and random_boxes >= 0 expected; got {self}")
+        if self.steps < 0 or self.batch_size < 1 or self.random_boxes < 0 or self.micro_batch < 0:
+            raise ValueError(f"steps >= 0, batch_size >= 1, micro_batch >= 0 and random_boxes >= 0 expected; got {self}")
         if not (0 <= self.letterbox <= 1 and 0 <= self.mixup <= 1 and 0 <= self.support <= 1):
             raise ValueError(f"letterbox, support and mixup are probabilities in [0, 1]; got {self.letterbox}, "
                              f"{self.support}, {self.mixup}")
@@ -90,4 +94,5 @@ class DistillConfig:
 
     # what must match for a checkpoint to be resumed (log/checkpoint cadence and step count may change)
     def resume_key(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("steps", "checkpoint_every", "log_every")}
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("steps", "checkpoint_every", "log_every", "micro_batch")}

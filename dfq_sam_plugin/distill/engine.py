@@ -136,6 +136,8 @@ class Distiller:
         self.teacher = teacher
         self.size = teacher.spec.img_size
         self.train_idx, self.val_idx = split_pool(len(self.pixels), self.cfg.validation, self.cfg.seed)
+        # images per forward/backward pass (training: at most a rank's share; scoring and refresh chunks too)
+        self.chunk = self.cfg.micro_batch or (self.cfg.batch_size if self.device.type == "cuda" else 2)
         teacher.model.to(self.device).eval()
         for p in teacher.model.parameters():
             p.requires_grad_(False)
@@ -257,7 +259,7 @@ class Distiller:
     def validate(self) -> float:
         """Mean student-teacher ``disagreement`` on the held-out images, unaugmented."""
         total = sum(float(self.disagreement(*self._fixed_inputs(chunk, VAL_SALT))[0].sum())
-                    for chunk in self.val_idx.split(self.cfg.batch_size))
+                    for chunk in self.val_idx.split(self.chunk))
         return total / len(self.val_idx)
 
     def _track_best(self) -> bool:
@@ -294,7 +296,7 @@ class Distiller:
         pick = self.train_idx[torch.randperm(len(self.train_idx), generator=derived_generator(cfg.seed, step,
                                                                                               REFRESH_SALT))[:k]]
         before = after = 0.0
-        for chunk in pick.split(cfg.batch_size):
+        for chunk in pick.split(self.chunk):
             _, boxes = self._fixed_inputs(chunk, REFRESH_SALT + step)
             x = self.pixels[chunk].to(self.device).clone().requires_grad_(True)
             with torch.no_grad():
@@ -331,16 +333,25 @@ class Distiller:
         factor = self._lr_factor(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
-        terms = self.losses(*self.batch(self.step))
+        inputs, boxes = self.batch(self.step)
         self.optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        n = len(inputs)
+        terms: dict[str, float] = dict.fromkeys(TERMS, 0.0)
+        for i in range(0, n, self.chunk):  # every term is a mean over images: chunks weighted by their share
+            last = i + self.chunk >= n
+            with contextlib.nullcontext() if last or self._ddp is None else self._ddp.no_sync():
+                part = self.losses(inputs[i : i + self.chunk], boxes[i : i + self.chunk])
+                share = len(inputs[i : i + self.chunk]) / n
+                (part["total"] * share).backward()
+            for k in TERMS:
+                terms[k] += float(part[k].detach()) * share
         params = [p for g in self.groups for p in g["params"]]
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         if all(p.grad is None or torch.isfinite(p.grad).all() for p in params):
             self.optimizer.step()
         self.step += 1
-        return {k: float(v.detach()) for k, v in terms.items()}
+        return terms
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def state(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
