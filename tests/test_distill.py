@@ -49,8 +49,15 @@ def test_resumed_run_ends_where_an_uninterrupted_one_does(short_sam, tmp_path):
     for a, b in zip(straight.student.state_dict().values(), resumed.student.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     assert loss_figure(resumed.history, tmp_path / "loss.png").exists()
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match="other settings \\(seed\\)"):
         Distiller(short_sam, _student(short_sam), px, bx, DistillConfig(steps=4, **{**cfg, "seed": 3})).run(tmp_path)
+    # a checkpoint written before a setting existed resumes where that setting is at its default
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del state["config"]["support"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    assert Distiller(short_sam, _student(short_sam), px, bx, DistillConfig(steps=4, **cfg)).load(tmp_path)
+    with pytest.raises(ValueError, match="other settings \\(support\\)"):
+        Distiller(short_sam, _student(short_sam), px, bx, DistillConfig(steps=4, support=0.5, **cfg)).load(tmp_path)
 
 
 def test_micro_batches_accumulate_the_whole_batch_gradient(tiny_sam):

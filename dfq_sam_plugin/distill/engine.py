@@ -376,8 +376,10 @@ class Distiller:
         if not path.exists():
             return False
         state = torch.load(path, map_location=self.device, weights_only=False)
-        if state["config"] != self.cfg.resume_key():
-            diff = sorted(k for k in state["config"] if state["config"][k] != self.cfg.resume_key().get(k))
+        mine = self.cfg.resume_key()
+        made = {**DistillConfig().resume_key(), **state["config"]}  # a setting added since: its default then
+        if made != mine:
+            diff = sorted(k for k in {**made, **mine} if made.get(k) != mine.get(k))
             raise ValueError(f"{path} was made with other settings ({', '.join(diff)}); use another output folder "
                              f"or delete it")
         load_in_place(self.student, state["student"])
