@@ -90,6 +90,27 @@ def integer_weight_constants(model, types: tuple[str, ...] = ("u8", "i8")) -> in
                if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() in types)
 
 
+def with_fp16_constants(model, min_bytes: int = 16384):
+    """A copy of ``model`` whose large f32 constants are stored as f16 (a Constant + Convert to f32, folded back at
+    compile time). ``save_model(compress_to_fp16=True)`` does this for float IRs but leaves a quantized IR's float
+    constants f32 (a distilled INT8 LiteMedSAM encoder: its float MLP fc2 weights and attention-bias tables, 11.2 of
+    its 15.1 MiB). Constants feeding a FakeQuantize, and small ones (ranges, scales, biases), stay as they are."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    model = model.clone()
+    for op in model.get_ops():
+        if op.get_type_name() != "Constant" or op.get_element_type() != ov.Type.f32 or op.get_byte_size() < min_bytes:
+            continue
+        targets = list(op.output(0).get_target_inputs())
+        if any(t.get_node().get_type_name() == "FakeQuantize" for t in targets):
+            continue
+        stored = ops.convert(ops.constant(op.get_data().astype(np.float16)), ov.Type.f32)
+        for target in targets:
+            target.replace_source_output(stored.output(0))
+    return model
+
+
 def module_of(node_name: str) -> str | None:
     """The torch module a converted node came from: ``__module.layers.0.conv1.bn/aten::...`` -> ``layers.0.conv1.bn``."""
     if not node_name.startswith("__module."):
@@ -189,7 +210,8 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
         for name, model in encoders.items():
             xml, bin_ = candidate_files(name, primary)
             model.set_rt_info(name, ["dfq_sam", "candidate"])
-            ov.save_model(model, staging / xml, compress_to_fp16=fp16_storage)
+            ov.save_model(with_fp16_constants(model) if fp16_storage else model, staging / xml,
+                          compress_to_fp16=fp16_storage)
             info[name] = {"xml": xml, "bin": bin_, "kind": encoder_kind(model),
                           "mib": (staging / bin_).stat().st_size / 2**20}
         ov.save_model(decoder, staging / "decoder.xml", compress_to_fp16=fp16_storage)

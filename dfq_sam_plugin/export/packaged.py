@@ -27,9 +27,9 @@ def packaged_manifest(model: str = "litemedsam") -> dict | None:
 def packaged_export(sam: SamBundle, out: str | Path, fp16_storage: bool = True) -> Path:
     """Write ``out`` (encoder.xml/.bin, decoder.xml/.bin, manifest.json) from the shipped distilled encoder.
 
-    ``fp16_storage``: the decoder's float constants stored as FP16, as the other CPU exports store theirs (21.9 ->
-    10.9 MiB; FP-fidelity unchanged to 4 digits: docs/RESULTS.md). The shipped INT8 encoder's float constants stay f32:
-    ``save_model(compress_to_fp16=True)`` leaves them as they are (15.1 MiB either way)."""
+    ``fp16_storage``: float constants stored as FP16, as the other CPU exports store theirs: the decoder's (21.9 ->
+    10.9 MiB) and the INT8 encoder's float ones (``export.openvino.with_fp16_constants``; 15.1 -> 9.6 MiB);
+    FP-fidelity unchanged within its noise (docs/RESULTS.md)."""
     import openvino as ov
 
     from .openvino import convert_decoder, save_export
