@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.inputs import support_mask
+from ..data.inputs import on_black
 from ..models.preprocess import letterbox
 from ..models.spec import SamBundle
 from ..synthesis.engine import derived_generator
@@ -202,14 +202,14 @@ class Distiller:
         return self.teacher.spec.normalise(pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels)
 
     def _on_black(self, pixels: torch.Tensor, step: int, slots: range) -> torch.Tensor:
-        """Raw pixels of this rank's slots, each with probability ``support`` times a soft random ellipse
-        (``data.inputs.support_mask``, drawn from (seed, step, slot)): an object on a black background."""
+        """Raw pixels of this rank's slots, each with probability ``support`` on a black background
+        (``data.inputs.on_black``, its ellipse drawn from (seed, step, slot))."""
         pixels = pixels.clone()
         for j, slot in enumerate(slots):
             g = derived_generator(self.cfg.seed, step, 3 * 10**6 + slot)
             if float(torch.rand(1, generator=g)) < self.cfg.support:
-                mask = support_mask(pixels.shape[-1], int(torch.randint(2**31 - 1, (1,), generator=g)))
-                pixels[j] = pixels[j] * torch.from_numpy(mask).to(pixels.dtype)
+                index = int(torch.randint(2**31 - 1, (1,), generator=g))
+                pixels[j] = torch.from_numpy(on_black(pixels[j].numpy(), index))
         return pixels
 
     def _letterbox(self, inputs: torch.Tensor, boxes: torch.Tensor, step: int, slots: range
@@ -335,23 +335,22 @@ class Distiller:
             group["lr"] = group["base_lr"] * factor
         inputs, boxes = self.batch(self.step)
         self.optimizer.zero_grad(set_to_none=True)
-        n = len(inputs)
-        terms: dict[str, float] = dict.fromkeys(TERMS, 0.0)
+        n, terms = len(inputs), {}
         for i in range(0, n, self.chunk):  # every term is a mean over images: chunks weighted by their share
-            last = i + self.chunk >= n
-            with contextlib.nullcontext() if last or self._ddp is None else self._ddp.no_sync():
-                part = self.losses(inputs[i : i + self.chunk], boxes[i : i + self.chunk])
-                share = len(inputs[i : i + self.chunk]) / n
-                (part["total"] * share).backward()
+            x, b = inputs[i : i + self.chunk], boxes[i : i + self.chunk]
+            synced = i + self.chunk >= n or self._ddp is None  # DDP reduces the gradients on the last chunk only
+            with contextlib.nullcontext() if synced else self._ddp.no_sync():
+                part = self.losses(x, b)
+                (part["total"] * (len(x) / n)).backward()
             for k in TERMS:
-                terms[k] += float(part[k].detach()) * share
+                terms[k] = terms.get(k, 0.0) + part[k].detach() * (len(x) / n)
         params = [p for g in self.groups for p in g["params"]]
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         if all(p.grad is None or torch.isfinite(p.grad).all() for p in params):
             self.optimizer.step()
         self.step += 1
-        return terms
+        return {k: float(v) for k, v in terms.items()}
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def state(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
