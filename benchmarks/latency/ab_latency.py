@@ -53,10 +53,10 @@ def main() -> None:
     runs = []
     for name in args.irs:
         xml, _, suffix = name.partition("@")
-        pairs = [p.partition("=") for p in suffix.split(",")] if suffix not in ("", "f32", "input", "mixed") else []
         if suffix in ("input", "mixed"):
             runs.append(split_request(core, xml, suffix, config))
             continue
+        pairs = [p.partition("=") for p in suffix.split(",")] if suffix and suffix != "f32" else []
         if any(not k or not v for k, _, v in pairs):
             ap.error(f"{name}: the suffix is @f32, @input, @mixed or @KEY=VALUE[,KEY=VALUE]")
         extra = {"INFERENCE_PRECISION_HINT": "f32"} if suffix == "f32" else {k: v for k, _, v in pairs}

@@ -210,7 +210,9 @@ def save_export(folder: str | Path, encoder, decoder, spec, calibration: dict[st
         for name, model in encoders.items():
             xml, bin_ = candidate_files(name, primary)
             model.set_rt_info(name, ["dfq_sam", "candidate"])
-            ov.save_model(with_fp16_constants(model) if fp16_storage else model, staging / xml,
+            # save_model compresses a float IR itself and ignores the flag for a quantized one
+            quantized = count_ops(model, "FakeQuantize") or integer_weight_constants(model, ("u8", "i8", "u4", "i4"))
+            ov.save_model(with_fp16_constants(model) if fp16_storage and quantized else model, staging / xml,
                           compress_to_fp16=fp16_storage)
             info[name] = {"xml": xml, "bin": bin_, "kind": encoder_kind(model),
                           "mib": (staging / bin_).stat().st_size / 2**20}
