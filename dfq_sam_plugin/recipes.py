@@ -147,6 +147,11 @@ DISTILL = {
                                        "must be in (0, 1]", help="fraction of the training pool each refresh "
                                        "re-optimises toward student-teacher disagreement"),
     "distill_refresh_iters": Option(10, int, check=_positive, help="pixel optimisation steps per refresh"),
+    "distill_curriculum": Option(0.0, (int, float), check=_nonneg,
+                                 help="easy -> hard strength: training images drawn by the student's disagreement, "
+                                 "the easiest favoured first and the hardest last (DFQ-ViT; 0: uniform)"),
+    "distill_curriculum_every": Option(50, int, check=_positive,
+                                       help="steps between difficulty scores of the training pool (distill_curriculum)"),
 }
 
 # Block-wise reconstruction (dfq_sam_plugin.distill.reconstruct, Brevitas flow): after calibration, each encoder
@@ -305,7 +310,8 @@ def distill_config(recipe: dict[str, Any]):
                          feature_mode=d.feature_mode,
                          validation=d.validation, validate_every=d.validate_every, patience=d.patience,
                          refresh_every=d.refresh_every, refresh_fraction=d.refresh_fraction,
-                         refresh_iters=d.refresh_iters)
+                         refresh_iters=d.refresh_iters, curriculum=d.curriculum,
+                         curriculum_every=d.curriculum_every)
 
 
 def reconstruct_config(recipe: dict[str, Any]):

@@ -243,6 +243,34 @@ def test_a_refresh_raises_the_disagreement_it_optimises_and_touches_only_its_ima
     torch.testing.assert_close(resumed.pixels, d.pixels)
 
 
+def test_curriculum_draws_easy_images_first_and_hard_ones_last(tiny_sam, tmp_path):
+    from dfq_sam_plugin.distill.engine import CURRICULUM_SALT
+
+    px, bx = _data()
+    cfg = DistillConfig(steps=100, batch_size=2, warmup=1, random_boxes=1, augment=False, validation=0.25,
+                        curriculum=2.0, curriculum_every=1)
+    d = Distiller(tiny_sam, _student(tiny_sam), px, bx, cfg)
+    plain = Distiller(tiny_sam, d.student, px, bx, DistillConfig(**{**cfg.to_dict(), "curriculum": 0.0}))
+    assert all(torch.equal(d.order(s), plain.order(s)) for s in range(5))  # unscored: the uniform draws
+    scores = d.score_difficulty()  # the student's disagreement on the unaugmented training images, fixed boxes
+    torch.testing.assert_close(scores, d.disagreement(*d._fixed_inputs(d.train_idx, CURRICULUM_SALT))[0])
+    assert len(scores) == len(d.train_idx) == 3 and bool((scores > 0).all())
+    d.difficulty = torch.tensor([1e-3, 1e-2, 1e-1])  # train_idx[0] easiest, train_idx[2] hardest
+    easy, hard = int(d.train_idx[0]), int(d.train_idx[2])
+    early = torch.cat([d.order(s) for s in range(10)]).tolist()
+    late = torch.cat([d.order(s) for s in range(90, 100)]).tolist()
+    assert early.count(easy) > 3 * early.count(hard) and late.count(hard) > 3 * late.count(easy)
+    drawn = set(torch.cat([d.order(s) for s in range(100)]).tolist())
+    assert drawn.isdisjoint(d.val_idx.tolist())  # the validation split is never drawn
+    short = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(**{**cfg.to_dict(), "steps": 2}))
+    result = short.run(tmp_path, progress=False)
+    assert short.history["curriculum_step"] == [0, 1] and result.summary()["curriculum"]["curriculum_step"] == [0, 1]
+    resumed = Distiller(tiny_sam, _student(tiny_sam), px, bx, DistillConfig(**{**cfg.to_dict(), "steps": 2}))
+    assert resumed.load(tmp_path) and torch.equal(resumed.difficulty, short.difficulty)  # checkpoints carry it
+    with pytest.raises(ValueError, match="curriculum"):
+        DistillConfig(curriculum=-1.0)
+
+
 def test_attention_map_loss_compares_where_the_energy_sits(tiny_sam):
     from dfq_sam_plugin.distill.losses import attention_map_loss
 

@@ -31,7 +31,12 @@ class DistillConfig:
     ``refresh_every`` > 0 re-optimises ``refresh_fraction`` of the training pool every that many steps, for
     ``refresh_iters`` Adam steps on the pixels, toward *more* student-teacher disagreement under the priors
     that keep them DFQ-SAM images (the teacher's masks on the stored boxes held to its own, a TV bound): the
-    pool follows the student's weaknesses (data-free adversarial distillation).
+    pool follows the student's weaknesses (data-free adversarial distillation);
+    ``curriculum`` > 0 draws the training images easy first, hard last (DFQ-ViT's easy → hard order with hard-example
+    mining): every ``curriculum_every`` steps the current student's disagreement with the teacher is scored on each
+    training image (unaugmented, fixed boxes), and step t draws image i with probability ∝ exp(τ · z_i), z the
+    standardised log disagreement and τ = ``curriculum`` · (2 t / steps − 1): the easiest favoured at the start,
+    uniform half way, the hardest favoured at the end.
     """
 
     steps: int = 600
@@ -65,6 +70,8 @@ class DistillConfig:
     refresh_iters: int = 10
     refresh_lr: float = 0.01  # Adam step on raw [0, 1] pixels
     refresh_prior: float = 1.0  # weight of the teacher-mask prior against the disagreement
+    curriculum: float = 0.0  # easy -> hard strength tau (0: uniform draws, as before)
+    curriculum_every: int = 50  # steps between difficulty scores of the training pool
     checkpoint_every: int = 100
     log_every: int = 10
 
@@ -82,6 +89,9 @@ class DistillConfig:
         if not (0 <= self.validation < 1 and 0 < self.refresh_fraction <= 1):
             raise ValueError(f"validation in [0, 1) and refresh_fraction in (0, 1] expected; got {self.validation}, "
                              f"{self.refresh_fraction}")
+        if self.curriculum < 0 or self.curriculum_every < 1:
+            raise ValueError(f"curriculum >= 0 and curriculum_every >= 1 expected; got {self.curriculum}, "
+                             f"{self.curriculum_every}")
         if min(self.validate_every, self.refresh_iters) < 1 or min(self.patience, self.refresh_every) < 0:
             raise ValueError("validate_every and refresh_iters must be >= 1, patience and refresh_every >= 0")
         if self.patience and not self.validation:

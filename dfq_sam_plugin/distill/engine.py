@@ -37,7 +37,8 @@ from .config import DistillConfig
 from .losses import attention_map_loss, mask_kl, relative_mse
 
 CHECKPOINT = "checkpoint.pt"
-VAL_SALT, REFRESH_SALT = 3 * 10**6, 4 * 10**6  # generator keys of the validation split and of refreshes
+# generator keys of the validation split, of refreshes and of the curriculum's fixed boxes
+VAL_SALT, REFRESH_SALT, CURRICULUM_SALT = 3 * 10**6, 4 * 10**6, 5 * 10**6
 HISTORY = "history.json"
 TERMS = ("embed", "mask", "feature", "total")
 
@@ -63,6 +64,8 @@ class DistillResult:
                                    "last": self.history["val"][-1]})
         if self.history.get("refresh_step"):
             out["refresh"] = {k: self.history[k] for k in ("refresh_step", "refresh_before", "refresh_after")}
+        if self.history.get("curriculum_step"):  # the training pool's mean disagreement at each difficulty score
+            out["curriculum"] = {k: self.history[k] for k in ("curriculum_step", "curriculum_mean")}
         return out
 
 
@@ -154,6 +157,7 @@ class Distiller:
         self.step = 0
         self.history: dict[str, list[float]] = {"step": [], **{t: [] for t in TERMS}}
         self.best: dict[str, Any] | None = None  # validation: {"score", "step", "state"} of the best student
+        self.difficulty: torch.Tensor | None = None  # curriculum: the training images' last disagreement scores
         self._ddp = None
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -170,9 +174,40 @@ class Distiller:
 
     # -- one step -------------------------------------------------------------------------------------
     def order(self, step: int) -> torch.Tensor:
-        """Pool indices of step ``step``'s global batch: drawn from the training split only."""
+        """Pool indices of step ``step``'s global batch: drawn from the training split only (uniformly, or by the
+        curriculum's weights once the pool is scored)."""
         g = derived_generator(self.cfg.seed, step)
-        return self.train_idx[torch.randint(len(self.train_idx), (self.cfg.batch_size,), generator=g)]
+        if self.cfg.curriculum and self.difficulty is not None:
+            pick = torch.multinomial(self.curriculum_weights(step), self.cfg.batch_size, replacement=True,
+                                     generator=g)
+        else:
+            pick = torch.randint(len(self.train_idx), (self.cfg.batch_size,), generator=g)
+        return self.train_idx[pick]
+
+    def curriculum_weights(self, step: int) -> torch.Tensor:
+        """Unnormalised draw weights of the training images at ``step``: exp(τ · z), z the standardised log
+        disagreement, τ = curriculum · (2 step / steps − 1) (easy favoured first, hard last)."""
+        log_d = self.difficulty.clamp_min(1e-12).log()
+        z = (log_d - log_d.mean()) / log_d.std().clamp_min(1e-6) if len(log_d) > 1 else torch.zeros_like(log_d)
+        tau = self.cfg.curriculum * (2 * step / max(1, self.cfg.steps) - 1)
+        return torch.exp(tau * z - (tau * z).max())
+
+    @torch.no_grad()
+    def score_difficulty(self) -> torch.Tensor:
+        """The current student's ``disagreement`` on every training image, unaugmented with fixed boxes ->
+        ``difficulty`` (rank 0's scores on every DDP rank)."""
+        scores = torch.cat([self.disagreement(*self._fixed_inputs(chunk, CURRICULUM_SALT))[0].float().cpu()
+                            for chunk in self.train_idx.split(self.chunk)])
+        if self.world > 1:
+            import torch.distributed as dist
+
+            on_device = scores.to(self.device)
+            dist.broadcast(on_device, 0)
+            scores = on_device.cpu()
+        self.difficulty = scores
+        self.history.setdefault("curriculum_step", []).append(self.step)
+        self.history.setdefault("curriculum_mean", []).append(float(scores.mean()))
+        return scores
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This rank's share of step ``step``'s global batch: (encoder inputs (b, 3, S, S), boxes (b, K', 4))."""
@@ -358,6 +393,8 @@ class Distiller:
                  "history": self.history, "config": self.cfg.resume_key(), "extra": extra or {}, "best": self.best}
         if self.cfg.refresh_every:
             state["pixels"] = self.pixels  # the refreshed pool
+        if self.difficulty is not None:
+            state["difficulty"] = self.difficulty
         return state
 
     def save(self, folder: Path, extra: dict[str, Any] | None = None) -> None:
@@ -387,6 +424,7 @@ class Distiller:
         self.best = state.get("best")
         if "pixels" in state:
             self.pixels = state["pixels"].cpu()
+        self.difficulty = state.get("difficulty")
         return True
 
     # -- the loop -------------------------------------------------------------------------------------
@@ -407,6 +445,9 @@ class Distiller:
                 if cfg.refresh_every and self.step and self.step % cfg.refresh_every == 0 and \
                         self.history.get("refresh_step", [None])[-1] != self.step:
                     self.refresh(self.step)
+                if cfg.curriculum and self.step % cfg.curriculum_every == 0 and \
+                        self.history.get("curriculum_step", [None])[-1] != self.step:
+                    self.score_difficulty()
                 if len(self.val_idx) and self.step % cfg.validate_every == 0 and \
                         self.history.get("val_step", [None])[-1] != self.step and not self._track_best():
                     stopped = True
