@@ -53,6 +53,7 @@ def main() -> None:
 
     from dfq_sam_plugin import DFQSAMDataset, load_sam
     from dfq_sam_plugin.backends.nncf import QuantizedSam, compensate_encoder, export_float, quantize_sam
+    from dfq_sam_plugin.cpu import cpu_class
     from dfq_sam_plugin.data.arrays import ArraySet
     from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.eval import evaluate, load_benchmark
@@ -83,8 +84,13 @@ def main() -> None:
         keys[name] = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in overrides.split(",") if kv)}
     if args.oracle:
         calib["oracle (real MNI slices)"] = mni_calibration_set(sam)
+    cpu = cpu_class()
     folders = {}
     for name, data in calib.items():
+        if as_recipe({**recipe, **keys.get(name, {})}).nncf.overflow_fix == "disable" and not cpu.int8_dot:
+            print(f"warning: {name}: the recipe disables NNCF's OverflowFix and this CPU ({cpu.name}) has no int8 "
+                  "dot-product instruction: its INT8 layers saturate here (add @overflow_fix=enable, or --recipe "
+                  f"{cpu.recipe})", flush=True)
         t0 = time.perf_counter()
         folders[name] = quantize_sam(sam, data, {**recipe, **keys.get(name, {})}).save(work / name.split()[0])
         print(f"{name}: PTQ {time.perf_counter() - t0:.0f} s on {len(data.pixels)} images", flush=True)
@@ -162,7 +168,7 @@ def main() -> None:
                 f"{s} {d['mean']:+.4f} (95 % {d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f})"
                 for s, d in r["default_minus_float_ir"].items()))
     if args.json:
-        Path(args.json).write_text(json.dumps({"cpu": platform.processor() or "x86_64", "held_out": args.held_out,
+        Path(args.json).write_text(json.dumps({"cpu": platform.processor() or "x86_64", "cpu_class": cpu.name, "held_out": args.held_out,
                                                "recipe": recipe["name"], "precision": "f32", **extra, "rows": rows},
                                               indent=2))
 
