@@ -170,7 +170,7 @@ def run(args) -> None:
     import torch
 
     from dfq_sam_plugin import load_sam
-    from dfq_sam_plugin.backends.nncf import is_nncf_quantizer, nncf_student
+    from dfq_sam_plugin.backends.nncf import calibration_summary, is_nncf_quantizer, nncf_student
     from dfq_sam_plugin.distill import Distiller
     from dfq_sam_plugin.recipes import distill_config, load_recipe
 
@@ -179,7 +179,9 @@ def run(args) -> None:
     data = calibration(sam, args.data, args.add, args.images)
     t0 = time.perf_counter()
     ptq_student, work, report = nncf_student(sam, data, recipe)
-    result = {"data": args.data, "images": len(data), "recipe": recipe, "ptq_s": time.perf_counter() - t0,
+    # the set's provenance travels in the JSON: a pool synthesized on the GPU box need not come back for `export`
+    result = {"data": args.data, "images": len(data), "calibration": calibration_summary(data), "add": args.add,
+              "recipe": recipe, "ptq_s": time.perf_counter() - t0,
               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
     result["ptq"] = fidelity(sam, ptq_student, Path(args.pack), args.device)
     scorer = generalisation_scorer(sam, args.held_out, Path(args.pack), args.device) if args.held_out else None
@@ -254,13 +256,17 @@ def export(args) -> None:
     # the quantizer structure comes from the bundled set (the state dict then sets every value); the provenance
     # from the set the run distilled on (--add: the same sets as the run)
     student, _work, _ = nncf_student(sam, DFQSAMDataset.bundled(sam), recipe)
-    data = calibration(sam, meta["data"], args.add, meta["images"])
-    if len(data) != meta["images"]:
-        raise SystemExit(f"the run distilled on {meta['images']} images, --add gives {len(data)}: pass its --add")
+    if "calibration" in meta and not args.add:  # recorded by `run` since 2026-12-07: the sets need not be here
+        summary = meta["calibration"]
+    else:
+        data = calibration(sam, meta["data"], args.add, meta["images"])
+        if len(data) != meta["images"]:
+            raise SystemExit(f"the run distilled on {meta['images']} images, --add gives {len(data)}: pass its --add")
+        summary = calibration_summary(data)
     student.load_state_dict(load_student_state(args.student))
     encoder = convert_encoder(student, sam.spec.img_size)
     decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
-    calib = {**calibration_summary(data), "distillation": {
+    calib = {**summary, "distillation": {
         "steps": meta["distill"]["steps"], "final_losses": meta["distill"]["final_losses"], "device": meta["gpu"],
         "data": "synthetic only", "real_data_used": False}}
     save_export(args.out, encoder, decoder, sam.spec, calib, recipe, {"distill": meta["distill"]})
@@ -296,7 +302,8 @@ def main() -> None:
     p.add_argument("--json", required=True)
     p.add_argument("--recipe", default="openvino_int8_cpu_distill")
     p.add_argument("--variant", type=int, default=0, help="which of the run's variants --student holds")
-    p.add_argument("--add", nargs="*", default=[], help="the run's --add sets (for the export's provenance)")
+    p.add_argument("--add", nargs="*", default=[], help="the run's --add sets (for the export's provenance; "
+                   "not needed where the run's JSON records it)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=export)
     p = sub.add_parser("average")
