@@ -1,0 +1,140 @@
+"""How much image-embedding error do the masks bear? (issue 34: is 0.97 FP-fidelity a matter of the error's size or
+of its shape?)
+
+Each real benchmark image's FP32 embedding t gets an error d of a chosen relative size e = ||d||² / ||t||² (the
+measure of the generalisation benchmark), and the FP torch mask decoder turns it into masks for the benchmark's
+prompts, scored against the FP masks (FP-fidelity). Two kinds of error:
+
+- ``iid``: Gaussian noise, independent per element (seeded per image);
+- ``student``: a quantized encoder's own error s − t (``--export``: an export folder's encoder, pinned to f32),
+  rescaled to size e; at its own size (``student as is``) it reproduces the student.
+
+Where the student curve crosses 0.97 says how far the student's error must fall to reach the goal; the gap between
+the two curves, how much more its error's shape costs than noise of the same size.
+
+    python benchmarks/quality/error_tolerance.py --export dfq_sam_out/int8_distilled \\
+        --json benchmarks/results/R.json --figure docs/figures/error_tolerance.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+SIZES = (0.001, 0.002, 0.004, 0.007, 0.01, 0.02)
+
+
+def _key(pixels: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--export", required=True, help="export folder whose encoder's error shape is rescaled")
+    ap.add_argument("--sizes", type=float, nargs="+", default=list(SIZES),
+                    help="relative squared error sizes e = ||d||² / ||t||²")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--figure", default=None)
+    args = ap.parse_args()
+    if any(e <= 0 for e in args.sizes):
+        raise SystemExit("--sizes must be > 0")
+
+    import openvino as ov
+    import torch
+
+    from dfq_sam_plugin import load_sam
+    from dfq_sam_plugin.eval import evaluate, load_benchmark
+    from dfq_sam_plugin.runtime import SamBoxPredictor
+
+    sam = load_sam("litemedsam")
+    sets = [load_benchmark(n) for n in ("nuclei", "mni")]
+    student = ov.Core().compile_model(str(Path(args.export) / "encoder.xml"), "CPU", F32)
+    cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def pair(pixels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(FP32 embedding, the student's error) of one encoder input, each computed once."""
+        key = _key(pixels)
+        if key not in cache:
+            with torch.inference_mode():
+                t = sam.model.encode(torch.from_numpy(pixels)).float()
+            s = torch.from_numpy(student(pixels)[0].copy()).float()
+            cache[key] = (t, s - t)
+        return cache[key]
+
+    class Perturbed(SamBoxPredictor):
+        """The FP torch predictor, its embedding moved by an error of kind ``kind`` and size ``size`` (None: the
+        student's error as it is)."""
+
+        def __init__(self, kind: str, size: float | None) -> None:
+            super().__init__(sam)
+            self.kind, self.size = kind, size
+
+        def embed(self, pixels: np.ndarray):
+            t, d = pair(pixels)
+            if self.kind == "iid":
+                g = torch.Generator().manual_seed(args.seed * 1_000_003 + int(_key(pixels)[:8], 16))
+                d = torch.randn(t.shape, generator=g)
+            if self.size is not None:
+                d = d * (self.size * t.square().sum() / d.square().sum().clamp_min(1e-30)).sqrt()
+            return t + d
+
+    predictors = {"fp": SamBoxPredictor(sam), "student as is": Perturbed("student", None)}
+    for kind in ("iid", "student"):
+        predictors.update({f"{kind} {e:g}": Perturbed(kind, e) for e in args.sizes})
+    report = evaluate(predictors, sets)
+    own = {}
+    for bset in sets:  # the student's own mean relative error on each set (the generalisation benchmark's measure)
+        errs = [float(d.square().sum() / t.square().sum()) for t, d in
+                (pair(p) for p in _inputs(bset, sam.spec))]
+        own[bset.name] = float(np.mean(errs))
+    fid = {name: {s.name: report.results[s.name][name]["fidelity"] for s in sets} for name in predictors if name != "fp"}
+    rows = {kind: {f"{e:g}": fid[f"{kind} {e:g}"] for e in args.sizes} for kind in ("iid", "student")}
+    out = {"cpu": platform.processor() or "x86_64", "export": args.export, "sizes": args.sizes, "seed": args.seed,
+           "student_as_is": {"error": own, "fidelity": fid["student as is"]}, "rows": rows}
+    for kind, by_size in rows.items():
+        print(kind, "  ".join(f"{e}: {v['nuclei']:.4f} / {v['mni']:.4f}" for e, v in by_size.items()), flush=True)
+    print("student as is: error", own, "fidelity", fid["student as is"], flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    if args.figure:
+        _figure(out, args.figure)
+
+
+def _inputs(bset, spec) -> list[np.ndarray]:
+    from dfq_sam_plugin.eval.generalisation import real_encoder_inputs
+
+    return real_encoder_inputs([bset], spec)
+
+
+def _figure(out: dict, path: str) -> None:
+    from dfq_sam_plugin._plot import pyplot, save
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    sizes = out["sizes"]
+    for ax, name, title in zip(axes, ("nuclei", "mni"), ("nuclei", "MNI")):
+        for kind, style, label in (("iid", "o--", "Gaussian noise"), ("student", "s-", "the student's error, rescaled")):
+            ax.plot(sizes, [out["rows"][kind][f"{e:g}"][name] for e in sizes], style, label=label)
+        own = out["student_as_is"]
+        ax.plot([own["error"][name]], [own["fidelity"][name]], "k*", markersize=12, label="the student as it is")
+        ax.axhline(0.97, color="grey", lw=0.8, ls=":", label="goal 0.97")
+        ax.set_xscale("log")
+        ax.set_xlabel("embedding error ||d||² / ||t||²")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("FP-fidelity (Dice vs FP masks)")
+    axes[0].legend(fontsize=8)
+    save(fig, path)
+
+
+if __name__ == "__main__":
+    main()
