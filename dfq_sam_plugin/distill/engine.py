@@ -424,7 +424,7 @@ class Distiller:
         self.best = state.get("best")
         if "pixels" in state:
             self.pixels = state["pixels"].cpu()
-        self.difficulty = state.get("difficulty")
+        self.difficulty = state["difficulty"].cpu() if "difficulty" in state else None  # draws use CPU generators
         return True
 
     # -- the loop -------------------------------------------------------------------------------------
