@@ -192,18 +192,10 @@ class Distiller:
         tau = self.cfg.curriculum * (2 * step / max(1, self.cfg.steps) - 1)
         return torch.exp(tau * z - (tau * z).max())
 
-    @torch.no_grad()
     def score_difficulty(self) -> torch.Tensor:
         """The current student's ``disagreement`` on every training image, unaugmented with fixed boxes ->
         ``difficulty`` (rank 0's scores on every DDP rank)."""
-        scores = torch.cat([self.disagreement(*self._fixed_inputs(chunk, CURRICULUM_SALT))[0].float().cpu()
-                            for chunk in self.train_idx.split(self.chunk)])
-        if self.world > 1:
-            import torch.distributed as dist
-
-            on_device = scores.to(self.device)
-            dist.broadcast(on_device, 0)
-            scores = on_device.cpu()
+        scores = self._from_rank0(self._disagreements(self.train_idx, CURRICULUM_SALT))
         self.difficulty = scores
         self.history.setdefault("curriculum_step", []).append(self.step)
         self.history.setdefault("curriculum_mean", []).append(float(scores.mean()))
@@ -291,11 +283,25 @@ class Distiller:
         return self._encoder_inputs(px).to(self.device), bx.to(self.device)
 
     @torch.no_grad()
+    def _disagreements(self, idx: torch.Tensor, salt: int) -> torch.Tensor:
+        """Per-image student-teacher ``disagreement`` of pool images ``idx``, unaugmented, boxes fixed by
+        ``salt`` -> (len(idx),) float32 on the CPU."""
+        return torch.cat([self.disagreement(*self._fixed_inputs(chunk, salt))[0].float().cpu()
+                          for chunk in idx.split(self.chunk)])
+
+    def _from_rank0(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` (on the CPU) as rank 0 holds it, on every DDP rank; itself in a one-process run."""
+        if self.world == 1:
+            return tensor
+        import torch.distributed as dist
+
+        on_device = tensor.to(self.device)
+        dist.broadcast(on_device, 0)
+        return on_device.cpu()
+
     def validate(self) -> float:
         """Mean student-teacher ``disagreement`` on the held-out images, unaugmented."""
-        total = sum(float(self.disagreement(*self._fixed_inputs(chunk, VAL_SALT))[0].sum())
-                    for chunk in self.val_idx.split(self.chunk))
-        return total / len(self.val_idx)
+        return float(self._disagreements(self.val_idx, VAL_SALT).sum()) / len(self.val_idx)
 
     def _track_best(self) -> bool:
         """Score the validation split; keep the student if it is the best so far. False: stop (patience)."""
@@ -355,11 +361,7 @@ class Distiller:
                     x.clamp_(0, 1)
             self.pixels[chunk] = x.detach().to(self.pixels.device)
         if self.world > 1:  # every rank trains on the same pool: rank 0's
-            import torch.distributed as dist
-
-            pool = self.pixels.to(self.device)
-            dist.broadcast(pool, 0)
-            self.pixels.copy_(pool.cpu())
+            self.pixels.copy_(self._from_rank0(self.pixels))
         for key, value in (("refresh_step", step), ("refresh_before", before / k), ("refresh_after", after / k)):
             self.history.setdefault(key, []).append(value)
         return before / k, after / k
