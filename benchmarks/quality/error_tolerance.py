@@ -12,6 +12,13 @@ prompts, scored against the FP masks (FP-fidelity). Two kinds of error:
 Where the student curve crosses 0.97 says how far the student's error must fall to reach the goal; the gap between
 the two curves, how much more its error's shape costs than noise of the same size.
 
+``--shapes`` asks which property of the student's error costs: each variant below is rescaled to the student's own
+size per image, so only the shape differs (``SHAPES``): its low- and high-frequency parts (a 4 × 4 average pool, upsampled
+bilinearly, and the rest), the same error shifted in space (each image's error map rolled by 8–55 embedding pixels:
+the same spectrum and channel mixture, no longer aligned with the image's content), its channels permuted (the same
+spatial maps, handed to other channels), an error proportional to the embedding itself (a change of scale only),
+and Gaussian noise low-passed like the first.
+
     python benchmarks/quality/error_tolerance.py --export dfq_sam_out/int8_distilled \\
         --json benchmarks/results/R.json --figure docs/figures/error_tolerance.png
 """
@@ -30,6 +37,38 @@ import numpy as np
 warnings.filterwarnings("ignore")
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 SIZES = (0.001, 0.002, 0.004, 0.007, 0.01, 0.02)
+SHAPES = ("student", "student, low-pass part", "student, high-pass part", "student, rolled in space",
+          "student, channels permuted", "proportional to the embedding", "Gaussian noise", "Gaussian noise, low-passed")
+
+
+def shape_direction(shape: str, t, d, g):
+    """An error direction of kind ``shape`` (one of ``SHAPES``) from the FP embedding t, the student's error d
+    (1, C, h, w) and a per-image generator g; the caller rescales it to d's size."""
+    import torch
+    import torch.nn.functional as F
+
+    def lowpass(x):  # 4 x 4 average pool, upsampled bilinearly
+        return F.interpolate(F.avg_pool2d(x, 4), scale_factor=4, mode="bilinear", align_corners=False)
+
+    if shape == "student":
+        return d
+    if shape == "student, low-pass part":
+        return lowpass(d)
+    if shape == "student, high-pass part":
+        return d - lowpass(d)
+    if shape == "student, rolled in space":
+        dy, dx = (int(v) for v in torch.randint(8, 56, (2,), generator=g))
+        return torch.roll(d, shifts=(dy, dx), dims=(2, 3))
+    if shape == "student, channels permuted":
+        return d[:, torch.randperm(d.shape[1], generator=g)]
+    if shape == "proportional to the embedding":
+        return t
+    noise = torch.randn(d.shape, generator=g)
+    if shape == "Gaussian noise":
+        return noise
+    if shape == "Gaussian noise, low-passed":
+        return lowpass(noise)
+    raise ValueError(f"unknown shape {shape!r}; one of {SHAPES}")
 
 
 def _key(pixels: np.ndarray) -> str:
@@ -41,6 +80,8 @@ def main() -> None:
     ap.add_argument("--export", required=True, help="export folder whose encoder's error shape is rescaled")
     ap.add_argument("--sizes", type=float, nargs="+", default=list(SIZES),
                     help="relative squared error sizes e = ||d||² / ||t||²")
+    ap.add_argument("--shapes", action="store_true",
+                    help="also score every error shape of SHAPES at the student's own size (one decode pass each)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     ap.add_argument("--figure", default=None)
@@ -72,25 +113,25 @@ def main() -> None:
         return cache[key]
 
     class Perturbed(SamBoxPredictor):
-        """The FP torch predictor, its embedding moved by an error of kind ``kind`` and size ``size`` (None: the
-        student's error as it is)."""
+        """The FP torch predictor, its embedding moved by an error of shape ``shape`` (``SHAPES``) and relative size
+        ``size`` (None: the size of the student's own error on that image)."""
 
-        def __init__(self, kind: str, size: float | None) -> None:
+        def __init__(self, shape: str, size: float | None) -> None:
             super().__init__(sam)
-            self.kind, self.size = kind, size
+            self.shape, self.size = shape, size
 
         def embed(self, pixels: np.ndarray):
             t, d = pair(pixels)
-            if self.kind == "iid":
-                g = torch.Generator().manual_seed(args.seed * 1_000_003 + int(_key(pixels)[:8], 16))
-                d = torch.randn(t.shape, generator=g)
-            if self.size is not None:
-                d = d * (self.size * t.square().sum() / d.square().sum().clamp_min(1e-30)).sqrt()
-            return t + d
+            g = torch.Generator().manual_seed(args.seed * 1_000_003 + int(_key(pixels)[:8], 16))
+            v = shape_direction(self.shape, t, d, g)
+            size = self.size if self.size is not None else float(d.square().sum() / t.square().sum())
+            return t + v * (size * t.square().sum() / v.square().sum().clamp_min(1e-30)).sqrt()
 
     predictors = {"fp": SamBoxPredictor(sam), "student as is": Perturbed("student", None)}
-    for kind in ("iid", "student"):
-        predictors.update({f"{kind} {e:g}": Perturbed(kind, e) for e in args.sizes})
+    for kind, shape in (("iid", "Gaussian noise"), ("student", "student")):
+        predictors.update({f"{kind} {e:g}": Perturbed(shape, e) for e in args.sizes})
+    if args.shapes:
+        predictors.update({f"shape {name}": Perturbed(name, None) for name in SHAPES if name != "student"})
     report = evaluate(predictors, sets)
     # the student's own mean relative error on each set, the generalisation benchmark's measure (inputs cached above)
     own = {b.name: float(relative_errors(lambda x: (pair(x)[0] + pair(x)[1]).numpy(), lambda x: pair(x)[0].numpy(),
@@ -99,6 +140,10 @@ def main() -> None:
     rows = {kind: {f"{e:g}": fid[f"{kind} {e:g}"] for e in args.sizes} for kind in ("iid", "student")}
     out = {"cpu": platform.processor() or "x86_64", "export": args.export, "sizes": args.sizes, "seed": args.seed,
            "student_as_is": {"error": own, "fidelity": fid["student as is"]}, "rows": rows}
+    if args.shapes:
+        out["shapes"] = {name: fid["student as is" if name == "student" else f"shape {name}"] for name in SHAPES}
+        for name, v in out["shapes"].items():
+            print(f"shape {name}: {v['nuclei']:.4f} / {v['mni']:.4f}", flush=True)
     for kind, by_size in rows.items():
         print(kind, "  ".join(f"{e}: {v['nuclei']:.4f} / {v['mni']:.4f}" for e, v in by_size.items()), flush=True)
     print("student as is: error", own, "fidelity", fid["student as is"], flush=True)
