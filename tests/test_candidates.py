@@ -216,3 +216,29 @@ def test_predictor_weighs_pinned_precisions_and_runs_the_pinned_variant_it_picks
     for model in (pinned.encoder, pinned.decoder):
         assert model.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
     assert np.array_equal(pinned.predict(image, boxes), whole.predict(image, boxes))
+
+
+def test_bypassing_a_quantizer_keeps_the_affine_map_folded_into_it():
+    """OpenVINO folds a Multiply / Add next to a quantizer into its ranges (the neck's LayerNorm affine: per-channel
+    input ranges, one output range). Taking such a quantizer out must keep that map, and only drop the rounding;
+    a quantizer with equal ranges becomes its input."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    from dfq_sam_plugin.export.openvino import bypass_activation_quantizers
+
+    rng = np.random.default_rng(0)
+    lo_in = -rng.uniform(1, 3, (1, 3, 1, 1)).astype(np.float32)
+    hi_in = rng.uniform(1, 3, (1, 3, 1, 1)).astype(np.float32)
+    x = ops.parameter([1, 3, 4, 4], np.float32, name="x")
+    folded = ops.fake_quantize(x, lo_in, hi_in, np.float32(-1.2), np.float32(1.0), 256, name="folded")
+    plain = ops.fake_quantize(folded, np.float32(-1.5), np.float32(1.5), np.float32(-1.5), np.float32(1.5), 256,
+                              name="plain")
+    model = ov.Model([ops.relu(plain)], [x])
+    assert bypass_activation_quantizers(model, r"folded|plain") == 2
+    assert not [op for op in model.get_ops() if op.get_type_name() == "FakeQuantize"]
+    data = rng.uniform(-1, 1, (1, 3, 4, 4)).astype(np.float32)
+    scale = (1.0 + 1.2) / (hi_in - lo_in)
+    expected = np.maximum(data * scale + (-1.2 - lo_in * scale), 0)
+    out = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(data)[0]
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)

@@ -152,10 +152,39 @@ def encoder_kind(model) -> str:
 MLP_OUTPUT_INPUTS = r"\.mlp\.act[./]"  # the GELU outputs feeding each MLP's second Linear (TinyViT fc2, SAM ViT lin2)
 
 
+def _constant_data(output) -> np.ndarray | None:
+    """The value of a Constant (or of a Convert of one, as compressed IRs store ranges) feeding ``output``; None
+    for anything computed."""
+    node = output.get_node()
+    if node.get_type_name() == "Convert" and node.input_value(0).get_node().get_type_name() == "Constant":
+        return node.input_value(0).get_node().get_data().astype(np.float32)
+    return node.get_data().astype(np.float32) if node.get_type_name() == "Constant" else None
+
+
+def _fake_quantize_map(op):
+    """A FakeQuantize's float map without its rounding and clamping: None where the output range equals the input
+    range (the identity), else the output of ``x · scale + shift`` (per channel where the ranges are). OpenVINO's
+    transformations fold a Multiply / Add next to a quantizer into its ranges (e.g. a LayerNorm's affine in front
+    of the neck's quantizer: per-channel input ranges, one output range), so such a quantizer is also that map."""
+    from openvino import opset13 as ops
+
+    lo_in, hi_in, lo_out, hi_out = (_constant_data(op.input_value(i)) for i in (1, 2, 3, 4))
+    if any(v is None for v in (lo_in, hi_in, lo_out, hi_out)):
+        raise ValueError(f"{op.get_friendly_name()}: its ranges are not constants; cannot bypass it exactly")
+    if np.array_equal(*np.broadcast_arrays(lo_in, lo_out)) and np.array_equal(*np.broadcast_arrays(hi_in, hi_out)):
+        return None
+    scale = (hi_out - lo_out) / (hi_in - lo_in)
+    shift = lo_out - lo_in * scale
+    x = op.input_value(0)
+    return ops.add(ops.multiply(x, ops.constant(scale.astype(np.float32))), ops.constant(shift.astype(np.float32))).output(0)
+
+
 def bypass_activation_quantizers(model, pattern: str | None) -> int:
-    """Replace every activation FakeQuantize (one not on a constant: NNCF's weights are integer constants) whose own
-    name or a consumer's name matches ``pattern`` by its input, in place: those activations stay float, the weights
-    stay as quantized. Returns how many were bypassed."""
+    """Take every activation FakeQuantize (one not on a constant: NNCF's weights are integer constants) whose own
+    name or a consumer's name matches ``pattern`` out of ``model``, in place: those activations stay float, the
+    weights stay as quantized. A quantizer whose output range is its input range is replaced by its input; one whose
+    ranges differ (a Multiply / Add folded into it) by that affine map of its input, so nothing but the rounding
+    and clamping goes. Returns how many were bypassed."""
     if pattern is None:
         return 0
     rx = re.compile(pattern)
@@ -166,8 +195,10 @@ def bypass_activation_quantizers(model, pattern: str | None) -> int:
         consumers = [t.get_node().get_friendly_name() for t in op.output(0).get_target_inputs()]
         if not any(rx.search(name) for name in [op.get_friendly_name(), *consumers]):
             continue
+        mapped = _fake_quantize_map(op)
+        source = op.input_value(0) if mapped is None else mapped
         for target in list(op.output(0).get_target_inputs()):
-            target.replace_source_output(op.input_value(0))
+            target.replace_source_output(source)
         count += 1
     return count
 
