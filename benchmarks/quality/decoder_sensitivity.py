@@ -70,6 +70,7 @@ def main() -> None:
 
     from dfq_sam_plugin import load_sam
     from dfq_sam_plugin.data.arrays import ASSETS, ArraySet
+    from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.distill.augment import random_boxes
     from dfq_sam_plugin.eval import evaluate, load_benchmark
     from dfq_sam_plugin.runtime import SamBoxPredictor
@@ -85,9 +86,8 @@ def main() -> None:
 
     fisher_syn = torch.zeros(())
     for i in range(len(syn)):
-        raw = torch.from_numpy(syn.pixels[i : i + 1])
         with torch.no_grad():
-            t = model.encode(sam.spec.normalise(raw.expand(-1, 3, -1, -1) if raw.shape[1] == 1 else raw))
+            t = model.encode(torch.from_numpy(to_encoder_input(syn.pixels[i], sam.spec)))
         boxes = torch.cat([torch.from_numpy(syn.boxes[i]), random_boxes(1, args.random_boxes, size, g)[0]])
         fisher_syn = fisher_syn + fisher_diag(model, t, boxes, args.samples, g)
 
