@@ -64,7 +64,7 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     from .export.packaged import packaged_export
     from .models import load_sam
     from .runtime import OVSamPredictor
-    from .runtime.split import HEADS
+    from .runtime.split import F32, HEADS
     from .synthesis.figures import samples_figure
 
     recipe_cfg = _recipe(recipe)  # a bad recipe fails here, before any work
@@ -116,7 +116,7 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     chosen = OVSamPredictor(int8_dir)
     console.print(f"[bold]4[/] on this CPU {int8_dir} runs encoder [bold]{chosen.candidate}[/]: {chosen.choice.reason}")
     # FP reference: the FP32 IR pinned to f32 (OpenVINO would run it in bf16 on a bf16-capable CPU)
-    predictors = {"fp": OVSamPredictor(fp_dir, config={"INFERENCE_PRECISION_HINT": "f32"})}
+    predictors = {"fp": OVSamPredictor(fp_dir, config=F32)}
     cpu = cpu_class()
     if cpu.bf16_default:  # the float IR as OpenVINO runs it here: bf16 is lossy too (docs/notebook/2026-12-02.md §15)
         predictors["fp32_bf16"] = OVSamPredictor(fp_dir)

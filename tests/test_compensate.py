@@ -156,3 +156,31 @@ def test_compensating_an_ir_without_torch_names_says_why(short_sam):
     model = ov.Model([ops.relu(x)], [x])
     with pytest.raises(ValueError, match="no node of the IR was converted from encoder unit"):
         compensate_ir(model, short_sam.model.image_encoder, torch.zeros(1, 3, 64, 64))
+
+
+def test_running_from_an_earlier_output_gives_the_whole_prefix_values_and_leaves_the_graph_as_it_was():
+    """``_run_from`` (each unit's sub-model starts at the previous unit's kept output): the same values as running
+    the prefix from the input; where a port also reads a tensor upstream of the cut (a skip from the input), it falls
+    back to the prefix; the graph computes what it did before either call."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from dfq_sam_plugin.backends.ov_compensate import _run, _run_from
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([1, 4, 3], np.float32)
+    cut = ops.add(ops.relu(x), ops.constant(rng.random((1, 4, 3), dtype=np.float32))).output(0)
+    after = ops.multiply(ops.sigmoid(cut), ops.constant(rng.random((1, 4, 3), dtype=np.float32))).output(0)
+    skip = ops.add(after, x).output(0)  # reads the input past the cut
+    model = ov.Model([ops.result(skip)], [x])
+    core, inputs = ov.Core(), torch.from_numpy(rng.standard_normal((3, 4, 3), dtype=np.float32))  # 3 "images"
+    expect_output = _run(core, model, [skip], inputs)[0]
+    (cut_values,) = _run(core, model, [cut], inputs)
+    prefix = _run(core, model, [cut, after], inputs)
+    started = _run_from(core, model, cut, cut_values, [cut, after], inputs)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(prefix, started))
+    assert torch.equal(started[0], cut_values)  # the cut itself is not recomputed
+    fallback = _run_from(core, model, cut, cut_values, [skip], inputs)[0]
+    assert torch.allclose(fallback, expect_output, atol=1e-6)
+    assert torch.allclose(_run(core, model, [skip], inputs)[0], expect_output, atol=1e-6)  # graph restored
+    assert len(cut.get_target_inputs()) == 1 and model.get_parameters()[0].get_output_size() == 1

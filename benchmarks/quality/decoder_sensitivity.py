@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dfq_sam_plugin.runtime.split import F32
+
 warnings.filterwarnings("ignore")
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 def fisher_diag(model, t, boxes, samples: int, generator, chunk: int = 16):

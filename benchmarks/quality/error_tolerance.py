@@ -34,8 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dfq_sam_plugin.runtime.split import F32
+
 warnings.filterwarnings("ignore")
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+
 SIZES = (0.001, 0.002, 0.004, 0.007, 0.01, 0.02)
 SHAPES = ("student", "student, low-pass part", "student, high-pass part", "student, rolled in space",
           "student, channels permuted", "proportional to the embedding", "Gaussian noise", "Gaussian noise, low-passed")

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import yaml
 
+from dfq_sam_plugin.runtime.split import F32
+
 warnings.filterwarnings("ignore")
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 def main() -> None:

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from dfq_sam_plugin.runtime import split
+from dfq_sam_plugin.runtime.split import F32
 
 warnings.filterwarnings("ignore")
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+
 HEADS = split.HEADS["litemedsam"]
 BOUNDARIES = {  # head = everything up to this node's output (LiteMedSAM / TinyViT friendly names)
     "first layer (the product's @input)": HEADS["input"],

@@ -11,7 +11,9 @@ value. With ``reshaping``, units that change the shape (patch embedding, patch m
 from their own output (``linear``: y + y·Wᵀ + b). A correction that does not lower its unit's error on the fit
 inputs is not inserted; a unit without error (kept float by the recipe) is not fitted. If the corrections together
 do not lower the IR's output error on the fit inputs (a distilled IR's later units learnt to offset the earlier
-ones' errors), the IR comes back unchanged. One sub-model compile and one pass over the inputs per unit.
+ones' errors), the IR comes back unchanged. Each unit's sub-model starts at the previous unit's output,
+whose values the previous step kept (``_run_from``): one pass of each unit over the inputs, plus one for a
+corrected unit's output.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from ..distill.compensate import (
 )
 from ..distill.losses import relative_mse
 from ..distill.reconstruct import unit_names
+from ..runtime.split import F32
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 _NOT_COMPUTE = ("Constant", "FakeQuantize", "Convert", "Result", "Parameter")
 
 
@@ -79,20 +81,58 @@ def unit_input(start, unit: str, depth: int = 4):
     return None
 
 
+def _infer(compiled, inputs: torch.Tensor) -> list[torch.Tensor]:
+    """Every output of ``compiled`` over ``inputs`` (its one parameter), one image a request."""
+    request = compiled.create_infer_request()
+    got: list[list[np.ndarray]] = [[] for _ in compiled.outputs]
+    for x in inputs.split(1):
+        out = request.infer({0: x.numpy()})
+        for k, g in enumerate(got):
+            g.append(np.array(out[compiled.output(k)]))
+    return [torch.from_numpy(np.concatenate(g)) for g in got]
+
+
 def _run(core, model, ports: list, inputs: torch.Tensor) -> list[torch.Tensor]:
     """The values of ``ports`` (outputs of ``model``'s nodes) over ``inputs``, one image a request, at f32: a model
     of the nodes they depend on only (the rest of the encoder does not run)."""
     import openvino as ov
     import openvino.opset13 as ops
 
-    compiled = core.compile_model(ov.Model([ops.result(p) for p in ports], model.get_parameters()), "CPU", F32)
-    request = compiled.create_infer_request()
-    got: list[list[np.ndarray]] = [[] for _ in ports]
-    for x in inputs.split(1):
-        out = request.infer({0: x.numpy()})
-        for k in range(len(ports)):
-            got[k].append(np.array(out[compiled.output(k)]))
-    return [torch.from_numpy(np.concatenate(g)) for g in got]
+    return _infer(core.compile_model(ov.Model([ops.result(p) for p in ports], model.get_parameters()), "CPU", F32),
+                  inputs)
+
+
+def _run_from(core, model, cut, values: torch.Tensor | None, ports: list, inputs: torch.Tensor
+              ) -> list[torch.Tensor]:
+    """``_run``, started at the tensor ``cut`` whose ``values`` over ``inputs`` are known (an earlier unit's output)
+    instead of at the encoder's input: while the sub-model compiles, a parameter stands in for ``cut`` for its
+    consumers, and the graph is restored right after. Each unit then runs once instead of once per later unit
+    (the encoder's quantized units are slow on CPUs without VNNI). Where the ports also read a tensor upstream of
+    ``cut``, or ``cut`` is None, the whole prefix runs from ``inputs``."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    if cut is None:
+        return _run(core, model, ports, inputs)
+    wanted = [k for k, p in enumerate(ports) if p != cut]
+    if not wanted:
+        return [values for _ in ports]
+    consumers = list(cut.get_target_inputs())
+    param = ops.parameter(cut.get_partial_shape(), cut.get_element_type())
+    for c in consumers:
+        c.replace_source_output(param.output(0))
+    try:
+        sub = ov.Model([ops.result(ports[k]) for k in wanted], [param])
+        compiled = core.compile_model(sub, "CPU", F32)
+    except RuntimeError:  # "undeclared parameters": the ports read more than cut
+        compiled = None
+    finally:
+        for c in consumers:
+            c.replace_source_output(cut)
+    if compiled is None:
+        return _run(core, model, ports, inputs)
+    got = dict(zip(wanted, _infer(compiled, values)))
+    return [got.get(k, values) for k in range(len(ports))]
 
 
 def _output(core, model, inputs: torch.Tensor) -> torch.Tensor:
@@ -147,6 +187,7 @@ def compensate_ir(model, teacher: nn.Module, inputs, config: CompensateConfig | 
     ports = {name: unit_output(model, name) for name in names}
     result.output_before = float(relative_mse(_output(core, model, x), output))
     previous = None
+    cut, carried = None, None  # the tensor the next unit's sub-model starts from, and its values over x
     for name in names:
         target = targets.pop(name)
         x_port = unit_input(ports[previous], name) if previous else None
@@ -162,11 +203,13 @@ def compensate_ir(model, teacher: nn.Module, inputs, config: CompensateConfig | 
             continue
         dim, on_output = axis
         if on_output:
-            (y_q,) = _run(core, model, [y_port], x)
+            (y_q,) = _run_from(core, model, cut, carried, [y_port], x)
             x_port, x_q = y_port, y_q
         else:
-            x_q, y_q = _run(core, model, [x_port, y_port], x)
+            x_q, y_q = _run_from(core, model, cut, carried, [x_port, y_port], x)
         before = float(relative_mse(y_q, target))
+        previous_cut, previous_values = cut, carried
+        cut, carried = y_port, y_q  # unless a correction is inserted after it (below)
         if before <= EXACT:  # a float unit (the recipe's ignored_modules): nothing to correct, no fit
             result.units.append({"name": name, "before": before, "skipped": "no quantization error"})
             continue
@@ -182,7 +225,11 @@ def compensate_ir(model, teacher: nn.Module, inputs, config: CompensateConfig | 
         result.units.append({"name": name, "before": before, "after": after})
         ports[name] = _insert(x_port, y_port, module, name)
         result.parameters += module.weight.numel() + module.bias.numel()
+        # the corrected output as the IR computes it (f32 nodes), the next unit's start
+        cut = ports[name]
+        (carried,) = _run_from(core, model, previous_cut, previous_values, [cut], x)
     model.validate_nodes_and_infer_types()
-    result.output_after = float(relative_mse(_output(core, model, x), output))
+    (final,) = _run_from(core, model, cut, carried, [model.get_results()[0].input_value(0)], x)
+    result.output_after = float(relative_mse(final, output))
     result.seconds = time.perf_counter() - t0
     return (model if result.settle() else original), result

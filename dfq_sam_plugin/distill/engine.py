@@ -346,10 +346,10 @@ class Distiller:
             for it in range(cfg.refresh_iters + 1):
                 dis, t_log = self.disagreement(self._encoder_inputs(x), boxes)
                 if it == 0:  # the image before the refresh: its disagreement, and the teacher's masks to hold
-                    before += float(dis.sum())
+                    before += float(dis.detach().sum())
                     t_log0 = t_log.detach() if t_log is not None else None
                 if it == cfg.refresh_iters:
-                    after += float(dis.sum())
+                    after += float(dis.detach().sum())
                     break
                 prior = torch.relu(_roughness(x) / rough0 - 1).sum()
                 if t_log0 is not None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .selection import Measured
-from .split import HEAD_PRECISIONS, PRECISION, compile_encoder, precision_of
+from .split import F32, HEAD_PRECISIONS, PRECISION, compile_encoder, precision_of
 
 CACHE = "selection_cache.json"
 # input / mixed: the first layer / the convolutional head at f32, the rest at the default (runtime.split)
@@ -162,7 +162,7 @@ def export_fidelity(folder: str | Path, candidates: dict[str, dict[str, Any]], p
     at_default = measure(core, folder, candidates, probe, rounds=rounds)
     passes = [at_default]
     if any(m["precision"] != "f32" for m in at_default.values()):  # the default is bf16 here: f32 too, first
-        passes.insert(0, measure(core, folder, candidates, probe, config={"INFERENCE_PRECISION_HINT": "f32"}, rounds=0))
+        passes.insert(0, measure(core, folder, candidates, probe, config=F32, rounds=0))
     for measured in passes:
         for name, m in measured.items():
             found[name].setdefault(m["precision"], round(m["fidelity"], 5))

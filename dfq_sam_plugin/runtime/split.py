@@ -21,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 PRECISION = "INFERENCE_PRECISION_HINT"
+# the compile config that pins an IR to f32: the FP reference on CPUs whose default is bf16 (read it, never mutate it)
+F32 = {PRECISION: "f32"}
 HEAD_PRECISIONS = ("input", "mixed")
 # model family -> {head precision: friendly name of the IR node whose output ends the f32 head} (torch-traced
 # names, kept by NNCF PTQ)
