@@ -572,7 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch device of a training recipe (distill_steps or reconstruct_iters > 0; Brevitas: also its "
                         "calibration): cpu | cuda | cuda:N (default cpu)")
     p.add_argument("--work-dir", default=None,
-                   help="distillation checkpoints: an interrupted run started again with the same folder resumes")
+                   help="distillation checkpoints and the PTQ student: an interrupted run started again with the same folder "
+                        "resumes without calibrating again")
     p.add_argument("--quiet", action="store_true", help="no distillation / reconstruction progress bar")
     p.add_argument("--verbose", action="store_true", help="show NNCF's INFO lines and torch's tracer warnings")
     p.set_defaults(func=cmd_quantize)

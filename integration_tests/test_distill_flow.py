@@ -82,6 +82,8 @@ def test_student_and_its_ir_are_equally_faithful(distilled_export, litemedsam, l
     """The INT8 encoder is chaotic (docs/notebook/2026-11-25.md §9: a 1e-6 input change moves its output by ~9 %), so student and IR
     cannot be bit-equal; what must hold is that both are equally faithful to FP and mostly agree."""
     distilled_export, _opened = distilled_export
+    import torch
+
     from dfq_sam_plugin.backends.nncf import distill_sam
     from dfq_sam_plugin.data.dataset import DFQSAMDataset
     from dfq_sam_plugin.eval import dice, nuclei_set
@@ -90,10 +92,13 @@ def test_student_and_its_ir_are_equally_faithful(distilled_export, litemedsam, l
     from dfq_sam_plugin.runtime import OVSamPredictor, SamBoxPredictor
 
     ds = DFQSAMDataset.load(litemedsam_calib, litemedsam)
-    # the finished checkpoint is loaded, not trained again
-    student, _work, report = distill_sam(litemedsam, ds, load_recipe(tiny_recipe),
-                                         work_dir=distilled_export / "work", progress=False)
+    # the finished checkpoint is loaded, not trained again, onto the PTQ student the run kept (no second PTQ)
+    student, work, report = distill_sam(litemedsam, ds, load_recipe(tiny_recipe),
+                                        work_dir=distilled_export / "work", progress=False)
     assert report["distill"]["steps"] == 2 and report["timings"]["distill_s"] < 5
+    assert report["ptq_loaded_from"] == str(distilled_export / "work" / "ptq.pt") and report["reparam"]["pairs"] == 20
+    key = "layers.1.blocks.0.attn.qkv.weight"  # a Linear after a LayerNorm: reparameterized
+    assert not torch.equal(work.model.image_encoder.state_dict()[key], litemedsam.model.image_encoder.state_dict()[key])
     model = type(litemedsam.model)(student, litemedsam.model.prompt_encoder, litemedsam.model.mask_decoder)
     bset = dataclasses.replace(nuclei_set(), images=nuclei_set().images[:2])
     fp = predict_set(SamBoxPredictor(litemedsam), bset)
@@ -107,18 +112,32 @@ def test_student_and_its_ir_are_equally_faithful(distilled_export, litemedsam, l
     assert agree > 0.9, agree
 
 
-def test_torch_backend_ptq_without_distillation(litemedsam, litemedsam_calib):
+def test_torch_backend_ptq_without_distillation(litemedsam, litemedsam_calib, distilled_export, tmp_path):
     """``nncf_backend: torch`` with ``distill_steps: 0``: NNCF's torch PTQ student and no distillation facts (its
-    conversion to the IR is the distilling flow's, above)."""
+    conversion to the IR is the distilling flow's, above). In a work folder whose kept PTQ student was made with
+    another recipe, the PTQ runs again and replaces it; the next call with this recipe rebuilds the same student."""
+    import shutil
+
+    import torch
+
     from dfq_sam_plugin.backends.nncf import distill_sam, is_nncf_quantizer
     from dfq_sam_plugin.data.dataset import DFQSAMDataset
+    from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.recipes import load_recipe
 
+    work = tmp_path / "work"
+    shutil.copytree(distilled_export[0] / "work", work)  # the distilling run's ptq.pt: another recipe
+    ds = DFQSAMDataset.load(litemedsam_calib, litemedsam)
     recipe = load_recipe("openvino_int8_cpu").replace(nncf_backend="torch", subset_size=2)
-    student, _work, report = distill_sam(litemedsam, DFQSAMDataset.load(litemedsam_calib, litemedsam), recipe,
-                                         progress=False)
+    student, _work, report = distill_sam(litemedsam, ds, recipe, work_dir=work, progress=False)
     assert sum(is_nncf_quantizer(m) for m in student.modules()) > 20
     assert "distill" not in report and report["timings"]["ptq_s"] > 0 and not student.training
+    assert "ptq_loaded_from" not in report
+    again, _work, report = distill_sam(litemedsam, ds, recipe, work_dir=work, progress=False)
+    assert report["ptq_loaded_from"] == str(work / "ptq.pt")
+    x = torch.from_numpy(to_encoder_input(np.asarray(ds.pixels[0]), litemedsam.spec))
+    with torch.no_grad():
+        assert torch.equal(student(x), again(x))
 
 
 def test_the_shipped_distilled_encoder_completes_into_a_verified_data_free_export(litemedsam, tmp_path):

@@ -475,18 +475,69 @@ def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
     return student, work, report
 
 
+PTQ_FILE = "ptq.pt"
+
+
+def _ptq_key(sam: SamBundle, dataset, recipe: Recipe) -> str:
+    """What the PTQ student depends on: the model's weights, the calibration set's arrays and every recipe key but
+    the distillation's (``distill_*``: they act after the PTQ)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(f"{sam.name}:{sam.weights_sha256}".encode())
+    for array in (dataset.pixels, dataset.boxes):
+        h.update(np.ascontiguousarray(array).tobytes())
+    h.update(json.dumps({k: v for k, v in recipe.items() if not k.startswith("distill_")}, sort_keys=True,
+                        default=str).encode())
+    return h.hexdigest()
+
+
+def _saved_or_new_student(sam: SamBundle, dataset, recipe: Recipe, work_dir: str | Path | None):
+    """``nncf_student``, kept in ``work_dir/ptq.pt`` (NNCF's ``get_config`` and the state dict, written whole or not
+    at all), or rebuilt from it with ``nncf.torch.load_from_config`` where it was made from the same weights, set and
+    recipe: a resumed or finished distillation then skips the PTQ (seconds on a CPU, minutes on a GPU for a large
+    pool), with the same student to the bit. Another set or recipe makes a new PTQ student, which replaces it."""
+    import torch
+
+    path = Path(work_dir) / PTQ_FILE if work_dir is not None else None
+    key = _ptq_key(sam, dataset, recipe)
+    if path is not None and path.exists():
+        saved = torch.load(path, map_location="cpu", weights_only=False)  # NNCF's config: our own file, as checkpoint.pt
+        if saved.get("key") == key:
+            import nncf.torch
+
+            encoder = copy.deepcopy(sam.model.image_encoder).eval()
+            student = nncf.torch.load_from_config(encoder, saved["config"])
+            student.load_state_dict(saved["state"])
+            floats = copy.deepcopy(sam.model.image_encoder)  # the reparameterized float encoder, from the same weights
+            floats.load_state_dict({k: saved["state"][k] for k in floats.state_dict()})
+            work = replace(sam, model=type(sam.model)(floats, sam.model.prompt_encoder, sam.model.mask_decoder))
+            return student.eval(), work, {**saved["report"], "ptq_loaded_from": str(path)}
+    student, work, report = nncf_student(sam, dataset, recipe)
+    if path is not None:
+        import nncf.torch
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{PTQ_FILE}.tmp")
+        torch.save({"key": key, "config": nncf.torch.get_config(student), "state": student.state_dict(),
+                    "report": report}, tmp)
+        os.replace(tmp, path)
+    return student, work, report
+
+
 def distill_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path, device: str = "cpu",
                 work_dir: str | Path | None = None, progress: bool = True):
     """PTQ student (``nncf_student``), then ``recipe.distill.steps`` steps of data-free distillation.
 
-    Returns (student, reparameterized bundle, report). ``work_dir`` holds ``checkpoint.pt``: a run resumes from
-    it, and a finished one (made on a GPU box, say) is only loaded."""
+    Returns (student, reparameterized bundle, report). ``work_dir`` holds ``ptq.pt`` (the PTQ student) and
+    ``checkpoint.pt``: a run resumes from them, and a finished one (made on a GPU box, say) is only loaded; neither
+    repeats the PTQ where ``ptq.pt`` was made from the same weights, set and recipe (``_saved_or_new_student``)."""
     from ..distill import Distiller
     from ..recipes import distill_config
 
     recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else as_recipe(recipe)
     t0 = time.perf_counter()
-    student, work, report = nncf_student(sam, dataset, recipe)
+    student, work, report = _saved_or_new_student(sam, dataset, recipe, work_dir)
     report.setdefault("timings", {})["ptq_s"] = time.perf_counter() - t0
     if not recipe.distill.steps:  # PTQ through the torch backend only
         return student.eval(), work, report
