@@ -3,7 +3,7 @@ scored there in torch against FP masks packed here, and the distilled student br
 
     python benchmarks/training/distill_gpu.py pack --out carried/distill                  # here: real sets + FP masks
     python benchmarks/training/distill_gpu.py run --pack carried/distill --data dfq-sam --steps 600 \\
-        --json $OUT/dfqsam.json [--save $OUT]                                    # there: PTQ, distil, score
+        --json $OUT/dfqsam.json [--save $OUT] [--work calib/w]                   # there: PTQ, distil, score
     python benchmarks/training/distill_gpu.py export --student DIR --out out/             # here: student -> IR pair
     python benchmarks/training/distill_gpu.py average --student A B --out DIR              # here: a weight average
 
@@ -178,10 +178,10 @@ def run(args) -> None:
     recipe = _overrides({**load_recipe(args.recipe), "distill_steps": args.steps}, args.set or [])
     data = calibration(sam, args.data, args.add, args.images)
     t0 = time.perf_counter()
-    ptq_student, work, report = nncf_student(sam, data, recipe)
+    ptq_student, work, report = nncf_student(sam, data, recipe, args.work)  # --work: kept, or rebuilt from there
     # the set's provenance travels in the JSON: a pool synthesized on the GPU box need not come back for `export`
     result = {"data": args.data, "images": len(data), "calibration": calibration_summary(data), "add": args.add,
-              "recipe": recipe, "ptq_s": time.perf_counter() - t0,
+              "recipe": recipe, "ptq_s": time.perf_counter() - t0, "ptq_loaded_from": report.get("ptq_loaded_from"),
               "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
     result["ptq"] = fidelity(sam, ptq_student, Path(args.pack), args.device)
     scorer = generalisation_scorer(sam, args.held_out, Path(args.pack), args.device) if args.held_out else None
@@ -198,7 +198,9 @@ def run(args) -> None:
         student = copy.deepcopy(ptq_student)
         distiller = Distiller(sam, student, data.pixels, data.boxes, distill_config(vrecipe),
                               is_quantizer=is_nncf_quantizer, device=args.device)
-        res = distiller.run(None, progress=False)
+        # --work: each variant checkpoints in its own folder, so a call cut short resumes it in the next one
+        res = distiller.run(Path(args.work) / f"variant{len(result['variants'])}" if args.work else None,
+                            progress=False)
         entry = {"variant": variant, "recipe": vrecipe, "distill": res.summary(),
                  "steps_per_s": res.steps / res.seconds if res.seconds else None,
                  "distilled": fidelity(sam, student.eval(), Path(args.pack), args.device), "history": res.history}
@@ -296,6 +298,9 @@ def main() -> None:
     p.add_argument("--device", default="cuda")
     p.add_argument("--json", required=True)
     p.add_argument("--save", default=None, help="folder for the student's state dict (shards < 16 MB)")
+    p.add_argument("--work", default=None, help="folder for the PTQ student (ptq.pt) and each variant's distillation "
+                   "checkpoints: the same command in a later call on the same machine (e.g. --work calib/NAME_work, "
+                   "kept between the device tool's calls) skips the PTQ and resumes the variants")
     p.set_defaults(func=run)
     p = sub.add_parser("export")
     p.add_argument("--student", required=True)

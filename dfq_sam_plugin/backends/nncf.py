@@ -446,9 +446,8 @@ def is_nncf_quantizer(module) -> bool:
     return isinstance(module, BaseQuantizer)
 
 
-def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
-    """(student encoder, reparameterized bundle, report): ``nncf.quantize`` on the (reparameterized) torch
-    encoder with the recipe's knobs; the student holds NNCF's trainable FakeQuantize modules."""
+def _calibrated_student(sam: SamBundle, dataset, recipe: dict[str, Any]):
+    """``nncf_student``'s PTQ itself."""
     import nncf
 
     recipe = as_recipe(recipe)
@@ -492,13 +491,18 @@ def _ptq_key(sam: SamBundle, dataset, recipe: Recipe) -> str:
     return h.hexdigest()
 
 
-def _saved_or_new_student(sam: SamBundle, dataset, recipe: Recipe, work_dir: str | Path | None):
-    """``nncf_student``, kept in ``work_dir/ptq.pt`` (NNCF's ``get_config`` and the state dict, written whole or not
-    at all), or rebuilt from it with ``nncf.torch.load_from_config`` where it was made from the same weights, set and
-    recipe: a resumed or finished distillation then skips the PTQ (seconds on a CPU, minutes on a GPU for a large
-    pool), with the same student to the bit. Another set or recipe makes a new PTQ student, which replaces it."""
+def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any], work_dir: str | Path | None = None):
+    """(student encoder, reparameterized bundle, report): ``nncf.quantize`` on the (reparameterized) torch
+    encoder with the recipe's knobs; the student holds NNCF's trainable FakeQuantize modules.
+
+    With ``work_dir`` the student is kept in ``work_dir/ptq.pt`` (NNCF's ``get_config`` and the state dict, written
+    whole or not at all) and, where that file was made from the same weights, set and recipe (``_ptq_key``), rebuilt
+    from it with ``nncf.torch.load_from_config`` instead of calibrating: a resumed or finished distillation skips
+    the PTQ (seconds on a CPU, minutes on a GPU for a large pool) and gets the same student to the bit. Another set or
+    recipe makes a new PTQ student, which replaces the file."""
     import torch
 
+    recipe = as_recipe(recipe)
     path = Path(work_dir) / PTQ_FILE if work_dir is not None else None
     key = _ptq_key(sam, dataset, recipe)
     if path is not None and path.exists():
@@ -513,7 +517,7 @@ def _saved_or_new_student(sam: SamBundle, dataset, recipe: Recipe, work_dir: str
             floats.load_state_dict({k: saved["state"][k] for k in floats.state_dict()})
             work = replace(sam, model=type(sam.model)(floats, sam.model.prompt_encoder, sam.model.mask_decoder))
             return student.eval(), work, {**saved["report"], "ptq_loaded_from": str(path)}
-    student, work, report = nncf_student(sam, dataset, recipe)
+    student, work, report = _calibrated_student(sam, dataset, recipe)
     if path is not None:
         import nncf.torch
 
@@ -524,20 +528,19 @@ def _saved_or_new_student(sam: SamBundle, dataset, recipe: Recipe, work_dir: str
         os.replace(tmp, path)
     return student, work, report
 
-
 def distill_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path, device: str = "cpu",
                 work_dir: str | Path | None = None, progress: bool = True):
     """PTQ student (``nncf_student``), then ``recipe.distill.steps`` steps of data-free distillation.
 
     Returns (student, reparameterized bundle, report). ``work_dir`` holds ``ptq.pt`` (the PTQ student) and
     ``checkpoint.pt``: a run resumes from them, and a finished one (made on a GPU box, say) is only loaded; neither
-    repeats the PTQ where ``ptq.pt`` was made from the same weights, set and recipe (``_saved_or_new_student``)."""
+    repeats the PTQ where ``ptq.pt`` was made from the same weights, set and recipe (``nncf_student``)."""
     from ..distill import Distiller
     from ..recipes import distill_config
 
     recipe = load_recipe(recipe) if isinstance(recipe, (str, Path)) else as_recipe(recipe)
     t0 = time.perf_counter()
-    student, work, report = _saved_or_new_student(sam, dataset, recipe, work_dir)
+    student, work, report = nncf_student(sam, dataset, recipe, work_dir)
     report.setdefault("timings", {})["ptq_s"] = time.perf_counter() - t0
     if not recipe.distill.steps:  # PTQ through the torch backend only
         return student.eval(), work, report
