@@ -504,7 +504,7 @@ def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any], work_dir: str 
 
     recipe = as_recipe(recipe)
     path = Path(work_dir) / PTQ_FILE if work_dir is not None else None
-    key = _ptq_key(sam, dataset, recipe)
+    key = _ptq_key(sam, dataset, recipe) if path is not None else None
     if path is not None and path.exists():
         saved = torch.load(path, map_location="cpu", weights_only=False)  # NNCF's config: our own file, as checkpoint.pt
         if saved.get("key") == key:
@@ -527,6 +527,7 @@ def nncf_student(sam: SamBundle, dataset, recipe: dict[str, Any], work_dir: str 
                     "report": report}, tmp)
         os.replace(tmp, path)
     return student, work, report
+
 
 def distill_sam(sam: SamBundle, dataset, recipe: dict[str, Any] | str | Path, device: str = "cpu",
                 work_dir: str | Path | None = None, progress: bool = True):

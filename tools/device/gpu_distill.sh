@@ -5,7 +5,11 @@
 # with $OUT/NAME.json as its --json (rewritten after every variant, so a call cut short keeps what finished).
 # carry: [".whl", "carried/distill", "carried/nncf"]
 #   bash tools/device/gpu_distill.sh NAME --pack carried/distill --data dfq-sam --held-out calib/pool128 \
-#        --steps 500 --variant "distill_curriculum=1" --variant "distill_curriculum=2" [--save $OUT/NAME]
+#        --steps 500 --variant "distill_curriculum=1" --variant "distill_curriculum=2" [--save $OUT/NAME] \
+#        [--work calib/NAME_work]
+# --work: keeps the PTQ student and each variant's checkpoints in that folder on the device machine (calib/ is
+# ignored by git, so the tool keeps it between calls while the machine stays warm). The same call again skips the PTQ
+# and resumes the variants: a call cut short after the PTQ (a large pool: synthesis and PTQ fill one call) loses nothing.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 name=$1
