@@ -64,6 +64,7 @@ def main() -> None:
     from dfq_sam_plugin.models import load_sam
     from dfq_sam_plugin.recipes import load_recipe, validate
     from dfq_sam_plugin.runtime import OVSamPredictor
+    from dfq_sam_plugin.runtime.split import F32
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default="openvino_int8_cpu")
@@ -108,7 +109,7 @@ def main() -> None:
     console.print(f"built {len(dirs)} IR pairs in {time.perf_counter() - t0:.0f} s")
 
     sets = [load_benchmark(n) for n in ("nuclei", "mni")]
-    fp = OVSamPredictor(dirs["fp32"], config={"INFERENCE_PRECISION_HINT": "f32"})
+    fp = OVSamPredictor(dirs["fp32"], config=F32)
     whole = {k: OVSamPredictor(d) for k, d in dirs.items() if k != "int8 decoder"}
     report = evaluate({"fp": fp, **whole}, sets)
     fidelity = {name: {s: report.results[s][name]["fidelity"] for s in report.results} for name in whole}

@@ -34,8 +34,9 @@ import numpy as np
 warnings.filterwarnings("ignore")
 
 
-def spatial_maps(encoder, inputs) -> dict[str, np.ndarray]:
-    """{stage: (images, h, w)} energy maps of each ``layers.i`` output and the neck output, one FP forward an input."""
+def spatial_maps(encoder, inputs) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{stage: ((images, h, w) energy maps, (images,) max |activation|)} of each ``layers.i`` output and the neck
+    output, one FP forward an input."""
     import torch
 
     feats: dict[str, torch.Tensor] = {}
@@ -89,8 +90,6 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    import torch
-
     from dfq_sam_plugin import load_sam
     from dfq_sam_plugin.data.arrays import ASSETS, ArraySet
     from dfq_sam_plugin.data.inputs import letterbox_plan, on_black, to_encoder_input
@@ -98,7 +97,6 @@ def main() -> None:
     from dfq_sam_plugin.eval.generalisation import real_encoder_inputs
     from dfq_sam_plugin.models.preprocess import letterbox
 
-    torch.manual_seed(0)
     sam = load_sam("litemedsam")
     encoder = sam.model.image_encoder.eval()
     syn = ArraySet.from_npz(args.synthetic or ASSETS / "litemedsam_dfqsam16.npz")

@@ -18,6 +18,7 @@ import platform
 from pathlib import Path
 
 from dfq_sam_plugin.export.openvino import MLP_OUTPUT_INPUTS, bypass_activation_quantizers
+from dfq_sam_plugin.runtime.split import F32
 
 VARIANTS = {  # name: regex of the torch module names (as ov.convert_model writes them) whose activation FQs go
     "as exported": None,
@@ -65,7 +66,7 @@ def main() -> None:
     for name in args.variants:
         model = core.read_model(Path(args.ir) / "encoder.xml")
         n = bypass_activation_quantizers(model, VARIANTS[name])
-        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        compiled = core.compile_model(model, "CPU", F32)
         g = generalisation(lambda x, c=compiled: c(x)[0], reference, synthetic, real)
         out["rows"][name] = {"bypassed": n, **g.to_dict()}
         print(f"{name:34s} bypassed {n:3d}  synthetic {g.synthetic:.5f}  nuclei {g.real['nuclei']:.5f}  "
