@@ -23,6 +23,7 @@ import functools
 import json
 import lzma
 import pickle
+import re
 import time
 import warnings
 from pathlib import Path
@@ -162,6 +163,11 @@ def _overrides(recipe: dict, pairs: list[str]) -> dict:
     return validate(recipe)
 
 
+def _variant_folder(variant: str) -> str:
+    """A variant's checkpoint folder under --work: its overrides, spelled as a file name."""
+    return "variant-" + (re.sub(r"[^A-Za-z0-9_.=-]+", "_", variant.strip()) or "recipe")
+
+
 def run(args) -> None:
     """PTQ once, then one distillation per ``--variant`` (distill_* overrides) from a copy of the PTQ student;
     the JSON is written after the PTQ and rewritten after every variant, so a call cut short keeps what finished."""
@@ -182,7 +188,7 @@ def run(args) -> None:
     # the set's provenance travels in the JSON: a pool synthesized on the GPU box need not come back for `export`
     result = {"data": args.data, "images": len(data), "calibration": calibration_summary(data), "add": args.add,
               "recipe": recipe, "ptq_s": time.perf_counter() - t0, "ptq_loaded_from": report.get("ptq_loaded_from"),
-              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "held_out": args.held_out}
     result["ptq"] = fidelity(sam, ptq_student, Path(args.pack), args.device)
     scorer = generalisation_scorer(sam, args.held_out, Path(args.pack), args.device) if args.held_out else None
     if scorer:
@@ -198,9 +204,9 @@ def run(args) -> None:
         student = copy.deepcopy(ptq_student)
         distiller = Distiller(sam, student, data.pixels, data.boxes, distill_config(vrecipe),
                               is_quantizer=is_nncf_quantizer, device=args.device)
-        # --work: each variant checkpoints in its own folder, so a call cut short resumes it in the next one
-        res = distiller.run(Path(args.work) / f"variant{len(result['variants'])}" if args.work else None,
-                            progress=False)
+        # --work: each variant checkpoints in a folder named by its overrides, so a call cut short resumes it in the
+        # next one, and another command's variants (same PTQ student) get folders of their own
+        res = distiller.run(Path(args.work) / _variant_folder(variant) if args.work else None, progress=False)
         entry = {"variant": variant, "recipe": vrecipe, "distill": res.summary(),
                  "steps_per_s": res.steps / res.seconds if res.seconds else None,
                  "distilled": fidelity(sam, student.eval(), Path(args.pack), args.device), "history": res.history}

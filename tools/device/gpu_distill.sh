@@ -23,4 +23,4 @@ if [ -f carried/nncf/nncf.tar.xz ]; then tar xJf carried/nncf/nncf.tar.xz -C /tm
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 python3 -c "import nncf" || { echo "no NNCF: carry carried/nncf (or .whl2)"; exit 1; }
 nvidia-smi --query-gpu=name --format=csv,noheader
-python3 benchmarks/training/distill_gpu.py run --json "$OUT/$name.json" "$@" 2>&1 | grep -v "^INFO:nncf"
+python3 benchmarks/training/distill_gpu.py run --json "$OUT/$name.json" "$@" 2>&1 | grep --line-buffered -v "^INFO:nncf"
