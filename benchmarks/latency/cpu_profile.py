@@ -63,6 +63,7 @@ def part_of(node_name: str) -> str:
 
 def main() -> None:
     from dfq_sam_plugin.cpu import cpu_class
+    from dfq_sam_plugin.runtime.split import F32
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("irs", nargs="+", help="IR .xml files")
@@ -74,7 +75,7 @@ def main() -> None:
     core = ov.Core()
     cls = cpu_class(core)
     print(f"CPU: {cls.name} ({cls.describe()}; recipe {cls.recipe})")
-    config = {"INFERENCE_PRECISION_HINT": "f32"} if args.f32 else {}
+    config = dict(F32) if args.f32 else {}
     results = [profile(core, xml, args.iters, config) for xml in args.irs]
     for r in results:
         print(f"\n{r['ir']}: median {r['median_ms']:.1f} ms, counters sum {r['counted_ms']:.1f} ms")

@@ -70,6 +70,7 @@ def run(args) -> None:
 
     from dfq_sam_plugin.eval.harness import evaluate
     from dfq_sam_plugin.runtime import OVSamPredictor
+    from dfq_sam_plugin.runtime.split import F32
 
     src = Path(args.pack)
     data = pickle.loads(lzma.decompress((src / "sets.pkl.xz").read_bytes()))
@@ -82,7 +83,7 @@ def run(args) -> None:
             if not (folder / name).exists():
                 shutil.copy(src / name, folder / name)
         for hint in args.precisions:
-            config = {} if hint == "default" else {"INFERENCE_PRECISION_HINT": "f32"}
+            config = {} if hint == "default" else dict(F32)
             for bset in data["sets"]:
                 predictors = {"fp": Replay(data["fp_masks"][bset.name]), "q": OVSamPredictor(folder, config=config)}
                 r = evaluate(predictors, [bset]).results[bset.name]

@@ -31,13 +31,14 @@ def module_at(revision: str):
     """``ov_compensate`` as it was at ``revision``, imported as a sibling of today's (its relative imports resolve
     against today's package)."""
     source = subprocess.run(["git", "show", f"{revision}:{MODULE}"], capture_output=True, text=True, check=True).stdout
-    path = Path(tempfile.mkdtemp()) / "ov_compensate_before.py"
-    path.write_text(source)
-    name = "dfq_sam_plugin.backends._ov_compensate_before"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as tmp:  # executed once at import: the file need not outlive it
+        path = Path(tmp) / "ov_compensate_before.py"
+        path.write_text(source)
+        name = "dfq_sam_plugin.backends._ov_compensate_before"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
     return module
 
 
