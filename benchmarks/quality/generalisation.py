@@ -28,6 +28,13 @@ from dfq_sam_plugin.runtime.split import F32
 warnings.filterwarnings("ignore")
 
 
+def export_facts(manifest: dict) -> dict:
+    """What an export's report says about how much of its encoder is quantized: its FakeQuantize count and, after
+    accuracy control, the synthetic fidelity it stopped at."""
+    report = manifest.get("report", {})
+    return {k: report[k] for k in ("encoder_fake_quantize", "synthetic_fidelity") if k in report}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--held-out", required=True, help="synthetic ArraySet npz never used for calibration or training")
@@ -126,6 +133,7 @@ def main() -> None:
         comp = manifest.get("report", {}).get("compensate")
         if comp:  # the export's own record of its block compensation
             rows[name]["compensate"] = {k: comp[k] for k in ("parameters", "seconds", "output_before", "output_after")}
+        rows[name].update(export_facts(manifest))
         predictors[name] = OVSamPredictor(folder, config=F32)
         if args.default_precision:
             predictors[f"{name}@default"] = OVSamPredictor(folder)
