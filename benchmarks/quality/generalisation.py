@@ -29,10 +29,14 @@ warnings.filterwarnings("ignore")
 
 
 def export_facts(manifest: dict) -> dict:
-    """What an export's report says about how much of its encoder is quantized: its FakeQuantize count and, after
-    accuracy control, the synthetic fidelity it stopped at."""
+    """The export's own record of how its encoder was made, where its report has it: the block compensation's
+    parameters, time and fit, the FakeQuantize count and, after accuracy control, the synthetic fidelity it stopped
+    at."""
     report = manifest.get("report", {})
-    return {k: report[k] for k in ("encoder_fake_quantize", "synthetic_fidelity") if k in report}
+    facts = {k: report[k] for k in ("encoder_fake_quantize", "synthetic_fidelity") if k in report}
+    if comp := report.get("compensate"):
+        facts["compensate"] = {k: comp[k] for k in ("parameters", "seconds", "output_before", "output_after")}
+    return facts
 
 
 def main() -> None:
@@ -129,11 +133,7 @@ def main() -> None:
         else:
             provenance = {"method": "shipped distilled", "real_data_used": False,
                           "compensate": name.partition(" + ")[2] or None}
-        rows[name] = {"generalisation": g.to_dict(), "provenance": provenance}
-        comp = manifest.get("report", {}).get("compensate")
-        if comp:  # the export's own record of its block compensation
-            rows[name]["compensate"] = {k: comp[k] for k in ("parameters", "seconds", "output_before", "output_after")}
-        rows[name].update(export_facts(manifest))
+        rows[name] = {"generalisation": g.to_dict(), "provenance": provenance, **export_facts(manifest)}
         predictors[name] = OVSamPredictor(folder, config=F32)
         if args.default_precision:
             predictors[f"{name}@default"] = OVSamPredictor(folder)
