@@ -30,10 +30,12 @@ warnings.filterwarnings("ignore")
 
 def export_facts(manifest: dict) -> dict:
     """The export's own record of how its encoder was made, where its report has it: the block compensation's
-    parameters, time and fit, the FakeQuantize count and, after accuracy control, the synthetic fidelity it stopped
-    at."""
+    parameters, time and fit, the FakeQuantize count, after accuracy control the synthetic fidelity it stopped
+    at, the modules a distilled student's export kept float (`distill_gpu.py export --float`) and whether it is
+    the PTQ start alone (`export` without `--student`)."""
     report = manifest.get("report", {})
-    facts = {k: report[k] for k in ("encoder_fake_quantize", "synthetic_fidelity") if k in report}
+    keys = ("encoder_fake_quantize", "synthetic_fidelity", "float_after_distillation", "ptq_only")
+    facts = {k: report[k] for k in keys if k in report}
     if comp := report.get("compensate"):
         facts["compensate"] = {k: comp[k] for k in ("parameters", "seconds", "output_before", "output_after")}
     return facts

@@ -5,6 +5,7 @@ scored there in torch against FP masks packed here, and the distilled student br
     python benchmarks/training/distill_gpu.py run --pack carried/distill --data dfq-sam --steps 600 \\
         --json $OUT/dfqsam.json [--save $OUT] [--work calib/w]                   # there: PTQ, distil, score
     python benchmarks/training/distill_gpu.py export --student DIR --out out/             # here: student -> IR pair
+        [--float REGEX]  (also keep these modules float; no --student: the PTQ start instead)
     python benchmarks/training/distill_gpu.py average --student A B --out DIR              # here: a weight average
 
 `run` measures FP-fidelity (Dice of the student's masks vs the FP model's, same prompts) of the NNCF torch
@@ -254,13 +255,14 @@ def average(args) -> None:
 def export(args) -> None:
     from dfq_sam_plugin import DFQSAMDataset, load_sam
     from dfq_sam_plugin.backends.nncf import calibration_summary, nncf_student
-    from dfq_sam_plugin.export.openvino import convert_decoder, convert_encoder, save_export
+    from dfq_sam_plugin.export.openvino import convert_decoder, convert_encoder, count_ops, save_export
     from dfq_sam_plugin.recipes import load_recipe
 
     sam = load_sam("litemedsam")
     meta = json.loads(Path(args.json).read_text())
     meta = {**meta, **meta["variants"][args.variant]} if "variants" in meta else meta
     recipe = {**load_recipe(args.recipe), **{k: v for k, v in meta["recipe"].items() if k != "name"}}
+    recipe["ignored_modules"] = recipe["ignored_modules"] + args.float
     # the quantizer structure comes from the bundled set (the state dict then sets every value); the provenance
     # from the set the run distilled on (--add: the same sets as the run)
     student, _work, _ = nncf_student(sam, DFQSAMDataset.bundled(sam), recipe)
@@ -271,13 +273,26 @@ def export(args) -> None:
         if len(data) != meta["images"]:
             raise SystemExit(f"the run distilled on {meta['images']} images, --add gives {len(data)}: pass its --add")
         summary = calibration_summary(data)
-    student.load_state_dict(load_student_state(args.student))
+    floats = {"float_after_distillation": args.float} if args.float else {}
+    if not args.student:  # the PTQ start itself (a --data dfq-sam run's own start, up to CPU / GPU numerics)
+        calib, report = summary, {"ptq_only": True, **floats}
+    else:
+        loaded = student.load_state_dict(load_student_state(args.student), strict=not args.float)
+        if args.float:  # the student has fewer quantizers than the one distilled: drop theirs, nothing else
+            stray = [k for k in loaded.unexpected_keys if "__nncf_hooks" not in k]
+            if loaded.missing_keys or stray or not loaded.unexpected_keys:
+                raise SystemExit(f"--float {args.float}: missing {loaded.missing_keys[:5]}, not a quantizer "
+                                 f"{stray[:5]}, {len(loaded.unexpected_keys)} quantizer tensors dropped (none: the "
+                                 "patterns name no quantized module)")
+            print(f"--float: {len(loaded.unexpected_keys)} quantizer tensors of the distilled student dropped")
+        calib = {**summary, "distillation": {
+            "steps": meta["distill"]["steps"], "final_losses": meta["distill"]["final_losses"], "device": meta["gpu"],
+            "data": "synthetic only", "real_data_used": False}}
+        report = {"distill": meta["distill"], **floats}
     encoder = convert_encoder(student, sam.spec.img_size)
     decoder = convert_decoder(sam.model, sam.spec.embed_shape, recipe["decoder_boxes"])
-    calib = {**summary, "distillation": {
-        "steps": meta["distill"]["steps"], "final_losses": meta["distill"]["final_losses"], "device": meta["gpu"],
-        "data": "synthetic only", "real_data_used": False}}
-    save_export(args.out, encoder, decoder, sam.spec, calib, recipe, {"distill": meta["distill"]})
+    report["encoder_fake_quantize"] = count_ops(encoder, "FakeQuantize")
+    save_export(args.out, encoder, decoder, sam.spec, calib, recipe, report)
     print("exported", args.out)
 
 
@@ -309,12 +324,16 @@ def main() -> None:
                    "kept between the device tool's calls) skips the PTQ and resumes the variants")
     p.set_defaults(func=run)
     p = sub.add_parser("export")
-    p.add_argument("--student", required=True)
+    p.add_argument("--student", default=None, help="folder of the student's student-*.pt shards (none: the PTQ "
+                   "student the distillation starts from, rebuilt here on the bundled set)")
     p.add_argument("--json", required=True)
     p.add_argument("--recipe", default="openvino_int8_cpu_distill")
     p.add_argument("--variant", type=int, default=0, help="which of the run's variants --student holds")
     p.add_argument("--add", nargs="*", default=[], help="the run's --add sets (for the export's provenance; "
                    "not needed where the run's JSON records it)")
+    p.add_argument("--float", action="append", default=[], metavar="REGEX", help="an encoder module regex kept "
+                   "float in the export though it was quantized while distilling (added to ignored_modules; its "
+                   "quantizers' values are dropped, the distilled weights kept); repeatable")
     p.add_argument("--out", required=True)
     p.set_defaults(func=export)
     p = sub.add_parser("average")
