@@ -186,10 +186,13 @@ def run(args) -> None:
     data = calibration(sam, args.data, args.add, args.images)
     t0 = time.perf_counter()
     ptq_student, work, report = nncf_student(sam, data, recipe, args.work)  # --work: kept, or rebuilt from there
+    if args.start:  # distil on from a distilled student, in this recipe's (equal or more float) structure
+        load_distilled(ptq_student, args.start, fewer_quantizers=args.start_float)
     # the set's provenance travels in the JSON: a pool synthesized on the GPU box need not come back for `export`
     result = {"data": args.data, "images": len(data), "calibration": calibration_summary(data), "add": args.add,
               "recipe": recipe, "ptq_s": time.perf_counter() - t0, "ptq_loaded_from": report.get("ptq_loaded_from"),
-              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "held_out": args.held_out}
+              "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "held_out": args.held_out,
+              "start": args.start}
     result["ptq"] = fidelity(sam, ptq_student, Path(args.pack), args.device)
     scorer = generalisation_scorer(sam, args.held_out, Path(args.pack), args.device) if args.held_out else None
     if scorer:
@@ -231,6 +234,20 @@ def load_student_state(folder: str) -> dict:
     if not state:
         raise SystemExit(f"{folder} holds no student-*.pt shards")
     return state
+
+
+def load_distilled(student, folder: str, fewer_quantizers: bool) -> None:
+    """Load a distilled student's shards into ``student``; ``fewer_quantizers``: ``student`` was built with more
+    modules float (a longer ``ignored_modules``) than the distilled one, whose quantizers for them are dropped —
+    and nothing else may be missing or left over."""
+    loaded = student.load_state_dict(load_student_state(folder), strict=not fewer_quantizers)
+    if fewer_quantizers:
+        stray = [k for k in loaded.unexpected_keys if "__nncf_hooks" not in k]
+        if loaded.missing_keys or stray or not loaded.unexpected_keys:
+            raise SystemExit(f"{folder}: missing {loaded.missing_keys[:5]}, not a quantizer {stray[:5]}, "
+                             f"{len(loaded.unexpected_keys)} quantizer tensors dropped (none: the extra float "
+                             "patterns name no quantized module)")
+        print(f"{len(loaded.unexpected_keys)} quantizer tensors of the distilled student dropped", flush=True)
 
 
 def average(args) -> None:
@@ -277,14 +294,7 @@ def export(args) -> None:
     if not args.student:  # the PTQ start itself (a --data dfq-sam run's own start, up to CPU / GPU numerics)
         calib, report = summary, {"ptq_only": True, **floats}
     else:
-        loaded = student.load_state_dict(load_student_state(args.student), strict=not args.float)
-        if args.float:  # the student has fewer quantizers than the one distilled: drop theirs, nothing else
-            stray = [k for k in loaded.unexpected_keys if "__nncf_hooks" not in k]
-            if loaded.missing_keys or stray or not loaded.unexpected_keys:
-                raise SystemExit(f"--float {args.float}: missing {loaded.missing_keys[:5]}, not a quantizer "
-                                 f"{stray[:5]}, {len(loaded.unexpected_keys)} quantizer tensors dropped (none: the "
-                                 "patterns name no quantized module)")
-            print(f"--float: {len(loaded.unexpected_keys)} quantizer tensors of the distilled student dropped")
+        load_distilled(student, args.student, fewer_quantizers=bool(args.float))
         calib = {**summary, "distillation": {
             "steps": meta["distill"]["steps"], "final_losses": meta["distill"]["final_losses"], "device": meta["gpu"],
             "data": "synthetic only", "real_data_used": False}}
@@ -316,6 +326,10 @@ def main() -> None:
     p.add_argument("--set", nargs="*", help="recipe overrides KEY=VALUE (YAML values)")
     p.add_argument("--variant", action="append", help="distill_* overrides 'KEY=VALUE KEY=VALUE' of one "
                    "distillation from the shared PTQ student; repeatable (default: the recipe's)")
+    p.add_argument("--start", default=None, help="a distilled student's folder (student-*.pt shards): the variants "
+                   "distil on from it instead of from the PTQ student (its scores are the JSON's 'ptq' row)")
+    p.add_argument("--start-float", action="store_true", help="with --start: --set made more modules float than "
+                   "the student was distilled with; their quantizers are dropped from it")
     p.add_argument("--device", default="cuda")
     p.add_argument("--json", required=True)
     p.add_argument("--save", default=None, help="folder for the student's state dict (shards < 16 MB)")
