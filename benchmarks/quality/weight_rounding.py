@@ -22,12 +22,16 @@ import time
 import warnings
 from pathlib import Path
 
+import yaml
+
 warnings.filterwarnings("ignore")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipes", nargs="+", default=["brevitas_w6a6", "brevitas_w4a8"])
+    ap.add_argument("--recipes", nargs="+", default=["brevitas_w6a6", "brevitas_w4a8"],
+                    help="recipe names, each optionally with overrides as a YAML mapping: "
+                    "\"brevitas_w6a6@{high_precision_modules: ['^layers\\.0\\.', downsample, local_conv]}\"")
     ap.add_argument("--rounding", nargs="+", default=["none", "gptq", "qronos"],
                     choices=["none", "gptq", "gpfq", "qronos", "gptq+learned", "qronos+learned"],
                     help="+learned: learned rounding (rounding_iters 200) started from that algorithm's solution")
@@ -59,8 +63,10 @@ def main() -> None:
     fp_dice = {b.name: float(per_prompt(b, fp_masks[b.name])["dice"].mean()) for b in sets}
     rows = {}
     runs = [(name, rounding, group) for name in args.recipes for rounding in args.rounding for group in args.group_sizes]
-    for name, rounding, group in runs:
-        recipe = {**load_recipe(name), "subset_size": args.images, "activation_range": "minmax",
+    for spec, rounding, group in runs:
+        name, _, overrides = spec.partition("@")
+        recipe = {**load_recipe(name), **(yaml.safe_load(overrides) if overrides else {}),
+                  "subset_size": args.images, "activation_range": "minmax",
                   "calibration_letterbox": 0.0, "reconstruct_iters": 0, "distill_steps": 0,
                   "gptq": rounding != "none",
                   "gptq_algorithm": "gptq" if rounding == "none" else rounding.removesuffix("+learned"),
@@ -73,7 +79,7 @@ def main() -> None:
             err = float(relative_mse(encoder(x), reference))
             with quantization_status_manager(encoder, is_training=False, disable_act_quant=True):
                 werr = float(relative_mse(encoder(x), reference))
-        key = f"{name}/{rounding}" + (f"/g{group}" if group else "")
+        key = f"{spec}/{rounding}" + (f"/g{group}" if group else "")
         student = SamBoxPredictor(q.sam)
         scores = {b.name: per_prompt(b, predict_set(student, b), fp_masks[b.name]) for b in sets}
         rows[key] = {"seconds": round(seconds, 1), "encoder_rel_err": err, "encoder_rel_err_weights_only": werr,
