@@ -280,6 +280,9 @@ def export(args) -> None:
     meta = {**meta, **meta["variants"][args.variant]} if "variants" in meta else meta
     recipe = {**load_recipe(args.recipe), **{k: v for k, v in meta["recipe"].items() if k != "name"}}
     recipe["ignored_modules"] = recipe["ignored_modules"] + args.float
+    if not args.student and meta["data"] != "dfq-sam":
+        raise SystemExit(f"without --student the export is a PTQ on the bundled set, not this run's start ("
+                         f"--data {meta['data']})")
     # the quantizer structure comes from the bundled set (the state dict then sets every value); the provenance
     # from the set the run distilled on (--add: the same sets as the run)
     student, _work, _ = nncf_student(sam, DFQSAMDataset.bundled(sam), recipe)
