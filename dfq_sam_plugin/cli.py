@@ -213,7 +213,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     from .data.dataset import DFQSAMDataset
-    from .recipes import load_recipe
+    from .recipes import load_recipe, parse_overrides
 
     if args.recipe == AUTO and args.backend == "brevitas":
         raise ValueError(f"--recipe {AUTO} picks an OpenVINO recipe for this CPU; with --backend brevitas name a "
@@ -221,6 +221,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe)
     if args.recipe == AUTO:
         print_auto_recipe()
+    if args.set:  # checked with the recipe's own keys before anything is loaded; the export records the result
+        changes = parse_overrides(args.set, "--set")
+        recipe = recipe.replace(**changes)
+        console.print(f"recipe {recipe.name} with " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
     backend = next(k for k, v in RECIPE_BACKEND.items() if v == recipe.backend)  # the recipe decides
     if args.backend is not None and args.backend != backend:
         raise ValueError(f"--recipe {args.recipe} is a {recipe.backend} recipe; use --backend {backend} "
@@ -567,6 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "brevitas_w8a8, brevitas_w6a6, brevitas_w4a8, brevitas_w4a4 for brevitas (brevitas_w6a6: block "
                         "reconstruction, brevitas_w4a8 and brevitas_w4a4: reconstruction + distillation, use --device cuda) "
                         "(default %(default)s)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a recipe key for this run, the value read as YAML (repeatable; also KEY=VALUE,KEY=VALUE "
+                        "or a mapping '{KEY: VALUE}'), e.g. --set subset_size=32 --set \"ignored_modules=['^patch_embed"
+                        "\\.', local_conv]\"; checked like the recipe file, recorded in the export's manifest")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="cpu",
                    help="torch device of a training recipe (distill_steps or reconstruct_iters > 0; Brevitas: also its "

@@ -14,7 +14,8 @@ readable; in code a recipe reads by section, as NNCF's typed parameters do::
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -530,6 +531,40 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_NEXT_KEY = re.compile(r"[,\s]\s*(?=[A-Za-z_]\w*=)")  # a comma or space before the next KEY=, not inside a value
+
+
+def parse_overrides(items: str | Iterable[str], source: str = "overrides") -> dict[str, Any]:
+    """Recipe keys changed from a command line, values read as YAML: each item is ``KEY=VALUE``, several
+    ``KEY=VALUE,KEY=VALUE`` or ``KEY=VALUE KEY=VALUE`` (split only where the next ``KEY=`` starts, so a list value
+    keeps its commas and spaces), or a YAML mapping ``{KEY: VALUE, ...}``. Later items win. The keys are checked by ``validate`` when the result
+    is merged into a recipe (``load_recipe(name).replace(**overrides)``)::
+
+        parse_overrides(["distill_seed=1", "ignored_modules=['^patch_embed\\.', 'local_conv']"])
+        parse_overrides("{high_precision_modules: ['^layers\\.0\\.', downsample]}")
+    """
+    out: dict[str, Any] = {}
+    for item in [items] if isinstance(items, str) else items:
+        text = item.strip()
+        if not text:
+            continue
+        try:
+            if text.startswith("{"):
+                mapping = yaml.safe_load(text)
+                if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
+                    raise RecipeError(f"{source}: {item!r} is not a mapping of recipe keys")
+                out.update(mapping)
+                continue
+            for part in _NEXT_KEY.split(text):
+                key, eq, value = part.partition("=")
+                if not eq or not re.fullmatch(r"[A-Za-z_]\w*", key):
+                    raise RecipeError(f"{source}: {part.strip()!r} is not KEY=VALUE (or a YAML mapping {{KEY: VALUE}})")
+                out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"{source}: {item!r}: the value is not valid YAML: {exc}") from None
+    return out
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -126,6 +126,13 @@ def test_cli_version_and_backend_from_the_recipe(capsys):
     assert main(["quantize", "--calib", "nowhere", "--recipe", "brevitas_w8a8", "--backend", "nncf",
                  "--out", "x"]) == 2
     assert "use --backend brevitas" in " ".join(capsys.readouterr().err.split())
+    # --set changes are validated with the recipe (an unknown key, a conflict with its other keys), before any model
+    assert main(["quantize", "--calib", "nowhere", "--recipe", "openvino_int8_cpu", "--set", "colour=red",
+                 "--out", "x"]) == 2
+    assert "unknown key(s) ['colour']" in " ".join(capsys.readouterr().err.split())
+    assert main(["quantize", "--calib", "nowhere", "--recipe", "openvino_int8_cpu", "--set",
+                 "target_device=CPU_SPR,nncf_backend=torch", "--out", "x"]) == 2
+    assert "OpenVINO backend only" in " ".join(capsys.readouterr().err.split())
     # library errors are told in CLI words: the flag to pass, not the keyword argument
     assert main(["evaluate", "--model", "vit_b", "--sets", "nuclei"]) == 2
     err = " ".join(capsys.readouterr().err.split())

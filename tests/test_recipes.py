@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from dfq_sam_plugin.recipes import PACKAGED, RecipeError, load_recipe, packaged_recipes, validate
+from dfq_sam_plugin.recipes import (
+    PACKAGED,
+    RecipeError,
+    load_recipe,
+    packaged_recipes,
+    parse_overrides,
+    validate,
+)
 
 RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 
@@ -87,3 +94,24 @@ def test_packaged_recipes_load_by_name_from_any_folder(tmp_path, monkeypatch):
         load_recipe("recipes/openvino_int4.yaml")
     with pytest.raises(RecipeError, match="does not exist"):
         load_recipe(tmp_path / "elsewhere" / "openvino_int8_cpu.yaml")  # a real folder is not a packaged name
+
+
+def test_command_line_overrides_keep_commas_and_spaces_inside_values():
+    regexes = r"['^patch_embed\.', '^layers\.2\.blocks\.[01]\.mlp\.fc1', 'a, b']"
+    assert parse_overrides([f"ignored_modules={regexes}", "distill_seed=1 distill_steps=4"]) == {
+        "ignored_modules": [r"^patch_embed\.", r"^layers\.2\.blocks\.[01]\.mlp\.fc1", "a, b"],
+        "distill_seed": 1, "distill_steps": 4}
+    assert parse_overrides("overflow_fix=enable,subset_size=8") == {"overflow_fix": "enable", "subset_size": 8}
+    assert parse_overrides(r"{high_precision_modules: ['^layers\.0\.', downsample], subset_size: 4}") == {
+        "high_precision_modules": [r"^layers\.0\.", "downsample"], "subset_size": 4}
+    assert parse_overrides(["subset_size=4", "subset_size=8"]) == {"subset_size": 8}  # later items win
+    recipe = load_recipe("openvino_int8_cpu").replace(**parse_overrides("subset_size=8"))
+    assert recipe.calibration.subset_size == 8
+
+
+@pytest.mark.parametrize("text,match", [
+    ("subset_size", "is not KEY=VALUE"), ("=3", "is not KEY=VALUE"), ("[1, 2]", "is not KEY=VALUE"),
+    ("{1: 2}", "not a mapping of recipe keys"), ("ignored_modules=[a,", "not valid YAML")])
+def test_malformed_overrides_are_refused_with_the_item(text, match):
+    with pytest.raises(RecipeError, match=match):
+        parse_overrides(text, "--set")

@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 
 def decoder_fidelity(fp, variant, sets) -> dict[str, float]:
@@ -62,7 +61,7 @@ def main() -> None:
     from dfq_sam_plugin.eval.latency import run_benchmark_app
     from dfq_sam_plugin.export.packaged import packaged_export
     from dfq_sam_plugin.models import load_sam
-    from dfq_sam_plugin.recipes import load_recipe, validate
+    from dfq_sam_plugin.recipes import load_recipe, parse_overrides, validate
     from dfq_sam_plugin.runtime import OVSamPredictor
     from dfq_sam_plugin.runtime.split import F32
 
@@ -99,10 +98,9 @@ def main() -> None:
                                                            ).save(d)}
     tried = {}
     for name, *pairs in args.tries:
-        if name in builders or any("=" not in p for p in pairs):
+        if name in builders or not pairs:
             ap.error(f"--try {name} {' '.join(pairs)}: a new variant name, then KEY=VALUE pairs")
-        tried[name] = validate({**base, **{k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}},
-                               f"--try {name}")
+        tried[name] = validate({**base, **parse_overrides(pairs, f"--try {name}")}, f"--try {name}")
         builders[name] = lambda d, r=tried[name]: quantize_sam(sam, ds, r).save(d)
     names = dict.fromkeys(["fp32", *args.variants, *tried])
     dirs = {name: builders[name](out / name.replace(" ", "_")) for name in names}

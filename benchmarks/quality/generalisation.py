@@ -21,8 +21,6 @@ import time
 import warnings
 from pathlib import Path
 
-import yaml
-
 from dfq_sam_plugin.runtime.split import F32
 
 warnings.filterwarnings("ignore")
@@ -46,8 +44,8 @@ def main() -> None:
     ap.add_argument("--held-out", required=True, help="synthetic ArraySet npz never used for calibration or training")
     ap.add_argument("--set", action="append", default=[], help="NAME=PATH.npz, `bundled`, NAME=oracle "
                     "(the --oracle set of real MNI slices) or NAME=oracle-multi (those and stardist's other nuclei and "
-                    "histology images) (repeatable); NAME=PATH.npz@KEY=VALUE,KEY=VALUE also "
-                    "changes recipe keys (YAML values) for that set alone")
+                    "histology images) (repeatable); NAME=PATH.npz@KEY=VALUE,KEY=VALUE (or "
+                    "@{KEY: VALUE}) also changes recipe keys (YAML values) for that set alone")
     ap.add_argument("--oracle", action="store_true", help="also PTQ on real MNI slices (not the evaluated ones)")
     ap.add_argument("--distilled", action="store_true", help="also the shipped distilled INT8 encoder")
     ap.add_argument("--export", action="append", default=[], help="NAME=FOLDER: also an existing export folder "
@@ -76,7 +74,7 @@ def main() -> None:
     from dfq_sam_plugin.eval.real_calibration import mni_calibration_set, multimodal_calibration_set
     from dfq_sam_plugin.export.openvino import read_manifest
     from dfq_sam_plugin.export.packaged import packaged_export
-    from dfq_sam_plugin.recipes import as_recipe, load_recipe
+    from dfq_sam_plugin.recipes import as_recipe, load_recipe, parse_overrides
     from dfq_sam_plugin.runtime import OVSamPredictor
 
     sam = load_sam("litemedsam")
@@ -95,7 +93,7 @@ def main() -> None:
         calib[name] = (DFQSAMDataset.bundled(sam) if name == "bundled" or path == "bundled"
                        else mni_calibration_set(sam) if path == "oracle"
                        else multimodal_calibration_set(sam) if path == "oracle-multi" else ArraySet.from_npz(path))
-        keys[name] = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in overrides.split(",") if kv)}
+        keys[name] = parse_overrides(overrides, f"--set {name}")
     if args.oracle:
         calib["oracle (real MNI slices)"] = mni_calibration_set(sam)
     cpu = cpu_class()

@@ -22,8 +22,6 @@ import time
 import warnings
 from pathlib import Path
 
-import yaml
-
 warnings.filterwarnings("ignore")
 
 
@@ -50,7 +48,7 @@ def main() -> None:
     from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.distill.losses import relative_mse
     from dfq_sam_plugin.eval import load_benchmark, per_prompt, predict_set
-    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.recipes import load_recipe, parse_overrides
     from dfq_sam_plugin.runtime import SamBoxPredictor
 
     sam = load_sam("litemedsam")
@@ -65,7 +63,7 @@ def main() -> None:
     runs = [(name, rounding, group) for name in args.recipes for rounding in args.rounding for group in args.group_sizes]
     for spec, rounding, group in runs:
         name, _, overrides = spec.partition("@")
-        recipe = {**load_recipe(name), **(yaml.safe_load(overrides) if overrides else {}),
+        recipe = {**load_recipe(name), **parse_overrides(overrides, spec),
                   "subset_size": args.images, "activation_range": "minmax",
                   "calibration_letterbox": 0.0, "reconstruct_iters": 0, "distill_steps": 0,
                   "gptq": rounding != "none",

@@ -152,18 +152,6 @@ def save_student(state: dict, folder: Path) -> list[str]:
     return names
 
 
-def _overrides(recipe: dict, pairs: list[str]) -> dict:
-    import yaml
-
-    from dfq_sam_plugin.recipes import validate
-
-    recipe = dict(recipe)
-    for kv in pairs:
-        key, value = kv.split("=", 1)
-        recipe[key] = yaml.safe_load(value)
-    return validate(recipe)
-
-
 def _variant_folder(variant: str) -> str:
     """A variant's checkpoint folder under --work: its overrides, spelled as a file name."""
     return "variant-" + (re.sub(r"[^A-Za-z0-9_.=-]+", "_", variant.strip()) or "recipe")
@@ -179,10 +167,10 @@ def run(args) -> None:
     from dfq_sam_plugin import load_sam
     from dfq_sam_plugin.backends.nncf import calibration_summary, is_nncf_quantizer, nncf_student
     from dfq_sam_plugin.distill import Distiller
-    from dfq_sam_plugin.recipes import distill_config, load_recipe
+    from dfq_sam_plugin.recipes import distill_config, load_recipe, parse_overrides
 
     sam = load_sam("litemedsam")
-    recipe = _overrides({**load_recipe(args.recipe), "distill_steps": args.steps}, args.set or [])
+    recipe = load_recipe(args.recipe).replace(distill_steps=args.steps, **parse_overrides(args.set or [], "--set"))
     data = calibration(sam, args.data, args.add, args.images)
     t0 = time.perf_counter()
     ptq_student, work, report = nncf_student(sam, data, recipe, args.work)  # --work: kept, or rebuilt from there
@@ -201,9 +189,9 @@ def run(args) -> None:
     result["variants"] = []
     Path(args.json).write_text(json.dumps(result, indent=1, default=str))  # a call cut short keeps the PTQ row
     for variant in args.variant or [""]:
-        pairs = variant.split()
-        vrecipe = _overrides(recipe, pairs)
-        if any(not k.split("=")[0].startswith("distill_") for k in pairs):
+        changes = parse_overrides(variant, "--variant")
+        vrecipe = recipe.replace(**changes)
+        if any(not k.startswith("distill_") for k in changes):
             raise SystemExit(f"--variant may only change distill_* keys (the PTQ student is shared): {variant}")
         student = copy.deepcopy(ptq_student)
         distiller = Distiller(sam, student, data.pixels, data.boxes, distill_config(vrecipe),
@@ -326,7 +314,8 @@ def main() -> None:
                    "folder holding .shards), joined to the bundled set (--data dfq-sam) or used alone (--data other)")
     p.add_argument("--images", type=int, default=0, help="gaussian: image count (default: the bundled set's)")
     p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--set", nargs="*", help="recipe overrides KEY=VALUE (YAML values)")
+    p.add_argument("--set", nargs="*", help="recipe overrides KEY=VALUE or a YAML mapping {KEY: VALUE} (YAML values; "
+                   "dfq_sam_plugin.recipes.parse_overrides)")
     p.add_argument("--variant", action="append", help="distill_* overrides 'KEY=VALUE KEY=VALUE' of one "
                    "distillation from the shared PTQ student; repeatable (default: the recipe's)")
     p.add_argument("--start", default=None, help="a distilled student's folder (student-*.pt shards): the variants "
