@@ -75,6 +75,9 @@ def test_cli_distillation_writes_an_ir_with_its_provenance(distilled_export):
     enc = ov.Core().read_model(distilled_export / "int8" / "encoder.xml")
     assert sum(op.get_type_name() == "FakeQuantize" for op in enc.get_ops()) > 20
     assert _quantizers_into(enc, "mlp.fc2") == 0  # the recipe keeps every MLP's second Linear float
+    # and the accuracy-control layers (qkv of layers.2.blocks.3, fc1 of blocks 0 and 1), not their neighbours
+    assert [_quantizers_into(enc, f"layers.2.blocks.{name}") for name in ("3.attn.qkv", "0.mlp.fc1", "1.mlp.fc1")] == [0] * 3
+    assert _quantizers_into(enc, "layers.2.blocks.2.attn.qkv") == _quantizers_into(enc, "layers.2.blocks.2.mlp.fc1") == 1
     assert (distilled_export / "work" / "checkpoint.pt").exists()
 
 
