@@ -539,8 +539,9 @@ _NEXT_KEY = re.compile(r"[,\s]\s*(?=[A-Za-z_]\w*=)")  # a comma or space before 
 def parse_overrides(items: str | Iterable[str], source: str = "overrides") -> dict[str, Any]:
     """Recipe keys changed from a command line, values read as YAML: each item is ``KEY=VALUE``, several
     ``KEY=VALUE,KEY=VALUE`` or ``KEY=VALUE KEY=VALUE`` (split only where the next ``KEY=`` starts, so a list value
-    keeps its commas and spaces), or a YAML mapping ``{KEY: VALUE, ...}``. Later items win. The keys are checked by ``validate`` when the result
-    is merged into a recipe (``load_recipe(name).replace(**overrides)``)::
+    keeps its commas and spaces; a value that itself holds ``, NAME=`` needs the mapping form), or a YAML mapping
+    ``{KEY: VALUE, ...}``. Later items win. The keys are checked by ``validate`` when the result is merged into a
+    recipe (``load_recipe(name).replace(**overrides)``)::
 
         parse_overrides(["distill_seed=1", "ignored_modules=['^patch_embed\\.', 'local_conv']"])
         parse_overrides("{high_precision_modules: ['^layers\\.0\\.', downsample]}")
