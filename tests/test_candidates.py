@@ -242,3 +242,34 @@ def test_bypassing_a_quantizer_keeps_the_affine_map_folded_into_it():
     expected = np.maximum(data * scale + (-1.2 - lo_in * scale), 0)
     out = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(data)[0]
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_dequantized_weights_compute_the_exact_int8_math():
+    """``dequantize_weights`` folds integer weights and their decompression into f32 constants, so OpenVINO runs a
+    quantized layer as its fake-quantized float math: the int32-exact INT8 result of a VNNI / AMX CPU, on any CPU.
+    The weights here are chosen so that u8 x s8 pair sums pass int16 (saturating on an AVX2 CPU)."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    from dfq_sam_plugin.cpu import cpu_class
+    from dfq_sam_plugin.export.openvino import dequantize_weights
+
+    rng = np.random.default_rng(1)
+    q = rng.integers(100, 128, (16, 64)).astype(np.int8) * rng.choice([-1, 1], (16, 1)).astype(np.int8)
+    scale = rng.uniform(0.01, 0.02, (16, 1)).astype(np.float32)
+    x = ops.parameter([2, 64], np.float32, name="x")
+    act = ops.fake_quantize(x, np.float32(0), np.float32(4), np.float32(0), np.float32(4), 256)
+    weights = ops.reshape(ops.multiply(ops.convert(ops.constant(q), np.float32), ops.constant(scale)), [16, 64], False)
+    model = ov.Model([ops.matmul(act, weights, False, True)], [x])
+    data = rng.uniform(3.5, 4.5, (2, 64)).astype(np.float32)  # most inputs at the top of the range: u8 255
+    f32 = {"INFERENCE_PRECISION_HINT": "f32"}
+    native = ov.Core().compile_model(model, "CPU", f32)(data)[0]
+    assert dequantize_weights(model) == 1
+    assert not [op for op in model.get_ops() if op.get_type_name() == "Constant"
+                and op.get_output_element_type(0).is_integral() and op.get_output_size() and op.get_byte_size() > 64]
+    levels = np.round(np.clip(data, 0, 4) / 4 * 255) * 4 / 255
+    expected = levels @ (q.astype(np.float32) * scale).T
+    exact = ov.Core().compile_model(model, "CPU", f32)(data)[0]
+    np.testing.assert_allclose(exact, expected, rtol=1e-5, atol=1e-4)
+    if not cpu_class().int8_dot:  # AVX2: the native INT8 layer saturated, the folded one did not
+        assert np.abs(native - expected).max() > 100 * np.abs(exact - expected).max()

@@ -10,6 +10,12 @@ distilled encoder (`--compensate MODE`: also with that closed-form block compens
 to f32 (no bf16 in the comparison) and is scored by
 `eval.generalisation` (encoder-output relative error on the held-out synthetic images vs on nuclei / MNI) and by
 FP-fidelity of its masks on the real sets (FP32 IR pinned to f32 as reference).
+
+``--exact-int8`` scores every INT8 encoder as a VNNI / AMX CPU computes it, on any CPU: its integer weights are
+folded to f32 constants (``export.openvino.dequantize_weights``), so OpenVINO runs each quantized layer as its
+fake-quantized float math. On a CPU without an int8 dot-product instruction (AVX2) that is the only fair score of
+8-bit weights (``overflow_fix: disable``), whose u8 x s8 pair sums saturate there (docs/notebook/2026-12-08.md §46:
+the three ways agree in mean error, per image they differ by rounding flips).
 """
 
 from __future__ import annotations
@@ -39,6 +45,23 @@ def export_facts(manifest: dict) -> dict:
     return facts
 
 
+def exact_int8_copy(folder: Path, dst: Path) -> Path:
+    """A copy of an export folder whose encoder's integer weights are folded to f32 (``dequantize_weights``): what a
+    VNNI / AMX CPU computes, on this CPU. Its files no longer match the manifest's digests (open it unverified)."""
+    import shutil
+
+    import openvino as ov
+
+    from dfq_sam_plugin.export.openvino import dequantize_weights
+
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(folder, dst, ignore=shutil.ignore_patterns("encoder.xml", "encoder.bin", "*.cache*"))
+    model = ov.Core().read_model(str(Path(folder) / "encoder.xml"))
+    print(f"{folder}: {dequantize_weights(model)} integer weight constants folded to f32", flush=True)
+    ov.save_model(model, str(dst / "encoder.xml"), compress_to_fp16=False)
+    return dst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--held-out", required=True, help="synthetic ArraySet npz never used for calibration or training")
@@ -55,10 +78,14 @@ def main() -> None:
                     "compensations (backends/ov_compensate.py), fitted on the bundled set's calibration inputs")
     ap.add_argument("--default-precision", action="store_true", help="also score every student's masks, and the "
                     "float IR's, at the CPU's default precision (bf16 on AMX / AVX-512 BF16 CPUs) against the f32 masks")
+    ap.add_argument("--exact-int8", action="store_true", help="score every INT8 encoder as a VNNI / AMX CPU computes "
+                    "it (integer weights folded to f32; needed for 8-bit weights on an AVX2 CPU)")
     ap.add_argument("--recipe", default="openvino_int8_cpu_vnni")
     ap.add_argument("--work", default="out_generalisation")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.exact_int8 and args.default_precision:
+        ap.error("--exact-int8 scores at f32 only (folded weights at bf16 would be neither INT8 nor the export)")
 
     import openvino as ov
     import torch
@@ -99,10 +126,11 @@ def main() -> None:
     cpu = cpu_class()
     folders = {}
     for name, data in calib.items():
-        if as_recipe({**recipe, **keys.get(name, {})}).nncf.overflow_fix == "disable" and not cpu.int8_dot:
+        saturates = as_recipe({**recipe, **keys.get(name, {})}).nncf.overflow_fix == "disable" and not cpu.int8_dot
+        if saturates and not args.exact_int8:
             print(f"warning: {name}: the recipe disables NNCF's OverflowFix and this CPU ({cpu.name}) has no int8 "
-                  "dot-product instruction: its INT8 layers saturate here (add @overflow_fix=enable, or --recipe "
-                  f"{cpu.recipe})", flush=True)
+                  "dot-product instruction: its INT8 layers saturate here (add @overflow_fix=enable, --recipe "
+                  f"{cpu.recipe}, or --exact-int8)", flush=True)
         t0 = time.perf_counter()
         folders[name] = quantize_sam(sam, data, {**recipe, **keys.get(name, {})}).save(work / name.split()[0])
         print(f"{name}: PTQ {time.perf_counter() - t0:.0f} s on {len(data.pixels)} images", flush=True)
@@ -120,7 +148,8 @@ def main() -> None:
     core = ov.Core()
     rows = {}
     predictors = {"fp": OVSamPredictor(fp_dir, config=F32)}
-    for name, folder in folders.items():
+    for name, source in folders.items():
+        folder = exact_int8_copy(source, work / "exact_int8" / str(len(rows))) if args.exact_int8 else source
         encoder = core.compile_model(str(folder / "encoder.xml"), "CPU", F32)
         with torch.inference_mode():
             g = generalisation(lambda x, e=encoder: e(x)[0], reference, synthetic, real)
@@ -129,14 +158,14 @@ def main() -> None:
             provenance = {k: calib[name].provenance.get(k) for k in ("method", "real_data_used", "num_images")}
             provenance["recipe_keys"] = keys.get(name, {})
         elif name in given:  # the export's own record of how it was made
-            provenance = {"export": str(folder), **manifest.get("calibration", {})}
+            provenance = {"export": str(source), **manifest.get("calibration", {})}
         else:
             provenance = {"method": "shipped distilled", "real_data_used": False,
                           "compensate": name.partition(" + ")[2] or None}
         rows[name] = {"generalisation": g.to_dict(), "provenance": provenance, **export_facts(manifest)}
-        predictors[name] = OVSamPredictor(folder, config=F32)
+        predictors[name] = OVSamPredictor(folder, config=F32, verify=not args.exact_int8)
         if args.default_precision:
-            predictors[f"{name}@default"] = OVSamPredictor(folder)
+            predictors[f"{name}@default"] = OVSamPredictor(folder, verify=not args.exact_int8)
         print(f"{name}: ratio {g.ratio:.2f} (synthetic {g.synthetic:.5f}, real {g.real})", flush=True)
     if args.default_precision:
         predictors["float IR@default"] = OVSamPredictor(fp_dir)
@@ -178,7 +207,8 @@ def main() -> None:
                 for s, d in r["default_minus_float_ir"].items()))
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": platform.processor() or "x86_64", "cpu_class": cpu.name, "held_out": args.held_out,
-                                               "recipe": recipe["name"], "precision": "f32", **extra, "rows": rows},
+                                               "recipe": recipe["name"], "precision": "f32",
+                                               "exact_int8": args.exact_int8, **extra, "rows": rows},
                                               indent=2))
 
 

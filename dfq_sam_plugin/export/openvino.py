@@ -203,6 +203,51 @@ def bypass_activation_quantizers(model, pattern: str | None) -> int:
     return count
 
 
+_FOLDABLE = {"Convert", "Multiply", "Subtract", "Add", "Reshape", "Transpose", "Unsqueeze", "Squeeze"}
+
+
+def dequantize_weights(model) -> int:
+    """Replace every integer weight constant and its decompression (``Convert`` -> ``Subtract`` -> ``Multiply``, and
+    the reshapes after it) by one f32 constant of the same values, in place. The activation quantizers stay, so the
+    CPU plugin finds no integer weights to pair them with and computes each quantized layer as its fake-quantized
+    float math: the exact INT8 result (int32 accumulation) that a VNNI / AMX CPU computes, on any CPU — on an AVX2
+    CPU that is what 8-bit weights would give without its saturating u8 x s8 pair sums. For scoring only: the IR
+    grows to f32 weights and runs at float speed. Returns how many weight constants were folded."""
+    from openvino import opset13 as ops
+
+    count = 0
+    for op in list(model.get_ordered_ops()):
+        if op.get_type_name() != "Convert" or op.input_value(0).get_node().get_type_name() != "Constant":
+            continue
+        source = op.input_value(0).get_node()
+        if not source.get_output_element_type(0).is_integral():
+            continue
+        node = op  # follow the single-consumer chain of constant-only ops
+        while True:
+            targets = list(node.output(0).get_target_inputs())
+            nxt = targets[0].get_node() if len(targets) == 1 else None
+            if nxt is None or nxt.get_type_name() not in _FOLDABLE or any(
+                    i != targets[0].get_index() and _constant_data(nxt.input_value(i)) is None
+                    for i in range(nxt.get_input_size())):
+                break
+            node = nxt
+        values = node.output(0)
+        folded = _evaluate_constant(values)
+        for target in list(values.get_target_inputs()):
+            target.replace_source_output(ops.constant(folded.astype(np.float32)).output(0))
+        count += 1
+    model.validate_nodes_and_infer_types()
+    return count
+
+
+def _evaluate_constant(output) -> np.ndarray:
+    """The value of an output computed from constants alone (compiled on the CPU at f32)."""
+    import openvino as ov
+
+    graph = ov.Model([ov.opset13.result(output)], [], "constant")
+    return ov.Core().compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})({})[0]
+
+
 def candidate_files(name: str, primary: str) -> tuple[str, str]:
     """(xml, bin) of encoder candidate ``name``: ``encoder.xml`` for the export's primary encoder (what
     ``benchmark_app`` and older readers take), ``encoder.<name>.xml`` for the others."""
