@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import time
 import warnings
 from pathlib import Path
@@ -132,7 +133,8 @@ def main() -> None:
                   "dot-product instruction: its INT8 layers saturate here (add @overflow_fix=enable, --recipe "
                   f"{cpu.recipe}, or --exact-int8)", flush=True)
         t0 = time.perf_counter()
-        folders[name] = quantize_sam(sam, data, {**recipe, **keys.get(name, {})}).save(work / name.split()[0])
+        folder = work / re.sub(r"[^\w.-]+", "_", name)  # the whole name: "a" and "a, b" must not share a folder
+        folders[name] = quantize_sam(sam, data, {**recipe, **keys.get(name, {})}).save(folder)
         print(f"{name}: PTQ {time.perf_counter() - t0:.0f} s on {len(data.pixels)} images", flush=True)
     if args.distilled:
         folders["distilled (shipped)"] = packaged_export(sam, work / "distilled")

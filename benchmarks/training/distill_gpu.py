@@ -261,13 +261,21 @@ def export(args) -> None:
     from dfq_sam_plugin import DFQSAMDataset, load_sam
     from dfq_sam_plugin.backends.nncf import calibration_summary, nncf_student
     from dfq_sam_plugin.export.openvino import convert_decoder, convert_encoder, count_ops, save_export
-    from dfq_sam_plugin.recipes import load_recipe
+    from dfq_sam_plugin.recipes import load_recipe, parse_overrides
 
     sam = load_sam("litemedsam")
     meta = json.loads(Path(args.json).read_text())
     meta = {**meta, **meta["variants"][args.variant]} if "variants" in meta else meta
     recipe = {**load_recipe(args.recipe), **{k: v for k, v in meta["recipe"].items() if k != "name"}}
     recipe["ignored_modules"] = recipe["ignored_modules"] + args.float
+    overrides = parse_overrides(args.set, "--set")
+    if args.student and "overflow_fix" in overrides and overrides["overflow_fix"] != recipe["overflow_fix"]:
+        # NNCF's torch OverflowFix keeps 8-bit weight quantizers with doubled scales: the student's own (trained)
+        # scales would export the same IR, and re-rounding its weights to 8 bits (scales halved, or NNCF's 8-bit
+        # ranges) raised its real errors 2.4-5x (docs/notebook/2026-12-08.md §46): distillation learns the rounding
+        raise SystemExit("--set overflow_fix cannot change a distilled student's weight bits: distil with it instead "
+                         "(run --set overflow_fix=...)")
+    recipe.update(overrides)
     if not args.student and meta["data"] != "dfq-sam":
         raise SystemExit(f"without --student the export is a PTQ on the bundled set, not this run's start ("
                          f"--data {meta['data']})")
@@ -284,6 +292,8 @@ def export(args) -> None:
             raise SystemExit(f"the run distilled on {meta['images']} images, --add gives {len(data)}: pass its --add")
         summary = calibration_summary(data)
     floats = {"float_after_distillation": args.float} if args.float else {}
+    if overrides:  # the export's quantizers differ from the run's (e.g. the PTQ start with 8-bit weights)
+        floats["export_overrides"] = overrides
     if not args.student:  # the PTQ start itself (a --data dfq-sam run's own start, up to CPU / GPU numerics)
         calib, report = summary, {"ptq_only": True, **floats}
     else:
@@ -342,6 +352,9 @@ def main() -> None:
     p.add_argument("--float", action="append", default=[], metavar="REGEX", help="an encoder module regex kept "
                    "float in the export though it was quantized while distilling (added to ignored_modules; its "
                    "quantizers' values are dropped, the distilled weights kept); repeatable")
+    p.add_argument("--set", nargs="*", default=[], help="recipe overrides for the export alone, e.g. "
+                   "overflow_fix=disable without --student: the PTQ start with 8-bit weights (a distilled student keeps the "
+                   "bits it was distilled with); recorded in the export's report")
     p.add_argument("--out", required=True)
     p.set_defaults(func=export)
     p = sub.add_parser("average")
