@@ -273,3 +273,61 @@ def test_dequantized_weights_compute_the_exact_int8_math():
     np.testing.assert_allclose(exact, expected, rtol=1e-5, atol=1e-4)
     if not cpu_class().int8_dot:  # AVX2: the native INT8 layer saturated, the folded one did not
         assert np.abs(native - expected).max() > 100 * np.abs(exact - expected).max()
+
+
+def test_emulated_bf16_computes_what_torch_bf16_computes_and_keeps_int8_layers_exact():
+    """``emulate_bf16`` rounds float tensors and float weights to bf16 and computes each operation in f32, as a bf16
+    CPU does at OpenVINO's default precision. Rounding after every operation (``fusions=False``), a float MLP matches
+    torch's bf16 arithmetic (up to accumulation order) far more closely than f32 does; with ``fusions`` the bias and
+    the GELU are a post-op of their Linear (bias f32, one rounding after the GELU). An INT8 layer (FakeQuantize ->
+    MatMul) stays on its exact grid: only its result is rounded. Integer weights must be folded first."""
+    import openvino as ov
+    import pytest
+    import torch
+    from openvino import opset13 as ops
+
+    from dfq_sam_plugin.export.openvino import dequantize_weights, emulate_bf16, round_to_bf16
+
+    rng = np.random.default_rng(2)
+    values = rng.normal(0, 3, 10000).astype(np.float32)
+    np.testing.assert_array_equal(round_to_bf16(values), torch.from_numpy(values).bfloat16().float().numpy())
+
+    w1, w2 = rng.normal(0, 0.3, (64, 48)).astype(np.float32), rng.normal(0, 0.3, (48, 32)).astype(np.float32)
+    b = rng.normal(0, 0.1, 48).astype(np.float32)
+    q = rng.integers(-127, 128, (32, 16)).astype(np.int8)
+    scale = np.float32(0.01)
+    data = rng.normal(0, 1, (8, 64)).astype(np.float32)
+    levels = rng.integers(0, 256, (8, 32)) * np.float32(8 / 255) - 4  # on the grid: bf16 rounding moves them < 1/2 step
+    f32 = {"INFERENCE_PRECISION_HINT": "f32"}
+
+    def build():
+        x, y = ops.parameter([8, 64], np.float32, name="x"), ops.parameter([8, 32], np.float32, name="y")
+        hidden = ops.gelu(ops.add(ops.matmul(x, ops.constant(w1), False, False), ops.constant(b)), "erf")
+        mlp = ops.matmul(hidden, ops.constant(w2), False, False)
+        act = ops.fake_quantize(y, np.float32(-4), np.float32(4), np.float32(-4), np.float32(4), 256)
+        weights = ops.multiply(ops.convert(ops.constant(q), np.float32), ops.constant(scale))
+        return ov.Model([mlp, ops.matmul(act, weights, False, False)], [x, y])
+
+    def run(model):
+        return ov.Core().compile_model(model, "CPU", f32)([data, levels]).values()
+
+    exact_mlp, _ = run(build())
+    with pytest.raises(ValueError, match="integer weights"):
+        emulate_bf16(build())
+    per_op, fused = build(), build()
+    for model, fusions in ((per_op, False), (fused, True)):
+        assert dequantize_weights(model) == 1
+        assert emulate_bf16(model, fusions=fusions) > 0
+    (per_op_mlp, per_op_int8), (fused_mlp, fused_int8) = run(per_op), run(fused)
+
+    bf = torch.bfloat16
+    t = torch.nn.functional.gelu(torch.from_numpy(data).to(bf) @ torch.from_numpy(w1).to(bf) + torch.from_numpy(b).to(bf))
+    t_mlp = (t @ torch.from_numpy(w2).to(bf)).float().numpy()
+    assert np.abs(per_op_mlp - t_mlp).mean() < 0.2 * np.abs(exact_mlp - t_mlp).mean()
+    h = torch.nn.functional.gelu(torch.from_numpy(round_to_bf16(data) @ round_to_bf16(w1) + b)).numpy()
+    np.testing.assert_allclose(fused_mlp, round_to_bf16(round_to_bf16(h) @ round_to_bf16(w2)), rtol=2**-7, atol=1e-5)
+    assert np.abs(fused_mlp - per_op_mlp).max() > 0
+    expected = levels @ (q.astype(np.float32) * scale)  # exact weights and grid: only the result is rounded
+    for out in (per_op_int8, fused_int8):
+        np.testing.assert_allclose(out, round_to_bf16(expected), rtol=2**-7, atol=1e-6)
+        assert not np.allclose(out, expected, rtol=1e-5, atol=1e-6)

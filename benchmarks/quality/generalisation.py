@@ -16,6 +16,13 @@ folded to f32 constants (``export.openvino.dequantize_weights``), so OpenVINO ru
 fake-quantized float math. On a CPU without an int8 dot-product instruction (AVX2) that is the only fair score of
 8-bit weights (``overflow_fix: disable``), whose u8 x s8 pair sums saturate there (docs/notebook/2026-12-08.md §46:
 the three ways agree in mean error, per image they differ by rounding flips).
+
+``--emulate-bf16`` also scores every export, and the float IR, as an AMX / AVX-512 BF16 CPU computes them at
+OpenVINO's default precision (bf16), on any CPU: integer weights folded as above, every float tensor and float weight
+rounded to bf16 between operations that compute in f32 (``export.openvino.emulate_bf16``), pinned to f32 here; rows
+``fidelity_emulated_bf16`` and, paired over prompts, ``emulated_bf16_minus_float_ir`` (the issue-34 goal "at least
+as faithful as the float IR at the default precision"). Checked against a 2-core AMX Xeon's own bf16 figures in
+docs/notebook/2026-12-08.md §47.
 """
 
 from __future__ import annotations
@@ -63,6 +70,38 @@ def exact_int8_copy(folder: Path, dst: Path) -> Path:
     return dst
 
 
+EMULATIONS = {"fused": "bf16~", "every-op": "bf16~every-op"}  # --emulate-bf16 mode -> the predictors' suffix
+# the JSON keys of each extra precision: (a row's FP-fidelity there, its paired difference to the float IR there,
+# the float IR's FP-fidelity there)
+PRECISION_KEYS = {"default": ("fidelity_default_precision", "default_minus_float_ir",
+                              "float_ir_default_precision_fidelity"),
+                  "bf16~": ("fidelity_emulated_bf16", "emulated_bf16_minus_float_ir",
+                            "float_ir_emulated_bf16_fidelity"),
+                  "bf16~every-op": ("fidelity_emulated_bf16_every_op", "emulated_bf16_every_op_minus_float_ir",
+                                    "float_ir_emulated_bf16_every_op_fidelity")}
+
+
+def emulated_bf16_copy(folder: Path, dst: Path, fusions: bool = True) -> Path:
+    """A copy of an export folder whose encoder and decoder compute, pinned to f32, what a bf16 CPU computes at
+    OpenVINO's default precision (integer weights folded to f32 first: INT8 layers exact, as VNNI / AMX compute
+    them). Open it unverified, at f32."""
+    import shutil
+
+    import openvino as ov
+
+    from dfq_sam_plugin.export.openvino import dequantize_weights, emulate_bf16
+
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(folder, dst, ignore=shutil.ignore_patterns("*.xml", "*.bin", "*.cache*"))
+    for part in ("encoder", "decoder"):
+        model = ov.Core().read_model(str(Path(folder) / f"{part}.xml"))
+        folded = dequantize_weights(model)
+        print(f"{folder} {part}: {folded} integer weights folded, {emulate_bf16(model, fusions=fusions)} tensors rounded to bf16",
+              flush=True)
+        ov.save_model(model, str(dst / f"{part}.xml"), compress_to_fp16=False)
+    return dst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--held-out", required=True, help="synthetic ArraySet npz never used for calibration or training")
@@ -81,6 +120,11 @@ def main() -> None:
                     "float IR's, at the CPU's default precision (bf16 on AMX / AVX-512 BF16 CPUs) against the f32 masks")
     ap.add_argument("--exact-int8", action="store_true", help="score every INT8 encoder as a VNNI / AMX CPU computes "
                     "it (integer weights folded to f32; needed for 8-bit weights on an AVX2 CPU)")
+    ap.add_argument("--emulate-bf16", nargs="*", choices=EMULATIONS, default=None, help="also score every "
+                    "student's masks, and the float IR's, as a bf16 CPU computes them at OpenVINO's default precision, "
+                    "emulated at f32 on this CPU (integer weights folded, float tensors rounded to bf16: "
+                    "export.openvino.emulate_bf16): `fused` (default) rounds the results the CPU plugin's fused "
+                    "kernels store, `every-op` every operation's result")
     ap.add_argument("--recipe", default="openvino_int8_cpu_vnni")
     ap.add_argument("--work", default="out_generalisation")
     ap.add_argument("--json", default=None)
@@ -147,6 +191,14 @@ def main() -> None:
     given = dict(spec.partition("=")[::2] for spec in args.export)
     folders.update({name: Path(folder) for name, folder in given.items()})
     fp_dir = export_float(sam, work / "fp32")
+    # other precisions every student (and the float IR) is also scored at: suffix -> how to open an export so
+    precisions = {}
+    if args.default_precision:
+        precisions["default"] = lambda folder, i, verify: OVSamPredictor(folder, verify=verify)
+    for mode in ([] if args.emulate_bf16 is None else args.emulate_bf16 or ["fused"]):
+        precisions[EMULATIONS[mode]] = lambda folder, i, verify, mode=mode: OVSamPredictor(
+            emulated_bf16_copy(folder, work / f"bf16_{mode}" / str(i), fusions=mode == "fused"), config=F32,
+            verify=False)
     core = ov.Core()
     rows = {}
     predictors = {"fp": OVSamPredictor(fp_dir, config=F32)}
@@ -166,11 +218,11 @@ def main() -> None:
                           "compensate": name.partition(" + ")[2] or None}
         rows[name] = {"generalisation": g.to_dict(), "provenance": provenance, **export_facts(manifest)}
         predictors[name] = OVSamPredictor(folder, config=F32, verify=not args.exact_int8)
-        if args.default_precision:
-            predictors[f"{name}@default"] = OVSamPredictor(folder, verify=not args.exact_int8)
+        for suffix, open_at in precisions.items():
+            predictors[f"{name}@{suffix}"] = open_at(folder, len(rows), verify=not args.exact_int8)
         print(f"{name}: ratio {g.ratio:.2f} (synthetic {g.synthetic:.5f}, real {g.real})", flush=True)
-    if args.default_precision:
-        predictors["float IR@default"] = OVSamPredictor(fp_dir)
+    for suffix, open_at in precisions.items():
+        predictors[f"float IR@{suffix}"] = open_at(fp_dir, "fp", verify=True)
     report = evaluate(predictors, sets)
 
     def paired(set_name: str, name: str, other: str) -> dict:
@@ -181,12 +233,11 @@ def main() -> None:
     for name in rows:
         rows[name]["fidelity"] = {s: report.results[s][name]["fidelity"] for s in report.results}
         rows[name]["fidelity_ci95"] = {s: report.results[s][name]["fidelity_ci95"] for s in report.results}
-        if args.default_precision:
-            rows[name]["fidelity_default_precision"] = {s: report.results[s][f"{name}@default"]["fidelity"]
-                                                        for s in report.results}
+        for suffix in precisions:
+            fidelity_key, paired_key, _ = PRECISION_KEYS[suffix]
+            rows[name][fidelity_key] = {s: report.results[s][f"{name}@{suffix}"]["fidelity"] for s in report.results}
             # the goal "at least as faithful as the float IR at the default precision", paired over prompts
-            rows[name]["default_minus_float_ir"] = {s: paired(s, f"{name}@default", "float IR@default")
-                                                    for s in report.results}
+            rows[name][paired_key] = {s: paired(s, f"{name}@{suffix}", f"float IR@{suffix}") for s in report.results}
         rows[name]["gt_dice_delta_pt"] = {s: 100 * (report.results[s][name]["dice"] - report.results[s]["fp"]["dice"])
                                           for s in report.results}
     print(f"\n{'student':32s} ratio  synth err  nuclei err  mni err  fidelity nuclei / mni")
@@ -198,19 +249,22 @@ def main() -> None:
     extra = {}
     if args.default_precision:
         extra["default_precision"] = core.get_property("CPU", "INFERENCE_PRECISION_HINT").to_string()
-        extra["float_ir_default_precision_fidelity"] = {s: report.results[s]["float IR@default"]["fidelity"]
-                                                        for s in report.results}
-        print(f"at the default precision ({extra['default_precision']}): float IR "
-              f"{extra['float_ir_default_precision_fidelity']}; " + "; ".join(
-                  f"{n} {r['fidelity_default_precision']}" for n, r in rows.items()))
+    for suffix in precisions:
+        fidelity_key, paired_key, float_key = PRECISION_KEYS[suffix]
+        label = extra["default_precision"] if suffix == "default" else f"bf16 emulated ({suffix})"
+        extra[float_key] = {s: report.results[s][f"float IR@{suffix}"]["fidelity"] for s in report.results}
+        print(f"at {label}: float IR {extra[float_key]}; "
+              + "; ".join(f"{n} {r[fidelity_key]}" for n, r in rows.items()))
         for n, r in rows.items():
-            print(f"{n} minus the float IR, both at {extra['default_precision']}, paired over prompts: " + "; ".join(
+            print(f"{n} minus the float IR, both at {label}, paired over prompts: " + "; ".join(
                 f"{s} {d['mean']:+.4f} (95 % {d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f})"
-                for s, d in r["default_minus_float_ir"].items()))
+                for s, d in r[paired_key].items()))
     if args.json:
         Path(args.json).write_text(json.dumps({"cpu": platform.processor() or "x86_64", "cpu_class": cpu.name, "held_out": args.held_out,
                                                "recipe": recipe["name"], "precision": "f32",
-                                               "exact_int8": args.exact_int8, **extra, "rows": rows},
+                                               "exact_int8": args.exact_int8,
+                                               "emulated_bf16": [m for m in EMULATIONS if EMULATIONS[m] in precisions],
+                                               **extra, "rows": rows},
                                               indent=2))
 
 

@@ -240,6 +240,89 @@ def dequantize_weights(model) -> int:
     return count
 
 
+_WEIGHT_CONSUMERS = {"MatMul", "Convolution", "GroupConvolution"}
+
+
+def round_to_bf16(a: np.ndarray) -> np.ndarray:
+    """f32 values rounded to the nearest bf16 (ties to even), as f32: what converting to bf16 and back gives."""
+    bits = np.array(a, dtype=np.float32).view(np.uint32)  # a copy of the same shape (0-d stays 0-d)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return rounded.view(np.float32).reshape(np.shape(a))
+
+
+# operations a CPU plugin runs as post-ops of the operation before them (oneDNN fuses them into a convolution's,
+# a matrix product's or a normalisation's epilogue: computed on its f32 result before it is stored)
+_POST_OPS = {"Add", "Multiply", "Subtract", "Divide", "Gelu", "Relu", "Clamp", "Sigmoid", "Swish", "HSwish", "Tanh",
+             "FakeQuantize"}
+
+
+def _post_op(out):
+    """The one consumer of ``out`` if it is an operation a CPU plugin fuses into ``out``'s producer (a post-op whose
+    other inputs are constants), else None."""
+    targets = list(out.get_target_inputs())
+    if len(targets) != 1 or out.get_node().get_output_size() != 1:
+        return None
+    node, index = targets[0].get_node(), targets[0].get_index()
+    if node.get_type_name() not in _POST_OPS or any(
+            i != index and _constant_data(node.input_value(i)) is None for i in range(node.get_input_size())):
+        return None
+    return node
+
+
+def emulate_bf16(model, inputs: bool = True, fusions: bool = True) -> int:
+    """Make ``model`` compute, pinned to f32, what a bf16 CPU (AMX, AVX-512 BF16) computes at OpenVINO's default
+    precision, in place: every f32 tensor stored between operations is rounded to bf16 (a ``Convert`` to bf16 and
+    back after its producer; the parameters too where ``inputs``), and so is every f32 weight, while each operation
+    computes in f32 — as oneDNN does (bf16 operands, f32 accumulation, bf16 results). With ``fusions`` a result that
+    goes only into a post-op (a bias, a scale, an activation, a quantizer: ``_POST_OPS`` with constant other inputs) is
+    not stored, so not rounded, and that post-op's constants stay f32, as in the plugin's fused kernels; without, every
+    operation's result is rounded (an upper bound of the rounding). What runs as integers on such a CPU stays exact: a
+    FakeQuantize's output (the integer grid of an INT8 layer's input), its range constants and the weights of the
+    layers it feeds (fold integer weights to f32 first with ``dequantize_weights``). For scoring only
+    (docs/notebook/2026-12-08.md §47). Returns how many tensors it rounds."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    f32 = ov.Type.f32
+    if integer_weight_constants(model):
+        raise ValueError("the model has integer weights: fold them with dequantize_weights first (their "
+                         "decompression would be rounded as if it were float math)")
+    exact: set[str] = set()  # constants that stay f32: quantizer ranges, INT8 weights, fused post-ops' operands
+    unrounded = set()  # (node name, output index) of results that go unstored into a fused post-op
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind == "FakeQuantize":
+            exact.update(op.input_value(i).get_node().get_friendly_name() for i in range(5))
+        elif kind in _WEIGHT_CONSUMERS and op.input_value(0).get_node().get_type_name() == "FakeQuantize":
+            exact.add(op.input_value(1).get_node().get_friendly_name())
+        if fusions and kind not in ("Constant", "Parameter") and (post := _post_op(op.output(0))) is not None:
+            unrounded.add(op.get_friendly_name())
+            exact.update(post.input_value(i).get_node().get_friendly_name() for i in range(post.get_input_size()))
+    count = 0
+    for op in list(model.get_ordered_ops()):
+        kind = op.get_type_name()
+        if kind == "Constant":
+            if op.get_output_element_type(0) == f32 and op.get_friendly_name() not in exact:
+                rounded = ops.constant(round_to_bf16(op.get_data()))
+                rounded.set_friendly_name(op.get_friendly_name())
+                for target in list(op.output(0).get_target_inputs()):
+                    target.replace_source_output(rounded.output(0))
+                count += 1
+            continue
+        if kind in ("Result", "FakeQuantize") or (kind == "Parameter" and not inputs) or op.get_friendly_name() in unrounded:
+            continue
+        for out in op.outputs():
+            targets = list(out.get_target_inputs())
+            if out.get_element_type() != f32 or not targets:
+                continue
+            rounded = ops.convert(ops.convert(out, "bf16"), "f32")
+            for target in targets:
+                target.replace_source_output(rounded.output(0))
+            count += 1
+    model.validate_nodes_and_infer_types()
+    return count
+
+
 def _evaluate_constant(output) -> np.ndarray:
     """The value of an output computed from constants alone (compiled on the CPU at f32)."""
     import openvino as ov
