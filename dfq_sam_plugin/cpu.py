@@ -15,7 +15,7 @@ from pathlib import Path
 # fidelity tolerance there); the first match wins. Every CPU recipe's export also carries the float encoder
 # (recipe key ``candidates``) and the predictor measures on the box, so no class is left with a model slower than
 # its float IR: AMX Xeons run INT8 at 0.83-0.98x the bf16 float IR (docs/notebook/2026-12-02.md §14, 16, 17), AVX-512 VNNI EPYCs at
-# 1.25x (docs/notebook/2026-12-02.md §15), AVX2 EPYCs INT8 weights at 0.74-1.04x FP32 (docs/notebook/2026-12-01.md §11, 12;
+# 1.25x (docs/notebook/2026-12-02.md §15; 1.15x on a Zen 4 EPYC since the recipe keeps fc2 float, 2026-12-08.md §47), AVX2 EPYCs INT8 weights at 0.74-1.04x FP32 (docs/notebook/2026-12-01.md §11, 12;
 # 0.93x on 2026-12-07, where the box picked float: docs/notebook/2026-12-07.md §38); AVX-VNNI is not measured.
 _CLASSES = (
     ("amx", ("amx_int8",), "openvino_int8_cpu_vnni", "float"),
