@@ -363,7 +363,8 @@ def test_gptq_runs_on_learned_weight_scales_and_learned_rounding_improves_on_it(
     """GPTQ on LiteMedSAM's learned-scale W6A6 recipe (it used to stop on uninitialised learned scales): on its one
     calibration image, the encoder with activation quantizers off is closer to the FP encoder than without GPTQ.
     Learned rounding started from GPTQ's solution lowers most layers' output error on their inputs (and no layer's
-    rises: a layer is kept only if better) and the quantized encoder's error on an image it did not see."""
+    rises: a layer is kept only if better) and the quantized encoder's error on its image, and does not raise it by
+    more than 5 % on an image it did not see."""
     from brevitas.graph.calibrate import quantization_status_manager
 
     from dfq_sam_plugin.backends.brevitas import (
@@ -401,9 +402,17 @@ def test_gptq_runs_on_learned_weight_scales_and_learned_rounding_improves_on_it(
     float_weights = {name: m.weight.detach().clone() for name, m in _rounding_layers(students[False])}
     assert len(float_weights) == 8  # qkv, proj, fc1, fc2 of layers.1's two blocks at 6 bits
     with torch.no_grad():
+        gptq_seen = float(relative_mse(students[True](x), reference))
         gptq_unseen = float(relative_mse(students[True](unseen), unseen_reference))
     report = learn_weight_rounding(students[True], [x], float_weights, iters=200, rows=2048)
     assert all(r["after"] <= r["before"] for r in report.values()), report  # a layer is kept only if better
     assert sum(r["kept"] and r["after"] < r["before"] for r in report.values()) >= 6, report  # measured: 7 of 8
     with torch.no_grad():
-        assert float(relative_mse(students[True](unseen), unseen_reference)) < gptq_unseen  # measured: 0.0061 -> 0.0059
+        seen = float(relative_mse(students[True](x), reference))
+        unseen_after = float(relative_mse(students[True](unseen), unseen_reference))
+    # the whole encoder on the image it was fitted on: measured 0.0080 -> 0.0076 (epyc-vnni-2c-m17)
+    assert seen < gptq_seen
+    # on an image it did not see, fitted on one image: 0.0061 -> 0.0059 on the AMX and AVX2 VMs, 0.00613 -> 0.00624 on
+    # a Zen 4 EPYC (AVX-512 kernels round differently): one image does not carry a gain over reliably, so the claim
+    # there is only that it does no material harm (docs/notebook/2026-12-08.md §47)
+    assert unseen_after < 1.05 * gptq_unseen
