@@ -126,8 +126,10 @@ def run(out: str | Path, console: Console, progress_factory, calib: str | None =
     primary = chosen.manifest.get("primary", next(iter(candidates)))
     if cpu.bf16_default and primary != "float":  # the quantized encoder pinned to f32: what f32-level masks cost here
         predictors[f"{primary}@f32"] = OVSamPredictor(int8_dir, policy=f"{primary}@f32")
-    if cpu.bf16_default and "float" in candidates:  # the first layer / the head at f32, the rest bf16
-        predictors.update({f"float@{p}": OVSamPredictor(int8_dir, policy=f"float@{p}", precisions=("default", p))
+    if cpu.bf16_default:  # the first layer / the head at f32, the rest bf16: of the float and the quantized encoder
+        # (a Zen 4 EPYC: INT8 with its first layer at f32 at the same speed, MNI 0.945 -> 0.958, docs/notebook/2026-12-08.md §47)
+        predictors.update({f"{name}@{p}": OVSamPredictor(int8_dir, policy=f"{name}@{p}", precisions=("default", p))
+                           for name in dict.fromkeys(("float", primary)) if name in candidates
                            for p in HEADS.get(sam.spec.family, {})})
     predictors.update({name: OVSamPredictor(folder) for name, folder in dirs.items() if name != "int8"})
     with progress_factory() as progress:
