@@ -54,21 +54,33 @@ def export_facts(manifest: dict) -> dict:
     return facts
 
 
-def exact_int8_copy(folder: Path, dst: Path) -> Path:
-    """A copy of an export folder whose encoder's integer weights are folded to f32 (``dequantize_weights``): what a
-    VNNI / AMX CPU computes, on this CPU. Its files no longer match the manifest's digests (open it unverified)."""
+def rewritten_copy(folder: Path, dst: Path, parts: tuple[str, ...], rewrite) -> Path:
+    """A copy of an export folder whose ``parts`` (``encoder``, ``decoder``) are read, passed through ``rewrite(model,
+    part)`` (in place) and saved as f32; the other files are copied as they are. Its rewritten files no longer match
+    the manifest's digests (open it unverified)."""
     import shutil
 
     import openvino as ov
 
+    shutil.rmtree(dst, ignore_errors=True)
+    files = [f"{part}.{ext}" for part in parts for ext in ("xml", "bin")]
+    shutil.copytree(folder, dst, ignore=shutil.ignore_patterns(*files, "*.cache*"))
+    for part in parts:
+        model = ov.Core().read_model(str(Path(folder) / f"{part}.xml"))
+        rewrite(model, part)
+        ov.save_model(model, str(dst / f"{part}.xml"), compress_to_fp16=False)
+    return dst
+
+
+def exact_int8_copy(folder: Path, dst: Path) -> Path:
+    """A copy of an export folder whose encoder's integer weights are folded to f32 (``dequantize_weights``): what a
+    VNNI / AMX CPU computes, on this CPU. Open it unverified."""
     from dfq_sam_plugin.export.openvino import dequantize_weights
 
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(folder, dst, ignore=shutil.ignore_patterns("encoder.xml", "encoder.bin", "*.cache*"))
-    model = ov.Core().read_model(str(Path(folder) / "encoder.xml"))
-    print(f"{folder}: {dequantize_weights(model)} integer weight constants folded to f32", flush=True)
-    ov.save_model(model, str(dst / "encoder.xml"), compress_to_fp16=False)
-    return dst
+    def fold(model, part):
+        print(f"{folder}: {dequantize_weights(model)} integer weight constants folded to f32", flush=True)
+
+    return rewritten_copy(folder, dst, ("encoder",), fold)
 
 
 EMULATIONS = {"fused": "bf16~", "every-op": "bf16~every-op"}  # --emulate-bf16 mode -> the predictors' suffix
@@ -86,23 +98,17 @@ def emulated_bf16_copy(folder: Path, dst: Path, fusions: bool = True) -> Path:
     """A copy of an export folder whose encoder and decoder compute, pinned to f32, what a bf16 CPU computes at
     OpenVINO's default precision (integer weights folded to f32 first: INT8 layers exact, as VNNI / AMX compute
     them). Open it unverified, at f32."""
-    import shutil
-
-    import openvino as ov
-
     from dfq_sam_plugin.export.openvino import candidates_of, dequantize_weights, emulate_bf16, read_manifest
 
     if len(candidates_of(read_manifest(folder))) > 1:
         raise SystemExit(f"{folder}: an export with several encoder candidates; emulate one export per encoder")
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(folder, dst, ignore=shutil.ignore_patterns("*.xml", "*.bin", "*.cache*"))
-    for part in ("encoder", "decoder"):
-        model = ov.Core().read_model(str(Path(folder) / f"{part}.xml"))
+
+    def emulate(model, part):
         folded = dequantize_weights(model)
         rounded = emulate_bf16(model, fusions=fusions)
         print(f"{folder} {part}: {folded} integer weights folded, {rounded} tensors rounded to bf16", flush=True)
-        ov.save_model(model, str(dst / f"{part}.xml"), compress_to_fp16=False)
-    return dst
+
+    return rewritten_copy(folder, dst, ("encoder", "decoder"), emulate)
 
 
 def main() -> None:
@@ -145,7 +151,6 @@ def main() -> None:
     from dfq_sam_plugin.data.inputs import to_encoder_input
     from dfq_sam_plugin.eval import evaluate, load_benchmark
     from dfq_sam_plugin.eval.generalisation import fp32_reference, generalisation, real_encoder_inputs
-    from dfq_sam_plugin.eval.metrics import bootstrap_ci
     from dfq_sam_plugin.eval.real_calibration import mni_calibration_set, multimodal_calibration_set
     from dfq_sam_plugin.export.openvino import read_manifest
     from dfq_sam_plugin.export.packaged import packaged_export
@@ -228,11 +233,6 @@ def main() -> None:
         predictors[f"float IR@{suffix}"] = open_at(fp_dir, "fp", verify=True)
     report = evaluate(predictors, sets)
 
-    def paired(set_name: str, name: str, other: str) -> dict:
-        """Mean per-prompt FP-fidelity difference name - other on the same prompts, with its 95 % interval."""
-        scores = report.scores[set_name]
-        diff = scores[name]["fidelity"] - scores[other]["fidelity"]
-        return {"mean": float(diff.mean()), "ci95": list(bootstrap_ci(diff))}
     for name in rows:
         rows[name]["fidelity"] = {s: report.results[s][name]["fidelity"] for s in report.results}
         rows[name]["fidelity_ci95"] = {s: report.results[s][name]["fidelity_ci95"] for s in report.results}
@@ -240,7 +240,8 @@ def main() -> None:
             fidelity_key, paired_key, _ = PRECISION_KEYS[suffix]
             rows[name][fidelity_key] = {s: report.results[s][f"{name}@{suffix}"]["fidelity"] for s in report.results}
             # the goal "at least as faithful as the float IR at the default precision", paired over prompts
-            rows[name][paired_key] = {s: paired(s, f"{name}@{suffix}", f"float IR@{suffix}") for s in report.results}
+            rows[name][paired_key] = {s: report.paired(s, f"{name}@{suffix}", f"float IR@{suffix}")
+                                      for s in report.results}
         rows[name]["gt_dice_delta_pt"] = {s: 100 * (report.results[s][name]["dice"] - report.results[s]["fp"]["dice"])
                                           for s in report.results}
     print(f"\n{'student':32s} ratio  synth err  nuclei err  mni err  fidelity nuclei / mni")

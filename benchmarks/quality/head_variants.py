@@ -35,7 +35,6 @@ def main() -> None:
     from dfq_sam_plugin.backends.nncf import export_float
     from dfq_sam_plugin.cpu import cpu_class
     from dfq_sam_plugin.eval import evaluate, load_benchmark
-    from dfq_sam_plugin.eval.metrics import bootstrap_ci
     from dfq_sam_plugin.runtime import OVSamPredictor
     from dfq_sam_plugin.runtime.split import F32
 
@@ -53,11 +52,7 @@ def main() -> None:
         rows[name] = {"fidelity": {s: report.results[s][name]["fidelity"] for s in report.results},
                       "fidelity_ci95": {s: report.results[s][name]["fidelity_ci95"] for s in report.results}}
         if name != "float IR@default":
-            paired = {}
-            for s in report.results:
-                diff = report.scores[s][name]["fidelity"] - report.scores[s]["float IR@default"]["fidelity"]
-                paired[s] = {"mean": float(diff.mean()), "ci95": list(bootstrap_ci(diff))}
-            rows[name]["minus_float_ir_default"] = paired
+            rows[name]["minus_float_ir_default"] = {s: report.paired(s, name, "float IR@default") for s in report.results}
         print(f"{name:20s} " + " / ".join(f"{v:.4f}" for v in rows[name]["fidelity"].values()) + "   " + "; ".join(
             f"{s} {d['mean']:+.4f} ({d['ci95'][0]:+.4f} to {d['ci95'][1]:+.4f})"
             for s, d in rows[name].get("minus_float_ir_default", {}).items()), flush=True)

@@ -49,6 +49,13 @@ class EvalReport:
     def to_dict(self) -> dict:
         return {"reference": self.reference, "results": self.results}
 
+    def paired(self, set_name: str, model: str, other: str, metric: str = "fidelity") -> dict[str, object]:
+        """``model`` minus ``other`` on the same prompts of ``set_name``: the mean per-prompt difference of
+        ``metric`` and its 95 % bootstrap interval, ``{"mean": m, "ci95": [lo, hi]}``."""
+        scores = self.scores[set_name]
+        diff = scores[model][metric] - scores[other][metric]
+        return {"mean": float(diff.mean()), "ci95": list(bootstrap_ci(diff))}
+
 
 def evaluate(predictors: Mapping[str, object], sets: Sequence[BenchmarkSet], reference: str | None = "fp",
              on_image: Callable[[], None] | None = None) -> EvalReport:

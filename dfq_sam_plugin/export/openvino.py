@@ -288,7 +288,7 @@ def emulate_bf16(model, inputs: bool = True, fusions: bool = True) -> int:
         raise ValueError("the model has integer weights: fold them with dequantize_weights first (their "
                          "decompression would be rounded as if it were float math)")
     exact: set[str] = set()  # constants that stay f32: quantizer ranges, INT8 weights, fused post-ops' operands
-    unrounded = set()  # (node name, output index) of results that go unstored into a fused post-op
+    unrounded: set[str] = set()  # names of the operations whose result goes unstored into a fused post-op
     for op in model.get_ordered_ops():
         kind = op.get_type_name()
         if kind == "FakeQuantize":
