@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--checkout", default=".", help="the checkout whose suite runs (or ran)")
     ap.add_argument("--log", default=None, help="pytest output of a finished run instead of running it")
     ap.add_argument("--time-log", default=None, help="with --log: /usr/bin/time -v output of that run")
+    ap.add_argument("--seconds", type=float, default=None, help="with --log and no --time-log: that run's wall time")
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = ap.parse_args()
     checkout = Path(args.checkout).resolve()
@@ -53,7 +54,9 @@ def main() -> int:
                             text=True).stdout.strip()
     if args.log:
         log = Path(args.log).read_text()
-        seconds = wall_seconds(Path(args.time_log).read_text())
+        if args.time_log is None and args.seconds is None:
+            ap.error("--log needs --time-log or --seconds")
+        seconds = wall_seconds(Path(args.time_log).read_text()) if args.time_log else args.seconds
         command = "(recorded run)"
     else:
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=15", *args.pytest_args]
